@@ -1,0 +1,27 @@
+"""The BlobStore contract: write-once bytes addressed by URI."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+
+@runtime_checkable
+class BlobStore(Protocol):
+    """Stores large results. Chosen by URL scheme.
+
+    Keys are relative paths (``tenant/lifetime/exec_id``); ``put`` returns the
+    URI that ``get`` accepts. Integrity (size and SHA-256) is checked by the
+    caller against the digest recorded in the envelope.
+    """
+
+    async def start(self) -> None: ...
+
+    async def put(self, key: str, data: bytes, content_type: str) -> str:
+        """Store ``data`` under ``key`` and return its URI."""
+        ...
+
+    async def get(self, uri: str) -> bytes:
+        """Return the bytes stored at ``uri``; AdapterError if absent."""
+        ...
+
+    async def close(self) -> None: ...

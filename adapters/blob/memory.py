@@ -1,0 +1,27 @@
+"""In-process blobs (``memory://``), for unit tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sdk.errors import AdapterError
+
+from .._lifecycle import Lifecycle
+
+
+class MemoryBlobStore(Lifecycle):
+    def __init__(self, url: str = "memory://", **_: Any) -> None:
+        self._blobs: dict[str, bytes] = {}
+
+    async def put(self, key: str, data: bytes, content_type: str) -> str:
+        self._check_open()
+        uri = f"memory://{key}"
+        self._blobs[uri] = bytes(data)
+        return uri
+
+    async def get(self, uri: str) -> bytes:
+        self._check_open()
+        try:
+            return self._blobs[uri]
+        except KeyError:
+            raise AdapterError(f"blob not found: {uri}") from None

@@ -1,0 +1,127 @@
+"""In-process EventBus: the embedded and test profiles' bus.
+
+Each consumer group has one queue fed by every topic the group reads. A
+message delivered by ``poll`` stays in flight until committed; closing a
+consumer puts its uncommitted messages back at the front of the group's
+queue, which is what a crash before commit looks like on Kafka.
+
+A group that joins late first receives the topic's retained backlog (the last
+``retain`` messages), like a new Kafka group reading from the earliest offset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+from .._lifecycle import Lifecycle
+from .base import Consumer, Message
+
+
+class _GroupQueue:
+    __slots__ = ("event", "pending", "topics")
+
+    def __init__(self) -> None:
+        self.pending: deque[Message] = deque()
+        self.event = asyncio.Event()
+        self.topics: set[str] = set()
+
+    def push(self, message: Message) -> None:
+        self.pending.append(message)
+        self.event.set()
+
+
+class MemoryBus(Lifecycle):
+    """``memory://`` — topics live in this process only.
+
+    Options: ``retain`` (messages kept per topic for groups that join later,
+    default 10,000).
+    """
+
+    def __init__(self, url: str = "memory://", *, retain: int = 10_000, **_: Any) -> None:
+        self.url = url
+        self._groups: dict[str, _GroupQueue] = {}
+        self._readers: dict[str, list[_GroupQueue]] = {}
+        self._backlog: dict[str, deque[Message]] = {}
+        self._offsets = itertools.count()
+        self._retain = retain
+
+    async def publish(self, messages: Sequence[Message]) -> None:
+        self._check_open()
+        offsets = self._offsets
+        for m in messages:
+            delivered = Message(m.topic, m.key, m.value, m.headers, 0, next(offsets))
+            backlog = self._backlog.get(m.topic)
+            if backlog is None:
+                backlog = self._backlog[m.topic] = deque(maxlen=self._retain)
+            backlog.append(delivered)
+            for queue in self._readers.get(m.topic, ()):
+                queue.push(delivered)
+
+    async def ensure_topics(self, topics: Sequence[str]) -> None:
+        self._check_open()
+
+    async def subscribe(self, topics: Sequence[str], group: str) -> Consumer:
+        self._check_open()
+        queue = self._groups.get(group)
+        if queue is None:
+            queue = self._groups[group] = _GroupQueue()
+        for topic in topics:
+            if topic in queue.topics:
+                continue
+            queue.topics.add(topic)
+            self._readers.setdefault(topic, []).append(queue)
+            for message in self._backlog.get(topic, ()):
+                queue.push(message)
+        return MemoryConsumer(self, queue)
+
+    async def _close(self) -> None:
+        for queue in self._groups.values():
+            queue.event.set()  # wake pollers so they notice the close
+
+
+class MemoryConsumer:
+    def __init__(self, bus: MemoryBus, queue: _GroupQueue) -> None:
+        self._bus = bus
+        self._queue = queue
+        self._in_flight: dict[int, Message] = {}
+        self._closed = False
+
+    async def poll(self, max_messages: int = 500, timeout: float = 1.0) -> list[Message]:
+        if self._closed:
+            return []
+        self._bus._check_open()
+        queue = self._queue
+        if not queue.pending:
+            queue.event.clear()
+            try:
+                async with asyncio.timeout(timeout):
+                    await queue.event.wait()
+            except TimeoutError:
+                return []
+        batch: list[Message] = []
+        pending, in_flight = queue.pending, self._in_flight
+        while pending and len(batch) < max_messages:
+            message = pending.popleft()
+            in_flight[message.offset] = message
+            batch.append(message)
+        return batch
+
+    async def commit(self, messages: Sequence[Message]) -> None:
+        in_flight = self._in_flight
+        for message in messages:
+            in_flight.pop(message.offset, None)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        # Uncommitted work goes back to the group, oldest first.
+        for offset in sorted(self._in_flight, reverse=True):
+            self._queue.pending.appendleft(self._in_flight[offset])
+        if self._in_flight:
+            self._queue.event.set()
+        self._in_flight.clear()

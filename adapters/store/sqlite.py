@@ -1,0 +1,282 @@
+"""SQLite StateStore (``sqlite:///path/to/state.db``): the embedded default.
+
+WAL mode, one connection reused for the process. Statements run on the event
+loop thread on purpose: an indexed insert takes microseconds, while a hop to a
+worker thread costs tens of them, and the hot path appends on every step.
+Batches share one transaction, so concurrent lifetimes amortise the commit.
+
+Durability: ``synchronous=NORMAL`` (the default here) survives a process crash
+but a power loss may drop the last transactions; add ``?synchronous=FULL`` to
+the URL to fsync every commit. Append-only is enforced by triggers.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from sdk.errors import AdapterError, ConfigurationError
+
+from .._lifecycle import Lifecycle
+from .base import EventRecord, ExecutionRecord, LifetimeSummary, NewEvent, NewExecution
+
+# Versioned migrations: append only; never edit one that has shipped.
+MIGRATIONS: list[tuple[int, str]] = [
+    (
+        1,
+        """
+        CREATE TABLE executions (
+            seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+            exec_id     TEXT NOT NULL UNIQUE,
+            lifetime_id TEXT NOT NULL,
+            tenant_id   TEXT NOT NULL,
+            name        TEXT NOT NULL,
+            kind        INTEGER NOT NULL,
+            status      INTEGER NOT NULL,
+            created_at  REAL NOT NULL,
+            envelope    BLOB NOT NULL
+        );
+        CREATE INDEX executions_by_lifetime ON executions (lifetime_id, seq);
+        CREATE TABLE events (
+            seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+            event_id    TEXT NOT NULL UNIQUE,
+            lifetime_id TEXT NOT NULL,
+            tenant_id   TEXT NOT NULL,
+            graph_id    TEXT NOT NULL,
+            kind        TEXT NOT NULL,
+            status      INTEGER NOT NULL,
+            created_at  REAL NOT NULL,
+            body        BLOB NOT NULL
+        );
+        CREATE INDEX events_by_lifetime ON events (lifetime_id, seq);
+        CREATE INDEX events_by_tenant ON events (tenant_id, seq);
+        CREATE TRIGGER executions_append_only_update BEFORE UPDATE ON executions
+            BEGIN SELECT RAISE(ABORT, 'executions are append-only'); END;
+        CREATE TRIGGER executions_append_only_delete BEFORE DELETE ON executions
+            BEGIN SELECT RAISE(ABORT, 'executions are append-only'); END;
+        CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events
+            BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+        CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events
+            BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+        """,
+    ),
+]
+
+_EXEC_COLUMNS = "seq, exec_id, lifetime_id, tenant_id, name, kind, status, created_at, envelope"
+_EVENT_COLUMNS = "seq, event_id, lifetime_id, tenant_id, graph_id, kind, status, created_at, body"
+
+
+def _parse(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    if parts.scheme != "sqlite" or not parts.path:
+        raise ConfigurationError(f"SQLite URL must look like sqlite:///path/to.db, got {url!r}")
+    path = unquote(parts.path)
+    if parts.netloc == "" and path.startswith("//"):
+        path = path[1:]  # sqlite:////abs/path
+    elif parts.netloc == "" and url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        path = path.lstrip("/")  # sqlite:///relative/path, as SQLAlchemy reads it
+    sync = parse_qs(parts.query).get("synchronous", ["NORMAL"])[0].upper()
+    if sync not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
+        raise ConfigurationError(f"{url!r}: synchronous must be OFF, NORMAL, FULL or EXTRA")
+    return path, sync
+
+
+class SQLiteStore(Lifecycle):
+    def __init__(self, url: str, **_: Any) -> None:
+        self.url = url
+        self.path, self._synchronous = _parse(url)
+        self._db: sqlite3.Connection | None = None
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        self._check_open()
+        if self._db is None:
+            raise AdapterError("SQLiteStore used before start()")
+        return self._db
+
+    async def _start(self) -> None:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(f"PRAGMA synchronous={self._synchronous}")
+            db.execute("PRAGMA busy_timeout=5000")
+        except sqlite3.Error as exc:
+            raise AdapterError(f"cannot open SQLite store {self.path}: {exc}") from exc
+        self._db = db
+
+    async def _close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    async def setup(self) -> None:
+        db = self.db
+        try:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
+            )
+            applied = {row[0] for row in db.execute("SELECT version FROM schema_migrations")}
+            for version, sql in MIGRATIONS:
+                if version in applied:
+                    continue
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    for statement in _split(sql):
+                        db.execute(statement)
+                    db.execute(
+                        "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                        (version, time.time()),
+                    )
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+        except sqlite3.Error as exc:
+            raise AdapterError(f"cannot migrate SQLite store {self.path}: {exc}") from exc
+
+    async def append_executions(self, batch: Sequence[NewExecution]) -> list[ExecutionRecord]:
+        db = self.db
+        out: list[ExecutionRecord] = []
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for n in batch:
+                    row = db.execute(
+                        "INSERT INTO executions (exec_id, lifetime_id, tenant_id, name, kind,"
+                        " status, created_at, envelope) VALUES (?,?,?,?,?,?,?,?)"
+                        " ON CONFLICT (exec_id) DO NOTHING RETURNING seq",
+                        (
+                            n.exec_id,
+                            n.lifetime_id,
+                            n.tenant_id,
+                            n.name,
+                            n.kind,
+                            n.status,
+                            n.created_at,
+                            n.envelope,
+                        ),
+                    ).fetchone()
+                    if row is not None:
+                        out.append(
+                            ExecutionRecord(
+                                row[0],
+                                n.exec_id,
+                                n.lifetime_id,
+                                n.tenant_id,
+                                n.name,
+                                n.kind,
+                                n.status,
+                                n.created_at,
+                                n.envelope,
+                                True,
+                            )
+                        )
+                    else:
+                        existing = db.execute(
+                            f"SELECT {_EXEC_COLUMNS} FROM executions WHERE exec_id = ?",
+                            (n.exec_id,),
+                        ).fetchone()
+                        out.append(ExecutionRecord(*existing))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise AdapterError(f"cannot append executions: {exc}", retriable=True) from exc
+        return out
+
+    async def append_events(self, batch: Sequence[NewEvent]) -> list[bool]:
+        db = self.db
+        out: list[bool] = []
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for n in batch:
+                    cur = db.execute(
+                        "INSERT INTO events (event_id, lifetime_id, tenant_id, graph_id, kind,"
+                        " status, created_at, body) VALUES (?,?,?,?,?,?,?,?)"
+                        " ON CONFLICT (event_id) DO NOTHING",
+                        (
+                            n.event_id,
+                            n.lifetime_id,
+                            n.tenant_id,
+                            n.graph_id,
+                            n.kind,
+                            n.status,
+                            n.created_at,
+                            n.body,
+                        ),
+                    )
+                    out.append(cur.rowcount == 1)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise AdapterError(f"cannot append events: {exc}", retriable=True) from exc
+        return out
+
+    def _query(self, sql: str, args: tuple[Any, ...]) -> list[Any]:
+        try:
+            return self.db.execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise AdapterError(f"SQLite query failed: {exc}", retriable=True) from exc
+
+    async def get_execution(self, exec_id: str) -> ExecutionRecord | None:
+        rows = self._query(f"SELECT {_EXEC_COLUMNS} FROM executions WHERE exec_id = ?", (exec_id,))
+        return ExecutionRecord(*rows[0]) if rows else None
+
+    async def executions(self, lifetime_id: str) -> list[ExecutionRecord]:
+        rows = self._query(
+            f"SELECT {_EXEC_COLUMNS} FROM executions WHERE lifetime_id = ? ORDER BY seq",
+            (lifetime_id,),
+        )
+        return [ExecutionRecord(*r) for r in rows]
+
+    async def events(self, lifetime_id: str, after_seq: int = 0) -> list[EventRecord]:
+        rows = self._query(
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE lifetime_id = ? AND seq > ? ORDER BY seq",
+            (lifetime_id, after_seq),
+        )
+        return [EventRecord(*r) for r in rows]
+
+    async def list_lifetimes(
+        self,
+        *,
+        tenant_id: str | None = None,
+        status: int | None = None,
+        limit: int = 100,
+    ) -> list[LifetimeSummary]:
+        rows = self._query(
+            "SELECT e.lifetime_id, e.tenant_id, e.graph_id, e.status, s.started, e.created_at, s.n"
+            " FROM (SELECT lifetime_id, MIN(seq) AS first, MAX(seq) AS last,"
+            "       MIN(created_at) AS started, COUNT(*) AS n FROM events"
+            "       WHERE (?1 IS NULL OR tenant_id = ?1) GROUP BY lifetime_id) AS s"
+            " JOIN events AS e ON e.seq = s.last"
+            " WHERE (?2 IS NULL OR e.status = ?2)"
+            " ORDER BY s.first DESC LIMIT ?3",
+            (tenant_id, status, limit),
+        )
+        return [LifetimeSummary(*r) for r in rows]
+
+
+def _split(sql: str) -> list[str]:
+    """Split a migration into statements; trigger bodies keep their inner ';'."""
+    statements: list[str] = []
+    current: list[str] = []
+    for line in sql.strip().splitlines():
+        current.append(line)
+        text = "\n".join(current).strip()
+        if text.endswith(";") and sqlite3.complete_statement(text):
+            statements.append(text)
+            current = []
+    if "\n".join(current).strip():
+        statements.append("\n".join(current).strip())
+    return statements

@@ -1,0 +1,123 @@
+"""Every error tickrail raises, in one tree.
+
+    TickrailError
+    ├── ConfigurationError        bad settings, unknown URL scheme, missing extra
+    ├── AdapterError              a bus, store, blob or KV operation failed (.retriable)
+    │   ├── AdapterClosedError    the adapter was used after close()
+    │   └── BlobIntegrityError    a blob's bytes do not match its recorded digest
+    ├── DefinitionError           a Task, Plan or graph is ill-formed (.problems)
+    │   └── GraphValidationError  the graph's wiring is invalid
+    ├── PolicyError               a guardrail policy file or condition is invalid
+    ├── EnvelopeError             a message cannot be decoded or breaks the schema
+    └── ExecutionError            running a lifetime went wrong
+        ├── NodeTimeoutError      a node ran past its timeout
+        ├── RoutingError          a Plan chose a next node the graph does not allow
+        └── LifetimeNotFoundError no such lifetime in the store
+
+Driver exceptions (sqlite3, asyncpg, aiokafka, botocore, redis) never reach
+callers: adapters translate them at their boundary with ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+
+class TickrailError(Exception):
+    """Root of every error tickrail raises on purpose."""
+
+
+class ConfigurationError(TickrailError):
+    """Settings are invalid, or name something that cannot be used."""
+
+
+class AdapterError(TickrailError):
+    """An adapter operation failed.
+
+    ``retriable`` says whether trying the same operation again may succeed
+    (a dropped connection) or not (a constraint violation).
+    """
+
+    def __init__(self, message: str, *, retriable: bool = False) -> None:
+        super().__init__(message)
+        self.retriable = retriable
+
+
+class AdapterClosedError(AdapterError):
+    """The adapter was used after ``close()``."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what} is closed; open a new one", retriable=False)
+
+
+class BlobIntegrityError(AdapterError):
+    """A blob's bytes do not match the digest recorded when it was written."""
+
+
+class DefinitionError(TickrailError):
+    """A Task, Plan or graph definition is ill-formed.
+
+    Every problem found is collected in ``problems`` and the message lists them
+    all, so one run of the check shows everything to fix.
+    """
+
+    def __init__(self, subject: str, problems: Sequence[str]) -> None:
+        self.subject = subject
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        count = len(self.problems)
+        noun = "problem" if count == 1 else "problems"
+        super().__init__(f"{subject}: {count} {noun}:\n{lines}")
+
+
+class GraphValidationError(DefinitionError):
+    """The graph's nodes and edges do not form a valid AgentGraph."""
+
+
+class PolicyError(TickrailError):
+    """A guardrail policy file or condition is invalid, or failed to evaluate."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        rule: str | None = None,
+    ) -> None:
+        self.file, self.line, self.rule = file, line, rule
+        where = ", ".join(
+            part
+            for part in (
+                file,
+                f"line {line}" if line is not None else None,
+                f"rule {rule!r}" if rule else None,
+            )
+            if part
+        )
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class EnvelopeError(TickrailError):
+    """A message could not be decoded, or is missing a required field."""
+
+
+class ExecutionError(TickrailError):
+    """Running a lifetime went wrong."""
+
+
+class NodeTimeoutError(ExecutionError):
+    """A node ran longer than its timeout."""
+
+
+class RoutingError(ExecutionError):
+    """A Plan chose next nodes that the graph does not allow from it."""
+
+
+class LifetimeNotFoundError(ExecutionError):
+    """No lifetime with this id is recorded."""
+
+
+def join_problems(problems: Iterable[str]) -> str:
+    """Render problems one per line, for messages that wrap several."""
+    return "\n".join(f"  - {p}" for p in problems)

@@ -271,14 +271,16 @@ class NodeInput(_message.Message):
     def __init__(self, input_id: _Optional[str] = ..., lifetime_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., graph_id: _Optional[str] = ..., graph_version: _Optional[str] = ..., name: _Optional[str] = ..., kind: _Optional[_Union[NodeKind, str]] = ..., iteration: _Optional[int] = ..., edge_taken: _Optional[_Union[EdgeKind, str]] = ..., parent_exec_ids: _Optional[_Iterable[str]] = ..., branch: _Optional[_Iterable[_Union[BranchFrame, _Mapping]]] = ..., input: _Optional[_Union[Payload, _Mapping]] = ..., upstream: _Optional[_Iterable[_Union[UpstreamResult, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class GraphNodeSpec(_message.Message):
-    __slots__ = ("name", "kind", "impl")
+    __slots__ = ("name", "kind", "impl", "continue_on_failure")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     IMPL_FIELD_NUMBER: _ClassVar[int]
+    CONTINUE_ON_FAILURE_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: NodeKind
     impl: str
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[NodeKind, str]] = ..., impl: _Optional[str] = ...) -> None: ...
+    continue_on_failure: bool
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[NodeKind, str]] = ..., impl: _Optional[str] = ..., continue_on_failure: _Optional[bool] = ...) -> None: ...
 
 class GraphEdgeSpec(_message.Message):
     __slots__ = ("source", "target", "kind")
@@ -330,20 +332,22 @@ class LifetimeStarted(_message.Message):
     def __init__(self, graph: _Optional[_Union[GraphSpec, _Mapping]] = ..., input: _Optional[_Union[Payload, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., forked_from_lifetime: _Optional[str] = ..., forked_from_exec: _Optional[str] = ...) -> None: ...
 
 class ExecutionRouted(_message.Message):
-    __slots__ = ("exec_id", "name", "status", "edge", "dispatched", "note")
+    __slots__ = ("exec_id", "name", "status", "edge", "dispatched", "note", "deferred")
     EXEC_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     EDGE_FIELD_NUMBER: _ClassVar[int]
     DISPATCHED_FIELD_NUMBER: _ClassVar[int]
     NOTE_FIELD_NUMBER: _ClassVar[int]
+    DEFERRED_FIELD_NUMBER: _ClassVar[int]
     exec_id: str
     name: str
     status: ExecutionStatus
     edge: EdgeKind
     dispatched: _containers.RepeatedCompositeFieldContainer[NodeInput]
     note: str
-    def __init__(self, exec_id: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[_Union[ExecutionStatus, str]] = ..., edge: _Optional[_Union[EdgeKind, str]] = ..., dispatched: _Optional[_Iterable[_Union[NodeInput, _Mapping]]] = ..., note: _Optional[str] = ...) -> None: ...
+    deferred: bool
+    def __init__(self, exec_id: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[_Union[ExecutionStatus, str]] = ..., edge: _Optional[_Union[EdgeKind, str]] = ..., dispatched: _Optional[_Iterable[_Union[NodeInput, _Mapping]]] = ..., note: _Optional[str] = ..., deferred: _Optional[bool] = ...) -> None: ...
 
 class GuardrailDecision(_message.Message):
     __slots__ = ("exec_id", "rule", "policy_version", "action", "message", "observed", "scope", "observed_json")

@@ -1,0 +1,55 @@
+"""tickrail SDK: write Tasks and Plans, wire them into an AgentGraph.
+
+::
+
+    from sdk import AgentGraph, Finish, Next, Plan, Task, final, join, parallel
+
+Run a graph with ``tickrail run my_graph.py``.
+"""
+
+from sdk.context import NodeContext, PlanContext, TaskContext, Upstream, Usage
+from sdk.decision import Finish, Next
+from sdk.errors import (
+    AdapterError,
+    ConfigurationError,
+    DefinitionError,
+    EnvelopeError,
+    ExecutionError,
+    GraphValidationError,
+    PolicyError,
+    RoutingError,
+    TickrailError,
+)
+from sdk.graph import AgentGraph, Edge, EdgeKind, final, join, normal, parallel
+from sdk.loading import load_graph
+from sdk.node import Plan, Retry, Task
+
+__all__ = [
+    "AdapterError",
+    "AgentGraph",
+    "ConfigurationError",
+    "DefinitionError",
+    "Edge",
+    "EdgeKind",
+    "EnvelopeError",
+    "ExecutionError",
+    "Finish",
+    "GraphValidationError",
+    "Next",
+    "NodeContext",
+    "Plan",
+    "PlanContext",
+    "PolicyError",
+    "Retry",
+    "RoutingError",
+    "Task",
+    "TaskContext",
+    "TickrailError",
+    "Upstream",
+    "Usage",
+    "final",
+    "join",
+    "load_graph",
+    "normal",
+    "parallel",
+]

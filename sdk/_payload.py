@@ -1,0 +1,91 @@
+"""Python values <-> Payload messages, and moving large payloads to the blob store."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Protocol
+
+from sdk.errors import BlobIntegrityError, EnvelopeError
+from sdk.pb import envelope_pb2 as pb
+
+JSON = "application/json"
+TEXT = "text/plain; charset=utf-8"
+BYTES = "application/octet-stream"
+
+#: Results larger than this many bytes are written to the blob store.
+DEFAULT_OFFLOAD_THRESHOLD = 1024 * 1024
+
+
+class BlobWriter(Protocol):
+    async def put(self, key: str, data: bytes, content_type: str) -> str: ...
+
+
+class BlobReader(Protocol):
+    async def get(self, uri: str) -> bytes: ...
+
+
+def encode(value: Any) -> pb.Payload:
+    """Encode a node's value: bytes stay bytes, str is UTF-8 text, the rest JSON."""
+    if isinstance(value, pb.Payload):
+        return value
+    if isinstance(value, bytes | bytearray | memoryview):
+        return pb.Payload(content_type=BYTES, inline=bytes(value))
+    if isinstance(value, str):
+        return pb.Payload(content_type=TEXT, inline=value.encode())
+    try:
+        data = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"cannot encode a {type(value).__name__} as a result: return bytes, str, or "
+            f"JSON-serialisable data ({exc})"
+        ) from exc
+    return pb.Payload(content_type=JSON, inline=data)
+
+
+def decode_bytes(content_type: str, data: bytes) -> Any:
+    """Turn payload bytes back into the value the node returned."""
+    if content_type == JSON:
+        return json.loads(data)
+    if content_type.startswith("text/"):
+        return data.decode()
+    return data
+
+
+def inline_size(payload: pb.Payload) -> int:
+    return len(payload.inline) if payload.WhichOneof("body") == "inline" else 0
+
+
+async def offload(payload: pb.Payload, blobs: BlobWriter, key: str) -> None:
+    """Replace an inline body by a BlobRef to the same bytes, in place."""
+    data = payload.inline
+    uri = await blobs.put(key, data, payload.content_type)
+    payload.blob.CopyFrom(
+        pb.BlobRef(uri=uri, size=len(data), sha256=hashlib.sha256(data).hexdigest())
+    )
+
+
+async def read_bytes(payload: pb.Payload, blobs: BlobReader | None) -> bytes:
+    """The payload's bytes, fetched from the blob store and verified when offloaded."""
+    body = payload.WhichOneof("body")
+    if body == "inline":
+        return payload.inline
+    if body is None:
+        return b""
+    ref = payload.blob
+    if blobs is None:
+        raise EnvelopeError(f"payload is stored at {ref.uri} but no blob store is configured")
+    data = await blobs.get(ref.uri)
+    if len(data) != ref.size or hashlib.sha256(data).hexdigest() != ref.sha256:
+        raise BlobIntegrityError(
+            f"blob {ref.uri} does not match its recorded digest "
+            f"(expected {ref.size} bytes sha256 {ref.sha256[:12]}..., got {len(data)} bytes)"
+        )
+    return data
+
+
+async def read_value(payload: pb.Payload, blobs: BlobReader | None) -> Any:
+    """Decode a payload (fetching it if offloaded); an empty payload reads as None."""
+    if payload.WhichOneof("body") is None:
+        return None
+    return decode_bytes(payload.content_type, await read_bytes(payload, blobs))

@@ -1,0 +1,89 @@
+"""What a running node sees: its input, its identity, and where to record usage."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True)
+class Usage:
+    """Telemetry a node reports; guardrails read it."""
+
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    model: str = ""
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """A Task result as a Plan sees it."""
+
+    name: str
+    exec_id: str
+    ok: bool
+    value: Any
+    error: str = ""
+    error_type: str = ""
+    branch: int | None = None  # index within the fan-out, for join inputs
+
+
+@dataclass(slots=True)
+class NodeContext:
+    """Passed to ``Task.run`` and ``Plan.plan``."""
+
+    lifetime_id: str
+    tenant_id: str
+    graph_id: str
+    graph_version: str
+    name: str
+    exec_id: str
+    attempt: int
+    iteration: int
+    input: Any
+    usage: Usage = field(default_factory=Usage)
+
+    def record_usage(
+        self,
+        *,
+        tokens_in: int = 0,
+        tokens_out: int = 0,
+        cost_usd: float = 0.0,
+        model: str | None = None,
+    ) -> None:
+        """Add token and dollar usage (call once per model call; it accumulates)."""
+        if tokens_in < 0 or tokens_out < 0 or cost_usd < 0:
+            raise ValueError("usage cannot be negative")
+        self.usage.tokens_in += tokens_in
+        self.usage.tokens_out += tokens_out
+        self.usage.cost_usd += cost_usd
+        if model:
+            self.usage.model = model
+
+    def record_metric(self, name: str, value: float) -> None:
+        """Set a free-form numeric metric that guardrail policies can read."""
+        if not name.isidentifier():
+            raise ValueError(f"metric name {name!r} must be an identifier")
+        if not math.isfinite(value):
+            raise ValueError(f"metric {name!r} must be finite, got {value!r}")
+        self.usage.metrics[name] = float(value)
+
+
+@dataclass(slots=True)
+class TaskContext(NodeContext):
+    """A Task's context. ``input`` is what its Plan passed to it."""
+
+
+@dataclass(slots=True)
+class PlanContext(NodeContext):
+    """A Plan's context.
+
+    ``upstream`` holds the Task results it decides on (all branches, in branch
+    order, for a JOIN). ``input`` is the lifetime input for an entry Plan,
+    otherwise the single upstream value, or the list of values after a JOIN.
+    """
+
+    upstream: list[Upstream] = field(default_factory=list)

@@ -1,0 +1,1 @@
+"""The tickrail command line."""

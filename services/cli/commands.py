@@ -1,0 +1,228 @@
+"""The CLI's subcommands; each returns the process exit code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any
+
+from adapters import open_store
+from sdk.errors import ConfigurationError, LifetimeNotFoundError
+from sdk.graph import AgentGraph
+from sdk.loading import load_graph
+from sdk.pb import envelope_pb2 as pb
+from services.config import Settings, load_settings
+from services.runtime import Runtime
+
+from . import render
+from .progress import Progress
+
+GRAPH_LABEL = "tickrail.graph"
+EXIT_CODES = {
+    pb.LIFETIME_STATUS_COMPLETED: 0,
+    pb.LIFETIME_STATUS_PAUSED: 3,
+}
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    from .main import settings_overrides
+
+    return load_settings(getattr(args, "config", None), overrides=settings_overrides(args)).resolved()
+
+
+def _graph_label(target: str) -> str:
+    """How to find the graph again (for resume): absolute path for files."""
+    if target.endswith((".py", ".yaml", ".yml")):
+        return os.path.abspath(target)
+    return target
+
+
+def _guard_factory(settings: Settings) -> Any:
+    if not settings.policies:
+        return None
+    from services.control_plane.guardrails import Guardrails, PolicyWatcher
+
+    watcher = PolicyWatcher(settings.policies)  # validates now: a bad file stops the run here
+    return lambda kv: Guardrails(watcher, kv)
+
+
+async def cmd_run(args: argparse.Namespace) -> int:
+    from .main import parse_json_arg
+
+    settings = _settings(args)
+    graph = load_graph(args.graph)
+    value = parse_json_arg(args.input, "--input")
+    labels = dict(_label(item) for item in args.label)
+    labels[GRAPH_LABEL] = _graph_label(args.graph)
+    progress = Progress(quiet=args.quiet)
+    started = time.perf_counter()
+    async with Runtime(settings, [graph], guard=_guard_factory(settings)) as runtime:
+        lifetime_id = await runtime.start_lifetime(
+            graph, value, tenant=args.tenant, labels=labels, on_event=progress.on_event
+        )
+        final = await runtime.wait(lifetime_id, timeout=args.timeout)
+        wall = time.perf_counter() - started
+        return await _finish(runtime, lifetime_id, final, wall, args.json)
+
+
+async def _finish(
+    runtime: Runtime, lifetime_id: str, final: pb.LifetimeEvent, wall: float, as_json: bool
+) -> int:
+    summary = (await runtime.store.list_lifetimes(limit=1_000_000))
+    match = next((s for s in summary if s.lifetime_id == lifetime_id), None)
+    executions = await runtime.store.executions(lifetime_id)
+    status = match.status if match else pb.LIFETIME_STATUS_UNSPECIFIED
+    kind = final.WhichOneof("kind")
+    out: dict[str, Any] = {
+        "lifetime_id": lifetime_id,
+        "status": render.LIFETIME[status],
+        "wall_time_s": round(wall, 4),
+        **render.totals(executions),
+    }
+    if kind == "completed":
+        out["output"] = render.payload_json(final.completed.output)
+    elif kind in {"failed", "aborted", "paused"}:
+        out["reason"] = render.describe_event(final)
+    if as_json:
+        print(json.dumps(out, indent=2))
+    else:
+        print(
+            f"{out['status']} lifetime {lifetime_id} in {wall:.3f}s: "
+            f"{out['executions']} executions, {out['tokens']:,} tokens, ${out['cost_usd']:.4f}"
+        )
+        if "reason" in out:
+            print(f"  {out['reason']}")
+        if status == pb.LIFETIME_STATUS_PAUSED:
+            print(f"  continue with: tickrail lifetimes resume {lifetime_id}")
+        print(f"  details: tickrail lifetimes show {lifetime_id}")
+    return EXIT_CODES.get(status, 1)
+
+
+def _label(item: str) -> tuple[str, str]:
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise ConfigurationError(f"--label {item!r} must look like KEY=VALUE")
+    return key, value
+
+
+async def _load_lifetime(settings: Settings, lifetime_id: str) -> tuple[Any, Any, Any]:
+    async with open_store(settings.store_url) as store:
+        await store.setup()
+        events = await store.events(lifetime_id)
+        if not events:
+            raise LifetimeNotFoundError(f"no lifetime {lifetime_id!r} in {settings.store_url}")
+        executions = await store.executions(lifetime_id)
+        summary = next(
+            s for s in await store.list_lifetimes(limit=1_000_000) if s.lifetime_id == lifetime_id
+        )
+    return summary, executions, events
+
+
+async def cmd_lifetimes_show(args: argparse.Namespace) -> int:
+    summary, executions, events = await _load_lifetime(_settings(args), args.lifetime_id)
+    if args.json:
+        print(json.dumps(render.lifetime_json(summary, executions, events), indent=2))
+    else:
+        print(render.lifetime_table(summary, executions, events))
+    return 0
+
+
+async def cmd_lifetimes_list(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    status = getattr(pb, f"LIFETIME_STATUS_{args.status}") if args.status else None
+    async with open_store(settings.store_url) as store:
+        await store.setup()
+        rows = await store.list_lifetimes(tenant_id=args.tenant, status=status, limit=args.limit)
+    if args.json:
+        print(json.dumps([
+            {"lifetime_id": r.lifetime_id, "tenant_id": r.tenant_id, "graph_id": r.graph_id,
+             "status": render.LIFETIME[r.status], "started_at": render.iso(r.started_at),
+             "updated_at": render.iso(r.updated_at), "events": r.events}
+            for r in rows
+        ], indent=2))
+        return 0
+    if not rows:
+        print("no lifetimes recorded", file=sys.stderr)
+        return 0
+    print(f"{'lifetime':<22} {'status':<10} {'graph':<20} {'tenant':<12} {'started':<24} events")
+    for r in rows:
+        print(f"{r.lifetime_id:<22} {render.LIFETIME[r.status]:<10} {r.graph_id[:20]:<20} "
+              f"{r.tenant_id[:12]:<12} {render.iso(r.started_at):<24} {r.events}")
+    return 0
+
+
+async def cmd_lifetimes_resume(args: argparse.Namespace) -> int:
+    from .main import parse_json_arg
+
+    settings = _settings(args)
+    summary, _, events = await _load_lifetime(settings, args.lifetime_id)
+    if summary.status != pb.LIFETIME_STATUS_PAUSED:
+        raise ConfigurationError(
+            f"lifetime {args.lifetime_id} is {render.LIFETIME[summary.status]}, not PAUSED"
+        )
+    started = pb.LifetimeEvent.FromString(events[0].body).started
+    target = args.graph or started.labels.get(GRAPH_LABEL)
+    if not target:
+        raise ConfigurationError("the lifetime does not record its graph; pass --graph")
+    graph: AgentGraph = load_graph(target)
+    if (graph.graph_id, graph.version) != (started.graph.graph_id, started.graph.version):
+        raise ConfigurationError(
+            f"{target} is {graph.graph_id}@{graph.version}, but the lifetime runs "
+            f"{started.graph.graph_id}@{started.graph.version}"
+        )
+    human = parse_json_arg(args.input, "--input")
+    progress = Progress(quiet=args.quiet)
+    t0 = time.perf_counter()
+    async with Runtime(settings, [graph], guard=_guard_factory(settings)) as runtime:
+        runtime.follow(args.lifetime_id, progress.on_event)
+        resume = pb.LifetimeResumed(reason="resumed from the command line")
+        if human is not None:
+            from sdk._payload import encode
+
+            resume.human_input.CopyFrom(encode(human))
+        await runtime.send(pb.LifetimeCommand(
+            command_id=f"resume-{time.time_ns()}", lifetime_id=args.lifetime_id,
+            tenant_id=summary.tenant_id, resume=resume,
+        ))
+        assert runtime.control_plane is not None
+        await runtime.control_plane.recover([args.lifetime_id])
+        final = await _wait_past(runtime, args.lifetime_id, args.timeout)
+        return await _finish(runtime, args.lifetime_id, final, time.perf_counter() - t0, args.json)
+
+
+async def _wait_past(runtime: Runtime, lifetime_id: str, timeout: float | None) -> pb.LifetimeEvent:
+    """Wait for the lifetime to stop, skipping the pause we are resuming from."""
+    while True:
+        event = await runtime.wait(lifetime_id, timeout=timeout)
+        if event.WhichOneof("kind") != "paused" or event.paused.exec_id:
+            return event
+        runtime.rearm(lifetime_id)
+
+
+async def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    async with open_store(settings.store_url) as store:
+        await store.setup()
+    print(f"store {settings.store_url} is up to date")
+    return 0
+
+
+async def cmd_policy_check(args: argparse.Namespace) -> int:
+    from services.control_plane.guardrails import check_files
+
+    problems = check_files(args.files)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        return 1
+    print(f"{len(args.files)} policy file(s) OK")
+    return 0
+
+
+async def cmd_policy_test(args: argparse.Namespace) -> int:
+    from .policy_test import run_policy_test
+
+    return await run_policy_test(args, _settings(args))

@@ -1,0 +1,142 @@
+"""``tickrail``: run graphs and inspect lifetimes.
+
+Exit codes: 0 success (a run COMPLETED), 1 the lifetime did not complete,
+2 bad usage or configuration, 3 the lifetime is PAUSED.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sdk.errors import TickrailError
+
+from . import commands
+
+EXIT_OK, EXIT_NOT_COMPLETED, EXIT_USAGE, EXIT_PAUSED = 0, 1, 2, 3
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("configuration (flags beat TICKRAIL_* variables beat the file)")
+    group.add_argument("--config", help="settings YAML file (default: $TICKRAIL_CONFIG or ./tickrail.yaml)")
+    group.add_argument("--profile", choices=["embedded", "cloud", "test"], help="deployment profile")
+    group.add_argument("--home", help="state directory of the embedded profile (default .tickrail)")
+    group.add_argument("--store-url", help="state store URL (sqlite:///..., postgresql://...)")
+    group.add_argument("--bus-url", help="event bus URL (memory://, kafka://host:port)")
+    group.add_argument("--blob-url", help="blob store URL (file:///..., s3://bucket/prefix)")
+    group.add_argument("--kv-url", help="KV store URL (memory://, redis://host:port)")
+    group.add_argument("--policy", action="append", dest="policies", metavar="FILE",
+                       help="guardrail policy file or directory (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tickrail", description="Run agent graphs with every step recorded."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run one lifetime of a graph and follow it to the end")
+    run.add_argument("graph", help="graph: path/to/file.py, package.module:attr, or graph.yaml")
+    run.add_argument("--input", default=None,
+                     help="lifetime input as JSON, or @file.json (default: null)")
+    run.add_argument("--tenant", help="tenant id (default: the 'tenant' setting)")
+    run.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",
+                     help="label to record with the lifetime (repeatable)")
+    run.add_argument("--json", action="store_true", help="print a machine-readable summary")
+    run.add_argument("--quiet", action="store_true", help="no live progress")
+    run.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
+    _common(run)
+
+    lifetimes = sub.add_parser("lifetimes", help="inspect and steer recorded lifetimes")
+    lsub = lifetimes.add_subparsers(dest="action", required=True, metavar="ACTION")
+    ls = lsub.add_parser("list", help="recent lifetimes, newest first")
+    ls.add_argument("--tenant")
+    ls.add_argument("--status", choices=["RUNNING", "PAUSED", "COMPLETED", "FAILED", "ABORTED"])
+    ls.add_argument("--limit", type=int, default=20)
+    ls.add_argument("--json", action="store_true")
+    _common(ls)
+    show = lsub.add_parser("show", help="every execution and decision of one lifetime")
+    show.add_argument("lifetime_id")
+    show.add_argument("--json", action="store_true")
+    _common(show)
+    res = lsub.add_parser("resume", help="continue a PAUSED lifetime where it stopped")
+    res.add_argument("lifetime_id")
+    res.add_argument("--graph", help="graph to run it with (default: the one it was started with)")
+    res.add_argument("--input", default=None, help="human input to deliver, as JSON or @file")
+    res.add_argument("--json", action="store_true")
+    res.add_argument("--quiet", action="store_true")
+    res.add_argument("--timeout", type=float, default=None)
+    _common(res)
+
+    migrate = sub.add_parser("migrate", help="create or upgrade the state store's schema")
+    _common(migrate)
+
+    policy = sub.add_parser("policy", help="check guardrail policy files")
+    psub = policy.add_subparsers(dest="action", required=True, metavar="ACTION")
+    check = psub.add_parser("check", help="validate policy files (exit 1 on any error)")
+    check.add_argument("files", nargs="+")
+    ptest = psub.add_parser("test", help="what-if: evaluate policies against a recorded lifetime")
+    ptest.add_argument("files", nargs="+")
+    ptest.add_argument("--lifetime", required=True, metavar="ID")
+    ptest.add_argument("--json", action="store_true")
+    _common(ptest)
+    return parser
+
+
+def settings_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    keys = ("profile", "home", "store_url", "bus_url", "blob_url", "kv_url", "policies")
+    return {k: getattr(args, k, None) for k in keys}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    handler = getattr(commands, f"cmd_{args.command}_{getattr(args, 'action', '')}".rstrip("_"))
+    try:
+        return int(asyncio.run(handler(args)))
+    except TickrailError as exc:
+        print(f"tickrail: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:  # e.g. piped into head: not an error worth a traceback
+        sys.stderr.close()
+        return EXIT_OK
+    except KeyboardInterrupt:
+        print("tickrail: interrupted", file=sys.stderr)
+        return 130
+
+
+def parse_json_arg(raw: str | None, what: str) -> Any:
+    """``--input`` values: JSON text, or @path to a JSON file."""
+    from sdk.errors import ConfigurationError
+
+    if raw is None:
+        return None
+    source = what
+    if raw.startswith("@"):
+        path = Path(raw[1:])
+        try:
+            raw = path.read_text()
+        except OSError as exc:
+            raise ConfigurationError(f"{what}: cannot read {path}: {exc}") from exc
+        source = str(path)
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(
+            f"{source} is not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}"
+        ) from exc
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

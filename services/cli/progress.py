@@ -1,0 +1,50 @@
+"""Live progress of a running lifetime, one line per decision."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+from sdk.pb import envelope_pb2 as pb
+
+from .render import EDGE, LIFETIME_WORDS, STATUS, describe_event, preview
+
+
+class Progress:
+    def __init__(self, stream: TextIO = sys.stderr, *, quiet: bool = False) -> None:
+        self.stream = stream
+        self.quiet = quiet
+        self.started = time.perf_counter()
+
+    def line(self, text: str) -> None:
+        if not self.quiet:
+            print(text, file=self.stream, flush=True)
+
+    def on_event(self, event: pb.LifetimeEvent) -> None:
+        kind = event.WhichOneof("kind")
+        at = f"+{time.perf_counter() - self.started:7.3f}s"
+        if kind == "started":
+            graph = event.started.graph
+            self.line(f"lifetime {event.lifetime_id}  graph {graph.graph_id}@{graph.version}  "
+                      f"tenant {event.tenant_id}")
+            return
+        if kind == "routed":
+            r = event.routed
+            if not r.exec_id:
+                names = ", ".join(d.name for d in r.dispatched)
+                self.line(f"  {at}  {'start':<18} {'':<10} -> {names}")
+                return
+            if r.dispatched:
+                edge = EDGE.get(r.edge, "")
+                outcome = "-> " + ", ".join(d.name for d in r.dispatched)
+                if edge in {"PARALLEL", "JOIN"}:
+                    outcome += f"  ({edge})"
+            else:
+                outcome = r.note or EDGE.get(r.edge, "")
+            self.line(f"  {at}  {r.name:<18} {STATUS[r.status]:<10} {outcome}")
+            return
+        if kind == "completed":
+            self.line(f"  {at}  {LIFETIME_WORDS[kind]}  output {preview(event.completed.output)}")
+            return
+        self.line(f"  {at}  {LIFETIME_WORDS.get(kind or '', kind)}  {describe_event(event)}")

@@ -1,0 +1,208 @@
+"""Render recorded lifetimes for people (tables) and programs (JSON)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf.json_format import MessageToDict
+from google.protobuf.message import Message as ProtoMessage
+
+from adapters import EventRecord, ExecutionRecord, LifetimeSummary
+from sdk._payload import decode_bytes
+from sdk.pb import envelope_pb2 as pb
+
+PREVIEW_BYTES = 4096
+
+STATUS = {v: k.removeprefix("EXECUTION_STATUS_") for k, v in pb.ExecutionStatus.items()}
+LIFETIME = {v: k.removeprefix("LIFETIME_STATUS_") for k, v in pb.LifetimeStatus.items()}
+KIND = {v: k.removeprefix("NODE_KIND_").lower() for k, v in pb.NodeKind.items()}
+EDGE = {v: k.removeprefix("EDGE_KIND_") for k, v in pb.EdgeKind.items() if v}
+LIFETIME_WORDS = {
+    "completed": "COMPLETED",
+    "failed": "FAILED",
+    "aborted": "ABORTED",
+    "paused": "PAUSED",
+    "resumed": "RESUMED",
+    "guardrail": "GUARDRAIL",
+}
+
+
+def payload_json(payload: pb.Payload) -> dict[str, Any]:
+    """A payload for JSON output: decoded value when small, else its size or blob ref."""
+    body = payload.WhichOneof("body")
+    if body is None:
+        return {}
+    if body == "blob":
+        return {"content_type": payload.content_type, "blob": MessageToDict(payload.blob,
+                preserving_proto_field_name=True)}
+    data = payload.inline
+    out: dict[str, Any] = {"content_type": payload.content_type, "size": len(data)}
+    if len(data) <= PREVIEW_BYTES:
+        value = decode_bytes(payload.content_type, data)
+        out["value"] = base64.b64encode(value).decode() if isinstance(value, bytes) else value
+    return out
+
+
+def message_json(message: ProtoMessage) -> dict[str, Any]:
+    """MessageToDict, with every Payload rendered by ``payload_json``."""
+    out = MessageToDict(message, preserving_proto_field_name=True)
+    _replace_payloads(message, out)
+    return out
+
+
+def _replace_payloads(message: ProtoMessage, out: dict[str, Any]) -> None:
+    for field, value in message.ListFields():
+        key = field.name
+        if key not in out:
+            continue
+        if field.message_type is None:
+            continue
+        if field.message_type.full_name == "tickrail.v1.Payload":
+            out[key] = [payload_json(v) for v in value] if field.is_repeated else payload_json(value)
+        elif field.message_type.GetOptions().map_entry:
+            value_field = field.message_type.fields_by_name["value"]
+            if value_field.message_type is not None and value_field.message_type.full_name == "tickrail.v1.Payload":
+                out[key] = {k: payload_json(v) for k, v in value.items()}
+        elif field.is_repeated:
+            for sub, sub_out in zip(value, out[key], strict=True):
+                _replace_payloads(sub, sub_out)
+        else:
+            _replace_payloads(value, out[key])
+
+
+def execution_json(record: ExecutionRecord) -> dict[str, Any]:
+    envelope = pb.ExecutionEnvelope.FromString(record.envelope)
+    which = envelope.WhichOneof("execution") or "task"
+    body = message_json(getattr(envelope, which))
+    return {"seq": record.seq, "kind": which, **body}
+
+
+def event_json(record: EventRecord) -> dict[str, Any]:
+    event = pb.LifetimeEvent.FromString(record.body)
+    out = message_json(event)
+    out["seq"] = record.seq
+    out["kind"] = record.kind
+    return out
+
+
+def lifetime_json(
+    summary: LifetimeSummary, executions: Sequence[ExecutionRecord], events: Sequence[EventRecord]
+) -> dict[str, Any]:
+    started = next((pb.LifetimeEvent.FromString(e.body) for e in events if e.kind == "started"), None)
+    graph = started.started.graph if started else pb.GraphSpec()
+    return {
+        "lifetime_id": summary.lifetime_id,
+        "tenant_id": summary.tenant_id,
+        "graph": {"id": graph.graph_id, "version": graph.version},
+        "status": LIFETIME[summary.status],
+        "started_at": iso(summary.started_at),
+        "updated_at": iso(summary.updated_at),
+        "totals": totals(executions),
+        "executions": [execution_json(r) for r in executions],
+        "events": [event_json(r) for r in events],
+    }
+
+
+def totals(executions: Sequence[ExecutionRecord]) -> dict[str, Any]:
+    tokens, cost = 0, 0.0
+    for record in executions:
+        envelope = pb.ExecutionEnvelope.FromString(record.envelope)
+        telemetry = getattr(envelope, envelope.WhichOneof("execution") or "task").telemetry
+        tokens += telemetry.tokens_in + telemetry.tokens_out
+        cost += telemetry.cost_usd
+    return {"executions": len(executions), "tokens": tokens, "cost_usd": round(cost, 6)}
+
+
+def iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
+
+
+def preview(payload: pb.Payload, width: int = 60) -> str:
+    body = payload.WhichOneof("body")
+    if body is None:
+        return ""
+    if body == "blob":
+        return f"<{payload.blob.size:,} bytes at {payload.blob.uri}>"
+    data = payload.inline
+    if payload.content_type.startswith(("application/json", "text/")):
+        text = data[: width * 4].decode(errors="replace")
+        if payload.content_type.startswith("text/"):
+            text = json.dumps(text)
+    else:
+        text = f"<{len(data):,} bytes>"
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def lifetime_table(
+    summary: LifetimeSummary, executions: Sequence[ExecutionRecord], events: Sequence[EventRecord]
+) -> str:
+    """The human view of ``lifetimes show``."""
+    data = lifetime_json(summary, [], events)
+    t = totals(executions)
+    lines = [
+        f"lifetime {summary.lifetime_id}  {data['status']}",
+        f"  graph {data['graph']['id']}@{data['graph']['version']}  tenant {summary.tenant_id}  "
+        f"started {data['started_at']}",
+        f"  {t['executions']} executions, {t['tokens']:,} tokens, ${t['cost_usd']:.4f}",
+        "",
+        f"  {'seq':>4}  {'+time':>8}  {'node':<18} {'kind':<4}  {'status':<9} {'try':>3} "
+        f"{'iter':>4}  {'tokens':>7}  {'ms':>7}  result",
+    ]
+    t0 = summary.started_at
+    for record in executions:
+        envelope = pb.ExecutionEnvelope.FromString(record.envelope)
+        which = envelope.WhichOneof("execution") or "task"
+        ex = getattr(envelope, which)
+        h, tel = ex.header, ex.telemetry
+        if which == "task":
+            result = f"error: {ex.result.error}" if ex.result.error else preview(ex.result.output)
+        elif ex.result.error:
+            result = f"error: {ex.result.error}"
+        elif ex.result.finish:
+            result = "finish"
+        else:
+            result = "→ " + ", ".join(ex.result.next_task_names)
+        branch = "".join(f"[{b.index}]" for b in h.branch)
+        offset = h.finished_at.ToNanoseconds() / 1e9 - t0
+        lines.append(
+            f"  {record.seq:>4}  {offset:>7.3f}s  {(h.name + branch)[:18]:<18} {KIND[h.kind]:<4}  "
+            f"{STATUS[h.status]:<9} {h.attempt:>3} {h.iteration:>4}  "
+            f"{tel.tokens_in + tel.tokens_out:>7,}  {tel.latency_ms:>7.1f}  {result}"
+        )
+    notable = [e for e in events if e.kind not in {"routed", "started"}]
+    if notable:
+        lines += ["", "  decisions:"]
+    for record in notable:
+        event = pb.LifetimeEvent.FromString(record.body)
+        lines.append(f"    {record.kind:<10} {describe_event(event)}")
+    return "\n".join(lines)
+
+
+def describe_event(event: pb.LifetimeEvent) -> str:
+    kind = event.WhichOneof("kind")
+    if kind == "guardrail":
+        g = event.guardrail
+        seen = ", ".join(f"{k}={v:g}" for k, v in sorted(g.observed.items()))
+        extra = f" {g.observed_json}" if g.observed_json else ""
+        return (f"rule {g.rule!r} ({g.scope}) -> {g.action} on {g.exec_id}: {g.message} "
+                f"[saw {seen}{extra}] policy {g.policy_version}")
+    if kind == "completed":
+        return f"output {preview(event.completed.output)}"
+    if kind == "failed":
+        return event.failed.reason
+    if kind == "aborted":
+        return event.aborted.reason
+    if kind == "paused":
+        return event.paused.reason or "paused"
+    if kind == "resumed":
+        return event.resumed.reason or "resumed"
+    if kind == "routed":
+        r = event.routed
+        nxt = ", ".join(d.name for d in r.dispatched)
+        return f"{r.name or 'start'} -> {nxt or r.note}"
+    return kind or ""

@@ -1,0 +1,167 @@
+"""Settings: defaults, overridden by one YAML file, overridden by TICKRAIL_* variables.
+
+Every field can be set in the YAML file (``store_url: ...``) or by the
+environment variable ``TICKRAIL_<FIELD>`` (``TICKRAIL_STORE_URL``). Secrets are
+never values here: URLs carry no passwords in files; drivers read credentials
+from their standard environment (PGPASSWORD, AWS_*, REDIS_PASSWORD...).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sdk._payload import DEFAULT_OFFLOAD_THRESHOLD
+from sdk.errors import ConfigurationError
+
+ENV_PREFIX = "TICKRAIL_"
+
+
+@dataclass
+class Settings:
+    """One deployment's configuration (every role reads the same file)."""
+
+    profile: str = "embedded"
+    """embedded (one process, local files), cloud (Kafka, Postgres, S3, Redis) or test."""
+
+    home: str = ".tickrail"
+    """Directory for the embedded profile's state (SQLite database, blobs)."""
+
+    bus_url: str = ""
+    """Event bus: memory:// or kafka://host:port. Default: per profile."""
+
+    store_url: str = ""
+    """State store: sqlite:///path, memory://, or postgresql://... Default: per profile."""
+
+    blob_url: str = ""
+    """Blob store: file:///path, memory://, or s3://bucket/prefix. Default: per profile."""
+
+    kv_url: str = ""
+    """KV store for guardrail aggregates: memory:// or redis://host:port/db."""
+
+    topic_prefix: str = "tickrail."
+    """Prefix of every topic name, so deployments can share a Kafka cluster."""
+
+    per_tenant_topics: bool = False
+    """Give each tenant its own topics (the consumers read those of ``tenants``)."""
+
+    tenants: list[str] = field(default_factory=list)
+    """Tenants whose topics this deployment reads, with ``per_tenant_topics``."""
+
+    tenant: str = "default"
+    """Tenant id for lifetimes started by ``tickrail run``."""
+
+    offload_threshold: int = DEFAULT_OFFLOAD_THRESHOLD
+    """Payloads larger than this many bytes go to the blob store, not inline."""
+
+    executor_concurrency: int = 1000
+    """How many node runs one executor process runs at once."""
+
+    policies: list[str] = field(default_factory=list)
+    """Guardrail policy files or directories (empty: no policies)."""
+
+    shutdown_grace_s: float = 30.0
+    """On SIGTERM, how long in-flight node runs may take before they are cancelled."""
+
+    def resolved(self) -> Settings:
+        """A copy with the profile's default URLs filled in."""
+        home = Path(self.home).resolve()
+        defaults = {
+            "embedded": {
+                "bus_url": "memory://",
+                "store_url": f"sqlite:///{home / 'state.db'}",
+                "blob_url": (home / "blobs").as_uri(),
+                "kv_url": "memory://",
+            },
+            "test": {
+                "bus_url": "memory://",
+                "store_url": "memory://",
+                "blob_url": (home / "blobs").as_uri(),
+                "kv_url": "memory://",
+            },
+            "cloud": {},
+        }
+        if self.profile not in defaults:
+            raise ConfigurationError(
+                f"unknown profile {self.profile!r}: use embedded, cloud or test"
+            )
+        values = {k: getattr(self, k) or v for k, v in defaults[self.profile].items()}
+        settings = dataclasses.replace(self, **values)
+        missing = [n for n in ("bus_url", "store_url", "blob_url", "kv_url") if not getattr(settings, n)]
+        if missing:
+            env = ", ".join(ENV_PREFIX + n.upper() for n in missing)
+            raise ConfigurationError(f"profile {self.profile!r} needs {', '.join(missing)} ({env})")
+        return settings
+
+
+def load_settings(
+    path: str | Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Defaults <- YAML file (``path``, ``$TICKRAIL_CONFIG`` or ./tickrail.yaml) <- env <- overrides."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    path = path or env.get(f"{ENV_PREFIX}CONFIG")
+    if path is None and Path("tickrail.yaml").is_file():
+        path = "tickrail.yaml"
+    known = {f.name: f for f in fields(Settings)}
+    if path is not None:
+        values.update(_read_yaml(Path(path), known))
+    for name, f in known.items():
+        raw = env.get(ENV_PREFIX + name.upper())
+        if raw is not None:
+            values[name] = _coerce(f, raw, ENV_PREFIX + name.upper())
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            values[name] = value
+    return Settings(**values)
+
+
+def _read_yaml(path: Path, known: Mapping[str, dataclasses.Field[Any]]) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read config file {path}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigurationError(f"config file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"config file {path} must be a mapping of settings")
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ConfigurationError(
+            f"config file {path}: unknown setting(s) {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(known))})"
+        )
+    return {k: _coerce(known[k], v, f"{path}: {k}") for k, v in data.items()}
+
+
+def _coerce(f: dataclasses.Field[Any], raw: Any, where: str) -> Any:
+    kind = str(f.type)
+    try:
+        if kind == "bool":
+            if isinstance(raw, bool):
+                return raw
+            if str(raw).lower() in {"1", "true", "yes", "on"}:
+                return True
+            if str(raw).lower() in {"0", "false", "no", "off", ""}:
+                return False
+            raise ValueError(f"not a boolean: {raw!r}")
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "list[str]":
+            if isinstance(raw, list):
+                return [str(v) for v in raw]
+            return [v.strip() for v in str(raw).split(",") if v.strip()]
+        return str(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"{where}: {exc}") from exc

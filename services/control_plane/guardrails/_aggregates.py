@@ -1,0 +1,254 @@
+"""Cumulative usage per lifetime and per tenant, kept as KV counter hashes.
+
+Key layout (``prefix`` defaults to ``guardrails``)::
+
+    {prefix}:lifetime:{lifetime_id}               all executions of the lifetime
+    {prefix}:tenant:{tenant_id}                   all executions of the tenant, all time
+    {prefix}:tenant:{tenant_id}:day:{YYYY-MM-DD}  the same for one UTC day (TTL 2 days)
+
+Fields of each hash (node and metric names percent-encoded, so ``/`` in a
+name cannot be confused with the separator)::
+
+    count                       executions
+    sum/{metric}  max/{metric}  over all executions
+    node/{node}/count
+    node/{node}/sum/{metric}  node/{node}/max/{metric}
+
+Every execution counts, whatever its status: a failed or retried attempt spent
+its tokens too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, unquote
+
+from adapters.kv.base import KVStore
+from sdk.pb import envelope_pb2
+
+DEFAULT_PREFIX = "guardrails"
+DAY_TTL_S = 2 * 86400.0
+BUILTIN_METRICS = ("tokens_in", "tokens_out", "tokens_used", "cost_usd", "latency_ms")
+# Read back as CEL ints so `lifetime.sum.tokens_used > 10000` and integer
+# arithmetic work; everything else is a double.
+INT_METRICS = frozenset({"tokens_in", "tokens_out", "tokens_used"})
+
+Aggregate = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What one execution adds to every scope it belongs to."""
+
+    node: str
+    values: Mapping[str, float]
+
+    def fields(self) -> tuple[dict[str, float], dict[str, float]]:
+        """The ``add`` and ``maximum`` arguments of ``KVStore.update_counters``."""
+        node = f"node/{quote(self.node, safe='')}"
+        add = {"count": 1.0, f"{node}/count": 1.0}
+        maximum: dict[str, float] = {}
+        for metric, value in self.values.items():
+            m = quote(metric, safe="")
+            add[f"sum/{m}"] = add[f"{node}/sum/{m}"] = value
+            maximum[f"max/{m}"] = maximum[f"{node}/max/{m}"] = value
+        return add, maximum
+
+
+def header_of(envelope: envelope_pb2.ExecutionEnvelope) -> envelope_pb2.ExecutionHeader:
+    return _execution(envelope).header
+
+
+def telemetry_of(envelope: envelope_pb2.ExecutionEnvelope) -> envelope_pb2.PolicyTelemetry:
+    return _execution(envelope).telemetry
+
+
+def _execution(
+    envelope: envelope_pb2.ExecutionEnvelope,
+) -> envelope_pb2.TaskExecution | envelope_pb2.PlanExecution:
+    return envelope.plan if envelope.WhichOneof("execution") == "plan" else envelope.task
+
+
+def usage_of(envelope: envelope_pb2.ExecutionEnvelope) -> Usage:
+    telemetry = telemetry_of(envelope)
+    values: dict[str, float] = {
+        "tokens_in": float(telemetry.tokens_in),
+        "tokens_out": float(telemetry.tokens_out),
+        "tokens_used": float(telemetry.tokens_in + telemetry.tokens_out),
+        "cost_usd": telemetry.cost_usd,
+        "latency_ms": telemetry.latency_ms,
+    }
+    for name, value in telemetry.metrics.items():
+        # Built-in names are reserved: a free-form "cost_usd" would corrupt the total.
+        values.setdefault(name, value)
+    return Usage(node=header_of(envelope).name, values=values)
+
+
+def finished_at(envelope: envelope_pb2.ExecutionEnvelope) -> float | None:
+    """When the execution finished (else started, else was created), epoch seconds."""
+    header = header_of(envelope)
+    for field in ("finished_at", "started_at", "created_at"):
+        if header.HasField(field):
+            stamp = getattr(header, field)
+            return float(stamp.seconds + stamp.nanos / 1e9)
+    return None
+
+
+def utc_day(epoch_s: float) -> str:
+    return dt.datetime.fromtimestamp(epoch_s, dt.UTC).strftime("%Y-%m-%d")
+
+
+def lifetime_key(lifetime_id: str, prefix: str = DEFAULT_PREFIX) -> str:
+    return f"{prefix}:lifetime:{lifetime_id}"
+
+
+def tenant_key(tenant_id: str, prefix: str = DEFAULT_PREFIX) -> str:
+    return f"{prefix}:tenant:{tenant_id}"
+
+
+def tenant_day_key(tenant_id: str, day: str, prefix: str = DEFAULT_PREFIX) -> str:
+    return f"{prefix}:tenant:{tenant_id}:day:{day}"
+
+
+async def record(
+    kv: KVStore, usage: Usage, *, lifetime: str, tenant: str, day: str
+) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
+    """Add one execution to its three scope keys; returns their new counters."""
+    add, maximum = usage.fields()
+    lifetime_counters, tenant_counters, day_counters = await asyncio.gather(
+        kv.update_counters(lifetime, add=add, maximum=maximum),
+        kv.update_counters(tenant, add=add, maximum=maximum),
+        kv.update_counters(day, add=add, maximum=maximum, ttl=DAY_TTL_S),
+    )
+    return lifetime_counters, tenant_counters, day_counters
+
+
+def _fold(usages: Iterable[Usage]) -> tuple[dict[str, float], dict[str, float]]:
+    add: dict[str, float] = {}
+    maximum: dict[str, float] = {}
+    for usage in usages:
+        one_add, one_max = usage.fields()
+        for field, value in one_add.items():
+            add[field] = add.get(field, 0.0) + value
+        for field, value in one_max.items():
+            maximum[field] = max(maximum.get(field, value), value)
+    return add, maximum
+
+
+def _unique(
+    envelopes: Iterable[envelope_pb2.ExecutionEnvelope],
+) -> list[envelope_pb2.ExecutionEnvelope]:
+    """Each exec_id once: a redelivered envelope spent nothing new."""
+    seen: set[str] = set()
+    unique = []
+    for envelope in envelopes:
+        exec_id = header_of(envelope).exec_id
+        if exec_id not in seen:
+            seen.add(exec_id)
+            unique.append(envelope)
+    return unique
+
+
+async def rebuild_lifetime_aggregates(
+    kv: KVStore,
+    lifetime_id: str,
+    envelopes: Sequence[envelope_pb2.ExecutionEnvelope],
+    *,
+    prefix: str = DEFAULT_PREFIX,
+) -> dict[str, float]:
+    """Replace a lifetime's aggregate with one recomputed from its recorded envelopes.
+
+    Envelopes of other lifetimes are ignored and each exec_id counts once. Call
+    it while the lifetime is not being routed: the delete and the rewrite are two
+    operations.
+    """
+    mine = [e for e in _unique(envelopes) if header_of(e).lifetime_id == lifetime_id]
+    key = lifetime_key(lifetime_id, prefix)
+    await kv.delete(key)
+    if not mine:
+        return {}
+    add, maximum = _fold(usage_of(e) for e in mine)
+    return await kv.update_counters(key, add=add, maximum=maximum)
+
+
+async def rebuild_tenant_aggregates(
+    kv: KVStore,
+    tenant_id: str,
+    envelopes: Sequence[envelope_pb2.ExecutionEnvelope],
+    *,
+    prefix: str = DEFAULT_PREFIX,
+) -> dict[str, dict[str, float]]:
+    """Replace a tenant's all-time aggregate, and its day aggregates for every day
+    the envelopes cover, with ones recomputed from the envelopes.
+
+    Returns the rebuilt counters by key. Envelopes without any timestamp count
+    all-time only. Day keys for days absent from ``envelopes`` are left alone.
+    """
+    mine = [e for e in _unique(envelopes) if header_of(e).tenant_id == tenant_id]
+    by_day: dict[str, list[Usage]] = {}
+    for envelope in mine:
+        when = finished_at(envelope)
+        if when is not None:
+            by_day.setdefault(utc_day(when), []).append(usage_of(envelope))
+    rebuilt: dict[str, dict[str, float]] = {}
+    key = tenant_key(tenant_id, prefix)
+    await kv.delete(key)
+    if mine:
+        add, maximum = _fold(usage_of(e) for e in mine)
+        rebuilt[key] = await kv.update_counters(key, add=add, maximum=maximum)
+    for day, usages in sorted(by_day.items()):
+        key = tenant_day_key(tenant_id, day, prefix)
+        await kv.delete(key)
+        add, maximum = _fold(usages)
+        rebuilt[key] = await kv.update_counters(key, add=add, maximum=maximum, ttl=DAY_TTL_S)
+    return rebuilt
+
+
+def parse_counters(
+    counters: Mapping[str, float],
+    *,
+    metrics: Iterable[str] = (),
+    nodes: Iterable[str] = (),
+    all_nodes: bool = True,
+) -> Aggregate:
+    """A counter hash as the activation shape ``{count, sum, max, nodes}``.
+
+    ``metrics`` and ``nodes`` are pre-filled with 0 so that names a condition
+    writes literally read 0 before anything is reported. With ``all_nodes``
+    false only the named nodes are included (no condition can see the others,
+    and converting them into CEL values costs time on every execution).
+    """
+    metrics = set(BUILTIN_METRICS).union(metrics)
+    wanted = set(nodes)
+    node_maps: dict[str, Aggregate] = {}
+    aggregate: Aggregate = {"count": 0, "sum": {}, "max": {}, "nodes": node_maps}
+    for field, value in counters.items():
+        parts = field.split("/")
+        target = aggregate
+        if parts[0] == "node" and len(parts) >= 3:
+            node = unquote(parts[1])
+            if not all_nodes and node not in wanted:
+                continue
+            target = node_maps.get(node) or node_maps.setdefault(node, _empty())
+            parts = parts[2:]
+        if parts == ["count"]:
+            target["count"] = int(value)
+        elif len(parts) == 2 and parts[0] in ("sum", "max"):
+            metric = unquote(parts[1])
+            target[parts[0]][metric] = int(value) if metric in INT_METRICS else value
+    for node in wanted:
+        node_maps.setdefault(node, _empty())
+    for target in (aggregate, *node_maps.values()):
+        for metric in metrics:
+            zero = 0 if metric in INT_METRICS else 0.0
+            target["sum"].setdefault(metric, zero)
+            target["max"].setdefault(metric, zero)
+    return aggregate
+
+
+def _empty() -> Aggregate:
+    return {"count": 0, "sum": {}, "max": {}}

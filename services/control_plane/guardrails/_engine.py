@@ -1,0 +1,148 @@
+"""Guardrails: record an execution's usage, then evaluate the policies on it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+from adapters.kv.base import KVStore
+from adapters.kv.memory import MemoryKV
+from sdk.pb import envelope_pb2
+
+from ._aggregates import (
+    DEFAULT_PREFIX,
+    finished_at,
+    header_of,
+    lifetime_key,
+    record,
+    tenant_day_key,
+    tenant_key,
+    usage_of,
+    utc_day,
+)
+from ._context import EvaluationContext
+from ._policyset import PolicySet
+from ._verdict import Verdict
+from ._watcher import PolicyWatcher
+
+
+class Guardrails:
+    """What the control plane calls once per execution, before routing it.
+
+    ``policies`` may be a PolicyWatcher: each check then uses the set current
+    when it starts, so a reload never splits one execution across two sets.
+    """
+
+    def __init__(
+        self,
+        policies: PolicySet | PolicyWatcher,
+        kv: KVStore,
+        *,
+        clock: Callable[[], float] = time.time,
+        key_prefix: str = DEFAULT_PREFIX,
+    ) -> None:
+        self._policies = policies
+        self._kv = kv
+        self._clock = clock
+        self._prefix = key_prefix
+
+    @property
+    def policies(self) -> PolicySet:
+        source = self._policies
+        return source.current if isinstance(source, PolicyWatcher) else source
+
+    async def check(
+        self,
+        envelope: envelope_pb2.ExecutionEnvelope,
+        *,
+        lifetime_started_at: float,
+        now: float | None = None,
+    ) -> list[Verdict]:
+        """Add the execution to its aggregates, then return the rules that fire.
+
+        Not idempotent: call it once per recorded execution (skip redelivered
+        duplicates). ``now`` defaults to the clock; ``what_if`` passes the
+        execution's own time. Raises PolicyError if a condition fails.
+        """
+        policies = self.policies
+        now = self._clock() if now is None else now
+        lifetime, tenant, day = await self.record(envelope, now=now)
+        context = self.context_for(
+            envelope,
+            lifetime=lifetime,
+            tenant=tenant,
+            day=day,
+            elapsed_s=now - lifetime_started_at,
+            policies=policies,
+        )
+        return policies.evaluate(context)
+
+    def keys_for(
+        self, envelope: envelope_pb2.ExecutionEnvelope, *, now: float
+    ) -> tuple[str, str, str]:
+        """The lifetime, tenant and tenant-day keys the execution counts in.
+
+        The day is the UTC day the execution finished (``now`` if the envelope
+        carries no timestamp), so a rebuild from the log lands in the same key.
+        """
+        header = header_of(envelope)
+        when = finished_at(envelope)
+        day = utc_day(now if when is None else when)
+        return (
+            lifetime_key(header.lifetime_id, self._prefix),
+            tenant_key(header.tenant_id, self._prefix),
+            tenant_day_key(header.tenant_id, day, self._prefix),
+        )
+
+    async def record(
+        self, envelope: envelope_pb2.ExecutionEnvelope, *, now: float
+    ) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
+        """One atomic ``update_counters`` per scope key; returns the new counters."""
+        lifetime, tenant, day = self.keys_for(envelope, now=now)
+        return await record(self._kv, usage_of(envelope), lifetime=lifetime, tenant=tenant, day=day)
+
+    def context_for(
+        self,
+        envelope: envelope_pb2.ExecutionEnvelope,
+        *,
+        lifetime: dict[str, float],
+        tenant: dict[str, float],
+        day: dict[str, float],
+        elapsed_s: float,
+        policies: PolicySet | None = None,
+    ) -> EvaluationContext:
+        """The activation for ``envelope`` given its scopes' counters."""
+        return (policies or self.policies).context(
+            envelope, lifetime=lifetime, tenant=tenant, day=day, elapsed_s=elapsed_s
+        )
+
+
+async def what_if(
+    policies: PolicySet,
+    envelopes: Sequence[envelope_pb2.ExecutionEnvelope],
+    lifetime_started_at: float,
+) -> list[tuple[str, Verdict]]:
+    """Evaluate ``policies`` against a recorded lifetime, execution by execution.
+
+    Aggregates start empty in a private MemoryKV, so nothing is written
+    anywhere. Tenant aggregates therefore hold only this lifetime's executions,
+    not the tenant's other work. Each execution is evaluated at its own
+    recorded time; every execution is evaluated, even after one that would
+    have aborted the lifetime. Returns (exec_id, verdict) pairs in order.
+    """
+    fired: list[tuple[str, Verdict]] = []
+    seen: set[str] = set()
+    async with MemoryKV() as kv:
+        guardrails = Guardrails(policies, kv)
+        for envelope in envelopes:
+            exec_id = header_of(envelope).exec_id
+            if exec_id in seen:
+                continue
+            seen.add(exec_id)
+            when = finished_at(envelope)
+            now = lifetime_started_at if when is None else when
+            for verdict in await guardrails.check(
+                envelope, lifetime_started_at=lifetime_started_at, now=now
+            ):
+                fired.append((exec_id, verdict))
+    return fired

@@ -1,0 +1,62 @@
+"""Rebuild a lifetime's state from its recorded log, with the routing code itself.
+
+Each recorded event that names an execution is replayed through ``route``
+with the guardrail verdicts recorded for it, so the rebuilt state is exactly
+what the live control plane held (the same code derives it).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+
+from sdk.pb import envelope_pb2 as pb
+
+from .routing import abort, pause, route, start
+from .state import LifetimeState
+
+
+def event_time(event: pb.LifetimeEvent) -> float:
+    return event.created_at.ToNanoseconds() / 1e9
+
+
+def rebuild(
+    events: Iterable[pb.LifetimeEvent],
+    executions: Mapping[str, pb.ExecutionEnvelope],
+) -> LifetimeState | None:
+    """Fold the log into a LifetimeState; None when it has no ``started`` event."""
+    state: LifetimeState | None = None
+    verdicts: dict[str, list[pb.GuardrailDecision]] = defaultdict(list)
+    for event in events:
+        kind = event.WhichOneof("kind")
+        now = event_time(event)
+        if kind == "started":
+            command = pb.LifetimeCommand(
+                lifetime_id=event.lifetime_id,
+                tenant_id=event.tenant_id,
+                start=pb.StartLifetime(
+                    graph=event.started.graph, input=event.started.input,
+                    labels=event.started.labels,
+                ),
+            )
+            state, _ = start(command, now)
+            continue
+        if state is None or kind is None:
+            continue
+        if kind == "guardrail":
+            # Graph caps are re-derived by routing itself; policy verdicts are inputs.
+            if not event.guardrail.rule.startswith("graph."):
+                verdicts[event.guardrail.exec_id].append(event.guardrail)
+            continue
+        if kind == "resumed":
+            # The routed events that follow replay the executions held while paused.
+            state.status = pb.LIFETIME_STATUS_RUNNING
+            continue
+        exec_id = getattr(event, kind).exec_id
+        if exec_id in executions:
+            route(state, executions[exec_id], verdicts.pop(exec_id, []), now)
+        elif not exec_id and kind == "paused":
+            pause(state, event.paused.reason, now, event.event_id)
+        elif not exec_id and kind == "aborted":
+            abort(state, event.aborted.reason, now, event.event_id)
+    return state

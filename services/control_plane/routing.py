@@ -1,0 +1,553 @@
+"""Routing: which node runs next. Pure functions, no I/O.
+
+The control plane calls these live; rebuilding a lifetime's state after a
+restart calls the same functions over the recorded log, and replay compares
+what they derive with what was recorded. Every output is deterministic given
+the inputs (event ids and input ids are derived, never random); only the
+``now`` timestamps differ, and replay ignores them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from sdk.pb import envelope_pb2 as pb
+
+from .state import FINAL_STATUSES, LifetimeState, index_graph
+
+REJECT, PAUSE, ABORT = "REJECT_EXECUTION", "PAUSE_LIFETIME", "ABORT_LIFETIME"
+_SEVERITY = {REJECT: 1, PAUSE: 2, ABORT: 3}
+
+EDGE_NAMES = {v: k.removeprefix("EDGE_KIND_") for k, v in pb.EdgeKind.items()}
+
+
+@dataclass(slots=True)
+class Decision:
+    """What one routing step produced: events to append, then inputs to publish."""
+
+    events: list[pb.LifetimeEvent] = field(default_factory=list)
+    dispatch: list[pb.NodeInput] = field(default_factory=list)
+
+    def extend(self, other: Decision) -> None:
+        self.events.extend(other.events)
+        self.dispatch.extend(other.dispatch)
+
+
+def _ts(now: float) -> Timestamp:
+    ts = Timestamp()
+    ts.FromNanoseconds(int(now * 1e9))
+    return ts
+
+
+def _event(state: LifetimeState, suffix: str, now: float, **kind: object) -> pb.LifetimeEvent:
+    return pb.LifetimeEvent(
+        event_id=f"{state.lifetime_id}/{suffix}",
+        lifetime_id=state.lifetime_id,
+        tenant_id=state.tenant_id,
+        created_at=_ts(now),
+        **kind,  # type: ignore[arg-type]
+    )
+
+
+def execution_of(envelope: pb.ExecutionEnvelope) -> pb.TaskExecution | pb.PlanExecution:
+    which = envelope.WhichOneof("execution")
+    if which == "task":
+        return envelope.task
+    if which == "plan":
+        return envelope.plan
+    raise ValueError("execution envelope holds neither a task nor a plan")
+
+
+# ---- starting -------------------------------------------------------------
+
+
+def start(command: pb.LifetimeCommand, now: float) -> tuple[LifetimeState, Decision]:
+    """Create a lifetime from a start command and dispatch its entry node."""
+    begin = command.start
+    state = LifetimeState(
+        lifetime_id=command.lifetime_id,
+        tenant_id=command.tenant_id,
+        graph=index_graph(begin.graph),
+        started_at=now,
+        input=begin.input,
+    )
+    decision = Decision()
+    decision.events.append(
+        _event(
+            state,
+            "started",
+            now,
+            started=pb.LifetimeStarted(graph=begin.graph, input=begin.input, labels=begin.labels),
+        )
+    )
+    entry = begin.graph.entry
+    node_input = _dispatch(state, entry, pb.EDGE_KIND_UNSPECIFIED, [], [], now, decision, "start")
+    if node_input is not None:
+        node_input.input.CopyFrom(begin.input)
+    return state, decision
+
+
+# ---- routing one execution -----------------------------------------------
+
+
+def route(
+    state: LifetimeState,
+    envelope: pb.ExecutionEnvelope,
+    guardrails: list[pb.GuardrailDecision],
+    now: float,
+) -> Decision:
+    """Apply one recorded execution (and the guardrail verdicts on it) to the lifetime."""
+    execution = execution_of(envelope)
+    header = execution.header
+    decision = Decision()
+    if header.exec_id in state.seen and not _is_deferred(state, header.exec_id):
+        return decision  # a redelivered reference: already judged
+    if state.terminal:
+        return decision  # late work of a finished lifetime is recorded, not routed
+    state.seen.add(header.exec_id)
+
+    for verdict in guardrails:
+        decision.events.append(
+            _event(state, f"guardrail/{header.exec_id}/{verdict.rule}", now, guardrail=verdict)
+        )
+    strongest = max(guardrails, key=lambda v: _SEVERITY.get(v.action, 0), default=None)
+    action = strongest.action if strongest is not None else ""
+    if action == ABORT:
+        _terminate(state, decision, now, header.exec_id, aborted=_why(strongest))
+        return decision
+    if action == PAUSE and header.status in FINAL_STATUSES:
+        state.status = pb.LIFETIME_STATUS_PAUSED
+        state.deferred.append(envelope)
+        decision.events.append(
+            _event(
+                state,
+                f"paused/{header.exec_id}",
+                now,
+                paused=pb.LifetimePaused(exec_id=header.exec_id, reason=_why(strongest)),
+            )
+        )
+        return decision
+    if action == PAUSE:
+        state.status = pb.LIFETIME_STATUS_PAUSED
+        decision.events.append(
+            _event(
+                state,
+                f"paused/{header.exec_id}",
+                now,
+                paused=pb.LifetimePaused(exec_id=header.exec_id, reason=_why(strongest)),
+            )
+        )
+
+    if header.status == pb.EXECUTION_STATUS_RETRYING:
+        note = f"attempt {header.attempt} failed, retrying: {_error_of(execution)}"
+        decision.events.append(_routed(state, header, now, note=note, suffix="retrying"))
+        return decision
+    if state.status == pb.LIFETIME_STATUS_PAUSED:
+        if not _is_deferred(state, header.exec_id):
+            state.deferred.append(envelope)
+            decision.events.append(
+                _routed(state, header, now, note="lifetime is PAUSED", deferred=True)
+            )
+        return decision
+
+    _undefer(state, header.exec_id)
+    state.pending.pop(header.input_id, None)
+    if action == REJECT:
+        note = f"rejected by guardrail {strongest.rule!r}: {strongest.message}"  # type: ignore[union-attr]
+        decision.events.append(_routed(state, header, now, note=note))
+    elif isinstance(execution, pb.TaskExecution):
+        _route_task(state, execution, now, decision)
+    else:
+        _route_plan(state, execution, now, decision)
+    _fail_if_stalled(state, decision, now, header.exec_id)
+    return decision
+
+
+def _route_task(
+    state: LifetimeState, execution: pb.TaskExecution, now: float, decision: Decision
+) -> None:
+    header = execution.header
+    name = header.name
+    failed = header.status != pb.EXECUTION_STATUS_SUCCEEDED
+    if failed and name not in state.graph.continue_on_failure:
+        decision.events.append(_routed(state, header, now, note="task failed"))
+        reason = (
+            f"Task {name!r} failed after {header.attempt} attempt(s): "
+            f"{execution.result.error_type or 'Error'}: {execution.result.error}"
+        )
+        _terminate(
+            state,
+            decision,
+            now,
+            header.exec_id,
+            failed=reason,
+            error_type=execution.result.error_type,
+        )
+        return
+    if name in state.graph.finals:
+        decision.events.append(_routed(state, header, now, edge=pb.EDGE_KIND_FINAL))
+        if failed:
+            _terminate(
+                state,
+                decision,
+                now,
+                header.exec_id,
+                failed=f"Task {name!r} failed on its FINAL edge: {execution.result.error}",
+            )
+        else:
+            _complete(state, decision, now, header.exec_id, execution.result.output)
+        return
+    ((target, kind),) = state.graph.out[name].items()
+    upstream = pb.UpstreamResult(
+        exec_id=header.exec_id,
+        name=name,
+        status=header.status,
+        result=execution.result,
+        branch=header.branch,
+    )
+    if kind == pb.EDGE_KIND_JOIN:
+        _arrive_at_join(state, header, target, upstream, now, decision)
+        return
+    routed = _routed(state, header, now, edge=kind)
+    decision.events.append(routed)
+    _dispatch(
+        state,
+        target,
+        kind,
+        list(header.branch),
+        [upstream],
+        now,
+        decision,
+        header.exec_id,
+        routed=routed,
+    )
+
+
+def _arrive_at_join(
+    state: LifetimeState,
+    header: pb.ExecutionHeader,
+    target: str,
+    upstream: pb.UpstreamResult,
+    now: float,
+    decision: Decision,
+) -> None:
+    if not header.branch:
+        decision.events.append(_routed(state, header, now, edge=pb.EDGE_KIND_JOIN))
+        _terminate(
+            state,
+            decision,
+            now,
+            header.exec_id,
+            failed=f"Task {header.name!r} took a JOIN edge outside any fan-out",
+            error_type="RoutingError",
+        )
+        return
+    frame = header.branch[-1]
+    key = (frame.fanout_id, target)
+    arrived = state.joins.setdefault(key, {})
+    arrived[frame.index] = upstream
+    routed = _routed(state, header, now, edge=pb.EDGE_KIND_JOIN)
+    decision.events.append(routed)
+    if len(arrived) < frame.width:
+        routed.routed.note = f"waiting at {target!r}: {len(arrived)} of {frame.width} branches"
+        return
+    del state.joins[key]
+    results = [arrived[i] for i in sorted(arrived)]
+    _dispatch(
+        state,
+        target,
+        pb.EDGE_KIND_JOIN,
+        list(header.branch[:-1]),
+        results,
+        now,
+        decision,
+        header.exec_id,
+        routed=routed,
+    )
+
+
+def _route_plan(
+    state: LifetimeState, execution: pb.PlanExecution, now: float, decision: Decision
+) -> None:
+    header, result = execution.header, execution.result
+    name = header.name
+    if header.status != pb.EXECUTION_STATUS_SUCCEEDED:
+        decision.events.append(_routed(state, header, now, note="plan failed"))
+        _terminate(
+            state,
+            decision,
+            now,
+            header.exec_id,
+            failed=f"Plan {name!r} failed: {result.error_type or 'Error'}: {result.error}",
+            error_type=result.error_type,
+        )
+        return
+    edges = state.graph.out[name]
+    problem = _check_choice(name, result, edges, name in state.graph.finals)
+    if problem:
+        decision.events.append(_routed(state, header, now, note=problem))
+        _terminate(state, decision, now, header.exec_id, failed=problem, error_type="RoutingError")
+        return
+    if result.finish:
+        decision.events.append(_routed(state, header, now, edge=pb.EDGE_KIND_FINAL))
+        _complete(state, decision, now, header.exec_id, result.output)
+        return
+    chosen = list(result.next_task_names)
+    fan_out = edges[chosen[0]] == pb.EDGE_KIND_PARALLEL
+    routed = _routed(state, header, now, edge=edges[chosen[0]])
+    decision.events.append(routed)
+    for index, task in enumerate(chosen):
+        branch = list(header.branch)
+        if fan_out:
+            branch.append(pb.BranchFrame(fanout_id=header.input_id, index=index, width=len(chosen)))
+        node_input = _dispatch(
+            state, task, edges[task], branch, [], now, decision, header.exec_id, routed=routed
+        )
+        if node_input is None:
+            return
+        if task in result.task_inputs:
+            node_input.input.CopyFrom(result.task_inputs[task])
+
+
+def _check_choice(name: str, result: pb.PlanResult, edges: dict[str, int], has_final: bool) -> str:
+    """Why this Plan's decision is illegal for the graph, or '' when it is fine."""
+    if result.finish:
+        if not has_final:
+            return f"Plan {name!r} returned Finish but has no FINAL edge"
+        return ""
+    chosen = list(result.next_task_names)
+    allowed = ", ".join(edges) or "none"
+    if not chosen:
+        return f"Plan {name!r} chose no task (return Finish(...) to end the lifetime)"
+    unknown = [t for t in chosen if t not in edges]
+    if unknown:
+        return (
+            f"Plan {name!r} chose {', '.join(map(repr, unknown))}, but its edges allow: {allowed}"
+        )
+    if len(set(chosen)) != len(chosen):
+        return f"Plan {name!r} chose the same task twice: {', '.join(chosen)}"
+    normal = [t for t in chosen if edges[t] == pb.EDGE_KIND_NORMAL]
+    if normal and len(chosen) > 1:
+        return (
+            f"Plan {name!r} chose several tasks ({', '.join(chosen)}) but "
+            f"{', '.join(map(repr, normal))} is a NORMAL edge; only PARALLEL edges fan out"
+        )
+    return ""
+
+
+# ---- commands -------------------------------------------------------------
+
+
+def pause(state: LifetimeState, reason: str, now: float, command_id: str) -> Decision:
+    decision = Decision()
+    if state.status != pb.LIFETIME_STATUS_RUNNING:
+        return decision
+    state.status = pb.LIFETIME_STATUS_PAUSED
+    decision.events.append(
+        _event(state, f"paused/{command_id}", now, paused=pb.LifetimePaused(reason=reason))
+    )
+    return decision
+
+
+def resume(
+    state: LifetimeState, command: pb.LifetimeResumed, now: float, command_id: str
+) -> Decision:
+    """Continue a PAUSED lifetime: route every execution held while it was paused."""
+    decision = Decision()
+    if state.status != pb.LIFETIME_STATUS_PAUSED:
+        return decision
+    state.status = pb.LIFETIME_STATUS_RUNNING
+    decision.events.append(_event(state, f"resumed/{command_id}", now, resumed=command))
+    for envelope in list(state.deferred):
+        if state.status != pb.LIFETIME_STATUS_RUNNING:
+            break
+        decision.extend(route(state, envelope, [], now))
+    if state.status == pb.LIFETIME_STATUS_RUNNING:
+        _fail_if_stalled(state, decision, now, f"resume/{command_id}")
+    return decision
+
+
+def abort(state: LifetimeState, reason: str, now: float, command_id: str) -> Decision:
+    decision = Decision()
+    if not state.terminal:
+        _terminate(state, decision, now, "", aborted=reason, suffix=f"aborted/{command_id}")
+    return decision
+
+
+# ---- helpers --------------------------------------------------------------
+
+
+def _dispatch(
+    state: LifetimeState,
+    name: str,
+    edge: int,
+    branch: list[pb.BranchFrame],
+    upstream: list[pb.UpstreamResult],
+    now: float,
+    decision: Decision,
+    cause: str,
+    routed: pb.LifetimeEvent | None = None,
+) -> pb.NodeInput | None:
+    """Create the input for one node run, unless a loop cap stops the lifetime."""
+    spec = state.graph.spec
+    iteration = state.iterations.get(name, 0) + 1
+    if iteration > spec.max_iterations or state.steps + 1 > spec.max_steps:
+        rule, limit, seen = (
+            ("graph.max_iterations", spec.max_iterations, iteration)
+            if iteration > spec.max_iterations
+            else ("graph.max_steps", spec.max_steps, state.steps + 1)
+        )
+        verdict = pb.GuardrailDecision(
+            exec_id=cause,
+            rule=rule,
+            policy_version=f"{spec.graph_id}@{spec.version}",
+            action=ABORT,
+            scope="lifetime",
+            message=f"{name!r} would run past the graph's {rule.split('.')[1]} cap of {limit}",
+            observed={"iteration" if "iter" in rule else "steps": float(seen)},
+        )
+        decision.events.append(_event(state, f"guardrail/{cause}/{rule}", now, guardrail=verdict))
+        _terminate(state, decision, now, cause, aborted=verdict.message)
+        return None
+    state.iterations[name] = iteration
+    state.steps += 1
+    input_id = f"{state.lifetime_id}.{state.next_step}"
+    state.next_step += 1
+    node_input = pb.NodeInput(
+        input_id=input_id,
+        lifetime_id=state.lifetime_id,
+        tenant_id=state.tenant_id,
+        graph_id=spec.graph_id,
+        graph_version=spec.version,
+        name=name,
+        kind=state.graph.kinds[name],
+        iteration=iteration,
+        edge_taken=edge,
+        parent_exec_ids=[u.exec_id for u in upstream],
+        branch=branch,
+        upstream=upstream,
+        created_at=_ts(now),
+    )
+    if routed is not None:
+        routed.routed.dispatched.append(node_input)
+        node_input = routed.routed.dispatched[-1]  # keep editing the recorded copy
+    else:
+        decision.events.append(
+            _event(
+                state,
+                f"routed/{cause}",
+                now,
+                routed=pb.ExecutionRouted(exec_id="", name="", dispatched=[node_input]),
+            )
+        )
+        node_input = decision.events[-1].routed.dispatched[-1]
+    state.pending[input_id] = node_input
+    decision.dispatch.append(node_input)
+    return node_input
+
+
+def _routed(
+    state: LifetimeState,
+    header: pb.ExecutionHeader,
+    now: float,
+    *,
+    edge: int = pb.EDGE_KIND_UNSPECIFIED,
+    note: str = "",
+    deferred: bool = False,
+    suffix: str = "routed",
+) -> pb.LifetimeEvent:
+    kind = "deferred" if deferred else suffix
+    return _event(
+        state,
+        f"{kind}/{header.exec_id}",
+        now,
+        routed=pb.ExecutionRouted(
+            exec_id=header.exec_id,
+            name=header.name,
+            status=header.status,
+            edge=edge,
+            note=note,
+            deferred=deferred,
+        ),
+    )
+
+
+def _complete(
+    state: LifetimeState, decision: Decision, now: float, exec_id: str, output: pb.Payload
+) -> None:
+    state.status = pb.LIFETIME_STATUS_COMPLETED
+    state.output = output
+    state.pending.clear()
+    decision.events.append(
+        _event(
+            state, "completed", now, completed=pb.LifetimeCompleted(exec_id=exec_id, output=output)
+        )
+    )
+
+
+def _terminate(
+    state: LifetimeState,
+    decision: Decision,
+    now: float,
+    exec_id: str,
+    *,
+    failed: str = "",
+    aborted: str = "",
+    error_type: str = "",
+    suffix: str = "",
+) -> None:
+    state.pending.clear()
+    if aborted:
+        state.status, state.reason = pb.LIFETIME_STATUS_ABORTED, aborted
+        decision.events.append(
+            _event(
+                state,
+                suffix or "aborted",
+                now,
+                aborted=pb.LifetimeAborted(exec_id=exec_id, reason=aborted),
+            )
+        )
+    else:
+        state.status, state.reason = pb.LIFETIME_STATUS_FAILED, failed
+        decision.events.append(
+            _event(
+                state,
+                "failed",
+                now,
+                failed=pb.LifetimeFailed(exec_id=exec_id, reason=failed, error_type=error_type),
+            )
+        )
+
+
+def _fail_if_stalled(state: LifetimeState, decision: Decision, now: float, cause: str) -> None:
+    if state.status == pb.LIFETIME_STATUS_RUNNING and not state.pending and not state.deferred:
+        waiting = ", ".join(f"{plan!r}" for _, plan in state.joins) or "nothing"
+        _terminate(
+            state,
+            decision,
+            now,
+            cause,
+            failed=f"nothing left to run and no FINAL edge taken (waiting at: {waiting})",
+            error_type="StalledLifetime",
+        )
+
+
+def _why(verdict: pb.GuardrailDecision | None) -> str:
+    if verdict is None:
+        return ""
+    return f"guardrail {verdict.rule!r} ({verdict.action}): {verdict.message}"
+
+
+def _error_of(execution: pb.TaskExecution | pb.PlanExecution) -> str:
+    result = execution.result
+    return f"{result.error_type or 'Error'}: {result.error}"
+
+
+def _is_deferred(state: LifetimeState, exec_id: str) -> bool:
+    return any(execution_of(e).header.exec_id == exec_id for e in state.deferred)
+
+
+def _undefer(state: LifetimeState, exec_id: str) -> None:
+    state.deferred = [e for e in state.deferred if execution_of(e).header.exec_id != exec_id]

@@ -1,0 +1,223 @@
+"""The control plane: judge each persisted execution, then route the next work.
+
+For each batch of references and commands it updates the lifetimes' states
+(in memory; rebuilt from the store on a miss), asks the guardrails for a
+verdict, routes, appends every decision to the store in one transaction,
+publishes the next inputs and the events, and only then commits offsets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from adapters import Consumer, EventBus, Message, NewEvent, StateStore
+from sdk.errors import EnvelopeError
+from sdk.pb import envelope_pb2 as pb
+from services.metrics import Metrics
+from services.topics import Topics, check_envelope, decode, publish_dead_letters
+
+from .projection import rebuild
+from .routing import Decision, abort, pause, resume, route, start
+from .state import LifetimeState
+
+log = logging.getLogger("tickrail.control_plane")
+
+
+class Verdict(Protocol):
+    def to_proto(self, exec_id: str) -> pb.GuardrailDecision: ...
+
+
+class Guard(Protocol):
+    """What the control plane asks before routing (the guardrail engine)."""
+
+    async def check(
+        self, envelope: pb.ExecutionEnvelope, *, lifetime_started_at: float
+    ) -> Sequence[Verdict]: ...
+
+
+class ControlPlane:
+    def __init__(
+        self,
+        bus: EventBus,
+        store: StateStore,
+        topics: Topics,
+        *,
+        guard: Guard | None = None,
+        group: str = "tickrail-control-plane",
+        batch_size: int = 500,
+        clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.bus, self.store, self.topics = bus, store, topics
+        self.guard = guard
+        self.group = group
+        self.batch_size = batch_size
+        self.clock = clock
+        self.metrics = metrics or Metrics("control_plane")
+        self._states: dict[str, LifetimeState] = {}
+        self._consumer: Consumer | None = None
+
+    async def subscribe(self) -> None:
+        topics = [*self.topics.every("persisted"), self.topics.commands()]
+        self._consumer = await self.bus.subscribe(topics, self.group)
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        if self._consumer is None:
+            await self.subscribe()
+        consumer = self._consumer
+        assert consumer is not None
+        try:
+            while not stopping.is_set():
+                messages = await consumer.poll(self.batch_size, timeout=0.2)
+                if messages:
+                    await self.handle(messages)
+                    await consumer.commit(messages)
+        finally:
+            await consumer.close()
+
+    # ---- one batch ----------------------------------------------------------
+
+    async def handle(self, messages: list[Message]) -> None:
+        started = self.metrics.clock()
+        decided: list[tuple[LifetimeState, Decision]] = []
+        rejected: list[tuple[Message, str]] = []
+        commands = self.topics.commands()
+        for message in messages:
+            try:
+                if message.topic == commands:
+                    outcome = await self._command(decode(pb.LifetimeCommand, message))
+                else:
+                    outcome = await self._reference(decode(pb.ExecutionRef, message))
+            except EnvelopeError as exc:
+                rejected.append((message, str(exc)))
+                continue
+            if outcome is not None and (outcome[1].events or outcome[1].dispatch):
+                decided.append(outcome)
+        await self._commit_decisions(decided)
+        await publish_dead_letters(self.bus, self.topics, rejected)
+        self.metrics.observe_batch(len(messages), len(rejected), started)
+
+    async def _reference(self, ref: pb.ExecutionRef) -> tuple[LifetimeState, Decision] | None:
+        header = check_envelope(ref.envelope)
+        state = await self._state(header.lifetime_id)
+        if state is None:
+            raise EnvelopeError(
+                f"execution {header.exec_id} belongs to unknown lifetime {header.lifetime_id}"
+            )
+        if header.exec_id in state.seen or state.terminal:
+            return None  # redelivered, or late work of a finished lifetime
+        verdicts: list[pb.GuardrailDecision] = []
+        if self.guard is not None:
+            found = await self.guard.check(ref.envelope, lifetime_started_at=state.started_at)
+            verdicts = [v.to_proto(header.exec_id) for v in found]
+        return state, route(state, ref.envelope, verdicts, self.clock())
+
+    async def _command(self, command: pb.LifetimeCommand) -> tuple[LifetimeState, Decision] | None:
+        kind = command.WhichOneof("kind")
+        now = self.clock()
+        if kind == "start":
+            if not command.lifetime_id or not command.start.graph.entry:
+                raise EnvelopeError("start command needs a lifetime id and a graph")
+            if await self._state(command.lifetime_id) is not None:
+                return None  # a redelivered start
+            state, decision = start(command, now)
+            self._states[state.lifetime_id] = state
+            return state, decision
+        state = await self._state(command.lifetime_id)
+        if state is None:
+            raise EnvelopeError(f"{kind} command for unknown lifetime {command.lifetime_id}")
+        if kind == "pause":
+            return state, pause(state, command.pause.reason, now, command.command_id)
+        if kind == "resume":
+            return state, resume(state, command.resume, now, command.command_id)
+        if kind == "abort":
+            return state, abort(state, command.abort.reason, now, command.command_id)
+        raise EnvelopeError(f"command {command.command_id!r} has no kind")
+
+    async def _commit_decisions(self, decided: list[tuple[LifetimeState, Decision]]) -> None:
+        """Append every event, then publish inputs and events: durable before visible."""
+        if not decided:
+            return
+        rows: list[NewEvent] = []
+        out: list[Message] = []
+        events_topic = self.topics.events()
+        for state, decision in decided:
+            for event in decision.events:
+                body = event.SerializeToString()
+                rows.append(
+                    NewEvent(
+                        event_id=event.event_id,
+                        lifetime_id=state.lifetime_id,
+                        tenant_id=state.tenant_id,
+                        graph_id=state.graph_id,
+                        kind=event.WhichOneof("kind") or "",
+                        status=state.status,
+                        created_at=event.created_at.ToNanoseconds() / 1e9,
+                        body=body,
+                    )
+                )
+                out.append(Message(events_topic, state.lifetime_id, body))
+            for node_input in decision.dispatch:
+                out.append(
+                    Message(
+                        self.topics.inputs(node_input.kind, state.tenant_id),
+                        state.lifetime_id,
+                        node_input.SerializeToString(),
+                    )
+                )
+        await self.store.append_events(rows)
+        await self.bus.publish(out)
+        for state, _ in decided:
+            if state.terminal:
+                self._states.pop(state.lifetime_id, None)
+
+    # ---- state --------------------------------------------------------------
+
+    async def _state(self, lifetime_id: str) -> LifetimeState | None:
+        state = self._states.get(lifetime_id)
+        if state is None:
+            state = await self.load(lifetime_id)
+            if state is not None and not state.terminal:
+                self._states[lifetime_id] = state
+        return state
+
+    async def load(self, lifetime_id: str) -> LifetimeState | None:
+        """Rebuild a lifetime's state from the store (None if it never started)."""
+        records = await self.store.events(lifetime_id)
+        if not records:
+            return None
+        events = [pb.LifetimeEvent.FromString(r.body) for r in records]
+        executions = {
+            r.exec_id: pb.ExecutionEnvelope.FromString(r.envelope)
+            for r in await self.store.executions(lifetime_id)
+        }
+        return rebuild(events, executions)
+
+    async def recover(self, lifetime_ids: Sequence[str] | None = None) -> int:
+        """Re-publish the pending inputs of running lifetimes (after a crash).
+
+        An input may have been dispatched and even executed already; executors
+        derive exec ids from input ids, so a second run is deduplicated by the
+        data plane. Returns how many inputs were re-published.
+        """
+        if lifetime_ids is None:
+            summaries = await self.store.list_lifetimes(status=pb.LIFETIME_STATUS_RUNNING,
+                                                        limit=100_000)
+            lifetime_ids = [s.lifetime_id for s in summaries]
+        out: list[Message] = []
+        for lifetime_id in lifetime_ids:
+            state = await self._state(lifetime_id)
+            if state is None or state.terminal:
+                continue
+            for node_input in state.pending.values():
+                out.append(
+                    Message(self.topics.inputs(node_input.kind, state.tenant_id),
+                            lifetime_id, node_input.SerializeToString())
+                )
+        if out:
+            await self.bus.publish(out)
+        return len(out)

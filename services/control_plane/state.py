@@ -1,0 +1,81 @@
+"""A lifetime's state: a projection of its log, kept in memory by the control plane."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from sdk.pb import envelope_pb2 as pb
+
+FINAL_STATUSES = frozenset(
+    {pb.EXECUTION_STATUS_SUCCEEDED, pb.EXECUTION_STATUS_FAILED, pb.EXECUTION_STATUS_TIMED_OUT}
+)
+TERMINAL_LIFETIME = frozenset(
+    {pb.LIFETIME_STATUS_COMPLETED, pb.LIFETIME_STATUS_FAILED, pb.LIFETIME_STATUS_ABORTED}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class GraphIndex:
+    """Lookup tables built once per graph version from its GraphSpec."""
+
+    spec: pb.GraphSpec
+    kinds: dict[str, int]
+    continue_on_failure: frozenset[str]
+    # node -> {target: edge kind}, in declaration order
+    out: dict[str, dict[str, int]]
+    finals: frozenset[str]
+
+
+def index_graph(spec: pb.GraphSpec) -> GraphIndex:
+    return _index(spec.SerializeToString(deterministic=True))
+
+
+@lru_cache(maxsize=256)
+def _index(raw: bytes) -> GraphIndex:
+    spec = pb.GraphSpec.FromString(raw)
+    out: dict[str, dict[str, int]] = {n.name: {} for n in spec.nodes}
+    finals: set[str] = set()
+    for edge in spec.edges:
+        if edge.kind == pb.EDGE_KIND_FINAL:
+            finals.add(edge.source)
+        else:
+            out[edge.source][edge.target] = edge.kind
+    return GraphIndex(
+        spec=spec,
+        kinds={n.name: n.kind for n in spec.nodes},
+        continue_on_failure=frozenset(n.name for n in spec.nodes if n.continue_on_failure),
+        out=out,
+        finals=frozenset(finals),
+    )
+
+
+@dataclass(slots=True)
+class LifetimeState:
+    lifetime_id: str
+    tenant_id: str
+    graph: GraphIndex
+    started_at: float
+    input: pb.Payload
+    status: int = pb.LIFETIME_STATUS_RUNNING
+    next_step: int = 1
+    steps: int = 0
+    iterations: dict[str, int] = field(default_factory=dict)
+    #: executions the control plane has judged (a redelivered ref is ignored)
+    seen: set[str] = field(default_factory=set)
+    #: dispatched inputs whose final execution has not been routed yet
+    pending: dict[str, pb.NodeInput] = field(default_factory=dict)
+    #: (fanout id, join plan) -> branch index -> arrived result
+    joins: dict[tuple[str, str], dict[int, pb.UpstreamResult]] = field(default_factory=dict)
+    #: final executions held while PAUSED, routed on resume
+    deferred: list[pb.ExecutionEnvelope] = field(default_factory=list)
+    output: pb.Payload | None = None
+    reason: str = ""
+
+    @property
+    def graph_id(self) -> str:
+        return self.graph.spec.graph_id
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_LIFETIME

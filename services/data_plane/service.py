@@ -1,0 +1,108 @@
+"""The data plane: persist execution envelopes, then announce them.
+
+For each batch from the executions topic: decode (undecodable messages go to
+the dead-letter topic), offload large payloads to the blob store, append to
+the state store in one transaction (idempotent on exec id), publish one
+ExecutionRef per envelope, and only then commit the consumed offsets.
+A redelivered envelope is not stored twice; its reference is republished
+with the stored envelope, so a crash between commit and publish loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from adapters import BlobStore, Consumer, EventBus, Message, NewExecution, StateStore
+from sdk._payload import DEFAULT_OFFLOAD_THRESHOLD
+from sdk.errors import EnvelopeError
+from sdk.pb import envelope_pb2 as pb
+from services.metrics import Metrics
+from services.offload import offload_large
+from services.topics import Topics, check_envelope, decode, publish_dead_letters
+
+log = logging.getLogger("tickrail.data_plane")
+
+
+class DataPlane:
+    def __init__(
+        self,
+        bus: EventBus,
+        store: StateStore,
+        blobs: BlobStore,
+        topics: Topics,
+        *,
+        offload_threshold: int = DEFAULT_OFFLOAD_THRESHOLD,
+        group: str = "tickrail-data-plane",
+        batch_size: int = 500,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.bus, self.store, self.blobs, self.topics = bus, store, blobs, topics
+        self.offload_threshold = offload_threshold
+        self.group = group
+        self.batch_size = batch_size
+        self.metrics = metrics or Metrics("data_plane")
+        self._consumer: Consumer | None = None
+
+    async def subscribe(self) -> None:
+        self._consumer = await self.bus.subscribe(self.topics.every("executions"), self.group)
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Consume until ``stopping`` is set; the batch in hand is finished first."""
+        if self._consumer is None:
+            await self.subscribe()
+        consumer = self._consumer
+        assert consumer is not None
+        try:
+            while not stopping.is_set():
+                messages = await consumer.poll(self.batch_size, timeout=0.2)
+                if messages:
+                    await self.handle(messages)
+                    await consumer.commit(messages)
+        finally:
+            await consumer.close()
+
+    async def handle(self, messages: list[Message]) -> None:
+        started = self.metrics.clock()
+        rows: list[NewExecution] = []
+        envelopes: list[pb.ExecutionEnvelope] = []
+        rejected: list[tuple[Message, str]] = []
+        for message in messages:
+            try:
+                envelope = decode(pb.ExecutionEnvelope, message)
+                header = check_envelope(envelope)
+            except EnvelopeError as exc:
+                rejected.append((message, str(exc)))
+                continue
+            value = message.value
+            if await offload_large(envelope, self.blobs, self.offload_threshold):
+                value = envelope.SerializeToString()
+            envelopes.append(envelope)
+            rows.append(
+                NewExecution(
+                    exec_id=header.exec_id,
+                    lifetime_id=header.lifetime_id,
+                    tenant_id=header.tenant_id,
+                    name=header.name,
+                    kind=header.kind,
+                    status=header.status,
+                    created_at=header.created_at.ToNanoseconds() / 1e9,
+                    envelope=value,
+                )
+            )
+        records = await self.store.append_executions(rows) if rows else []
+        refs: list[Message] = []
+        for envelope, record in zip(envelopes, records, strict=True):
+            stored = envelope if record.created else pb.ExecutionEnvelope.FromString(record.envelope)
+            ref = pb.ExecutionRef(seq=record.seq, duplicate=not record.created, envelope=stored)
+            refs.append(
+                Message(self.topics.persisted(record.tenant_id), record.lifetime_id,
+                        ref.SerializeToString())
+            )
+        await self.bus.publish(refs)
+        await publish_dead_letters(self.bus, self.topics, rejected)
+        self.metrics.observe_batch(len(messages), len(rejected), started)
+        if duplicates := sum(not r.created for r in records):
+            log.info("ignored %d redelivered envelope(s)", duplicates)
+
+

@@ -1,0 +1,1 @@
+"""Task and Plan executors."""

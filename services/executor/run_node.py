@@ -1,0 +1,175 @@
+"""Run one node once: build its context, call user code, capture the outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from sdk._payload import BlobReader, encode, read_value
+from sdk.context import NodeContext, PlanContext, TaskContext, Upstream
+from sdk.decision import Finish, as_decision
+from sdk.errors import NodeTimeoutError
+from sdk.node import Plan, Task
+from sdk.pb import envelope_pb2 as pb
+
+
+@dataclass(slots=True)
+class Prepared:
+    """Inputs decoded once per node input, shared by every attempt."""
+
+    value: Any
+    upstream: list[Upstream]
+    given: pb.Payload | None  # the payload ``value`` came from, when there is one
+
+    def forward(self) -> pb.Payload:
+        """What a Plan passes to the Tasks it chooses when it gives them no input."""
+        return self.given if self.given is not None else encode(self.value)
+
+
+async def prepare(node_input: pb.NodeInput, blobs: BlobReader | None) -> Prepared:
+    upstream = [
+        Upstream(
+            name=u.name,
+            exec_id=u.exec_id,
+            ok=u.status == pb.EXECUTION_STATUS_SUCCEEDED,
+            value=await read_value(u.result.output, blobs),
+            error=u.result.error,
+            error_type=u.result.error_type,
+            branch=u.branch[-1].index if node_input.edge_taken == pb.EDGE_KIND_JOIN
+            and u.branch else None,
+        )
+        for u in node_input.upstream
+    ]
+    if node_input.kind == pb.NODE_KIND_TASK or not node_input.upstream:
+        return Prepared(await read_value(node_input.input, blobs), upstream, node_input.input)
+    if len(upstream) == 1 and node_input.edge_taken != pb.EDGE_KIND_JOIN:
+        return Prepared(upstream[0].value, upstream, node_input.upstream[0].result.output)
+    return Prepared([u.value for u in upstream], upstream, None)
+
+
+def _ts(seconds: float) -> Timestamp:
+    ts = Timestamp()
+    ts.FromNanoseconds(int(seconds * 1e9))
+    return ts
+
+
+def qualname(exc: BaseException) -> str:
+    cls = type(exc)
+    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+
+
+async def attempt(
+    node: Task | Plan,
+    node_input: pb.NodeInput,
+    prepared: Prepared,
+    attempt_no: int,
+    will_retry_on_failure: bool,
+) -> tuple[pb.ExecutionEnvelope, bool]:
+    """Run one attempt; return its envelope and whether it failed."""
+    exec_id = f"{node_input.input_id}.{attempt_no}"
+    fields: dict[str, Any] = dict(
+        lifetime_id=node_input.lifetime_id,
+        tenant_id=node_input.tenant_id,
+        graph_id=node_input.graph_id,
+        graph_version=node_input.graph_version,
+        name=node_input.name,
+        exec_id=exec_id,
+        attempt=attempt_no,
+        iteration=node_input.iteration,
+        input=prepared.value,
+    )
+    is_task = isinstance(node, Task)
+    ctx: NodeContext = TaskContext(**fields) if is_task else PlanContext(
+        **fields, upstream=list(prepared.upstream)
+    )
+    started_wall, started = time.time(), time.perf_counter()
+    error: BaseException | None = None
+    value: Any = None
+    try:
+        value = await _call(node, ctx)
+        value = encode(value) if is_task else _plan_result(node_input, prepared, value)
+    except TimeoutError:
+        error = NodeTimeoutError(f"{node.name!r} ran past its timeout of {node.timeout} s")
+    except Exception as exc:  # user code: any failure becomes a recorded FAILED execution
+        error = exc
+    latency_ms = (time.perf_counter() - started) * 1000
+    if error is None:
+        status = pb.EXECUTION_STATUS_SUCCEEDED
+    elif will_retry_on_failure:
+        status = pb.EXECUTION_STATUS_RETRYING
+    elif isinstance(error, NodeTimeoutError):
+        status = pb.EXECUTION_STATUS_TIMED_OUT
+    else:
+        status = pb.EXECUTION_STATUS_FAILED
+    header = pb.ExecutionHeader(
+        name=node_input.name,
+        exec_id=exec_id,
+        input_id=node_input.input_id,
+        graph_id=node_input.graph_id,
+        graph_version=node_input.graph_version,
+        lifetime_id=node_input.lifetime_id,
+        tenant_id=node_input.tenant_id,
+        attempt=attempt_no,
+        iteration=node_input.iteration,
+        created_at=node_input.created_at,
+        started_at=_ts(started_wall),
+        finished_at=_ts(started_wall + latency_ms / 1000),
+        status=status,
+        edge_taken=node_input.edge_taken,
+        parent_exec_ids=node_input.parent_exec_ids,
+        branch=node_input.branch,
+        kind=node_input.kind,
+    )
+    usage = ctx.usage
+    telemetry = pb.PolicyTelemetry(
+        tokens_in=usage.tokens_in,
+        tokens_out=usage.tokens_out,
+        cost_usd=usage.cost_usd,
+        latency_ms=latency_ms,
+        model=usage.model,
+        metrics=usage.metrics,
+    )
+    error_text = "" if error is None else (str(error) or type(error).__name__)
+    error_type = "" if error is None else qualname(error)
+    if is_task:
+        result = pb.TaskResult(error=error_text, error_type=error_type)
+        if error is None:
+            result.output.CopyFrom(value)
+        envelope = pb.ExecutionEnvelope(
+            task=pb.TaskExecution(header=header, telemetry=telemetry, result=result)
+        )
+    else:
+        plan_result = value if error is None else pb.PlanResult(
+            error=error_text, error_type=error_type, upstream=node_input.upstream
+        )
+        envelope = pb.ExecutionEnvelope(
+            plan=pb.PlanExecution(header=header, telemetry=telemetry, result=plan_result)
+        )
+    return envelope, error is not None
+
+
+async def _call(node: Task | Plan, ctx: NodeContext) -> Any:
+    method = node.run if isinstance(node, Task) else node.plan
+    call = method(ctx) if type(node)._is_async else asyncio.to_thread(method, ctx)
+    if node.timeout is None:
+        return await call
+    async with asyncio.timeout(node.timeout):
+        return await call
+
+
+def _plan_result(node_input: pb.NodeInput, prepared: Prepared, value: Any) -> pb.PlanResult:
+    decision = as_decision(value)
+    result = pb.PlanResult(upstream=node_input.upstream)
+    if isinstance(decision, Finish):
+        result.finish = True
+        result.output.CopyFrom(encode(decision.output))
+        return result
+    result.next_task_names.extend(decision.tasks)
+    for name in decision.tasks:
+        payload = encode(decision.inputs[name]) if name in decision.inputs else prepared.forward()
+        result.task_inputs[name].CopyFrom(payload)
+    return result

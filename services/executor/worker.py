@@ -1,0 +1,194 @@
+"""The executor: consume node inputs, run Tasks and Plans, publish their envelopes.
+
+Each input runs as its own asyncio task (bounded by ``concurrency``), so a
+slow Task never holds up others. Attempts are retried per the node's Retry
+policy; every attempt is published (failed ones as RETRYING), and the input
+is committed only after its last envelope was accepted by the bus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+
+from adapters import BlobStore, Consumer, EventBus, Message
+from sdk._payload import DEFAULT_OFFLOAD_THRESHOLD
+from sdk.errors import EnvelopeError, TickrailError
+from sdk.graph import AgentGraph
+from sdk.node import Plan, Task
+from sdk.pb import envelope_pb2 as pb
+from services.metrics import Metrics
+from services.offload import offload_large
+from services.topics import Topics, decode, publish_dead_letters
+
+from .run_node import attempt, prepare, qualname
+
+log = logging.getLogger("tickrail.executor")
+
+
+class Executor:
+    def __init__(
+        self,
+        bus: EventBus,
+        blobs: BlobStore,
+        topics: Topics,
+        graphs: Iterable[AgentGraph],
+        *,
+        serve_tasks: bool = True,
+        serve_plans: bool = True,
+        concurrency: int = 1000,
+        offload_threshold: int = DEFAULT_OFFLOAD_THRESHOLD,
+        group: str = "tickrail-executor",
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.bus, self.blobs, self.topics = bus, blobs, topics
+        self.graphs = {g.graph_id: g for g in graphs}
+        self.serve_tasks, self.serve_plans = serve_tasks, serve_plans
+        self.offload_threshold = offload_threshold
+        self.group = group
+        self.metrics = metrics or Metrics("executor")
+        self._slots = asyncio.Semaphore(concurrency)
+        self._consumer: Consumer | None = None
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def subscribe(self) -> None:
+        topics: list[str] = []
+        if self.serve_tasks:
+            topics += self.topics.every("task-inputs")
+        if self.serve_plans:
+            topics += self.topics.every("plan-inputs")
+        self._consumer = await self.bus.subscribe(topics, self.group)
+
+    async def run(self, stopping: asyncio.Event, grace: float = 30.0) -> None:
+        """Consume until ``stopping``; then let in-flight nodes finish within ``grace`` s."""
+        if self._consumer is None:
+            await self.subscribe()
+        consumer = self._consumer
+        assert consumer is not None
+        try:
+            while not stopping.is_set():
+                messages = await consumer.poll(500, timeout=0.2)
+                for message in messages:
+                    await self._slots.acquire()
+                    task = asyncio.create_task(self._handle(consumer, message))
+                    self._running.add(task)
+                    task.add_done_callback(self._running.discard)
+            if self._running:
+                _, late = await asyncio.wait(self._running, timeout=grace)
+                for task in late:
+                    task.cancel()
+                if late:
+                    log.warning("cancelled %d node run(s) still going after %.0f s", len(late), grace)
+                    await asyncio.gather(*late, return_exceptions=True)
+        finally:
+            await consumer.close()
+
+    async def _handle(self, consumer: Consumer, message: Message) -> None:
+        try:
+            try:
+                node_input = decode(pb.NodeInput, message)
+            except EnvelopeError as exc:
+                await publish_dead_letters(self.bus, self.topics, [(message, str(exc))])
+            else:
+                await self.execute(node_input)
+            await consumer.commit([message])
+            self.metrics.inc("messages_processed_total")
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # Publishing failed (the bus is down): leave the input uncommitted so it
+            # is redelivered, and keep serving the others.
+            self.metrics.inc("errors_total")
+            log.exception("could not complete input on %s offset %s", message.topic, message.offset)
+        finally:
+            self._slots.release()
+
+    async def execute(self, node_input: pb.NodeInput) -> list[pb.ExecutionEnvelope]:
+        """Run every attempt for one input and publish each envelope."""
+        node = self._node_for(node_input)
+        published: list[pb.ExecutionEnvelope] = []
+        if isinstance(node, str):
+            envelope = failed_before_running(node_input, node, "ConfigurationError")
+            await self._publish(envelope)
+            return [envelope]
+        started = self.metrics.clock()
+        try:
+            prepared = await prepare(node_input, self.blobs)
+        except TickrailError as exc:  # e.g. an upstream blob is missing or corrupt
+            envelope = failed_before_running(
+                node_input, f"cannot read the node's input: {exc}", qualname(exc)
+            )
+            await self._publish(envelope)
+            return [envelope]
+        retry = node.retry
+        for attempt_no in range(1, retry.max_attempts + 1):
+            last = attempt_no == retry.max_attempts
+            envelope, failed = await attempt(node, node_input, prepared, attempt_no, not last)
+            await self._publish(envelope)
+            published.append(envelope)
+            if not failed or last:
+                break
+            await asyncio.sleep(retry.delay(attempt_no))
+        self.metrics.observe("node_seconds", self.metrics.clock() - started)
+        return published
+
+    def _node_for(self, node_input: pb.NodeInput) -> Task | Plan | str:
+        graph = self.graphs.get(node_input.graph_id)
+        if graph is None:
+            return f"this executor does not serve graph {node_input.graph_id!r}"
+        if graph.version != node_input.graph_version:
+            return (
+                f"this executor serves {graph.graph_id}@{graph.version}, but the lifetime "
+                f"runs version {node_input.graph_version}"
+            )
+        if node_input.name not in graph.nodes:
+            return f"graph {graph.graph_id!r} has no node {node_input.name!r}"
+        return graph.node(node_input.name)
+
+    async def _publish(self, envelope: pb.ExecutionEnvelope) -> None:
+        await offload_large(envelope, self.blobs, self.offload_threshold)
+        header = getattr(envelope, envelope.WhichOneof("execution") or "task").header
+        await self.bus.publish(
+            [
+                Message(
+                    self.topics.executions(header.tenant_id),
+                    header.lifetime_id,
+                    envelope.SerializeToString(),
+                )
+            ]
+        )
+
+
+def failed_before_running(
+    node_input: pb.NodeInput, reason: str, error_type: str
+) -> pb.ExecutionEnvelope:
+    """A FAILED envelope for an input that cannot run here, so the lifetime fails visibly."""
+    header = pb.ExecutionHeader(
+        name=node_input.name,
+        exec_id=f"{node_input.input_id}.1",
+        input_id=node_input.input_id,
+        graph_id=node_input.graph_id,
+        graph_version=node_input.graph_version,
+        lifetime_id=node_input.lifetime_id,
+        tenant_id=node_input.tenant_id,
+        attempt=1,
+        iteration=node_input.iteration,
+        created_at=node_input.created_at,
+        status=pb.EXECUTION_STATUS_FAILED,
+        edge_taken=node_input.edge_taken,
+        parent_exec_ids=node_input.parent_exec_ids,
+        branch=node_input.branch,
+        kind=node_input.kind,
+    )
+    if node_input.kind == pb.NODE_KIND_PLAN:
+        return pb.ExecutionEnvelope(
+            plan=pb.PlanExecution(
+                header=header, result=pb.PlanResult(error=reason, error_type=error_type)
+            )
+        )
+    return pb.ExecutionEnvelope(
+        task=pb.TaskExecution(
+            header=header, result=pb.TaskResult(error=reason, error_type=error_type)
+        )
+    )

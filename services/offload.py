@@ -1,0 +1,35 @@
+"""Move payloads over the size threshold out of an envelope into the blob store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from sdk._payload import BlobWriter, inline_size, offload
+from sdk.pb import envelope_pb2 as pb
+
+
+def _payloads(envelope: pb.ExecutionEnvelope) -> Iterator[tuple[str, pb.Payload]]:
+    if envelope.WhichOneof("execution") == "task":
+        yield "output", envelope.task.result.output
+        return
+    result = envelope.plan.result
+    yield "output", result.output
+    for name, payload in result.task_inputs.items():
+        yield f"input-{name}", payload
+
+
+async def offload_large(
+    envelope: pb.ExecutionEnvelope, blobs: BlobWriter, threshold: int
+) -> bool:
+    """Offload every inline payload larger than ``threshold`` bytes; True if any moved.
+
+    Keys are ``tenant/lifetime/exec_id/part`` so a tenant's blobs share a prefix.
+    """
+    header = getattr(envelope, envelope.WhichOneof("execution") or "task").header
+    moved = False
+    for part, payload in _payloads(envelope):
+        if inline_size(payload) > threshold:
+            key = f"{header.tenant_id}/{header.lifetime_id}/{header.exec_id}/{part}"
+            await offload(payload, blobs, key)
+            moved = True
+    return moved

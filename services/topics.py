@@ -1,0 +1,124 @@
+"""Topic names, and the decoding every consumer does at its boundary."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from google.protobuf.message import DecodeError
+from google.protobuf.message import Message as ProtoMessage
+
+from adapters import EventBus, Message
+from sdk.errors import EnvelopeError
+from sdk.pb import envelope_pb2 as pb
+
+log = logging.getLogger("tickrail.bus")
+ProtoMessageT = TypeVar("ProtoMessageT", bound=ProtoMessage)
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """Names of the topics one deployment uses.
+
+    With ``per_tenant`` each kind of message gets a topic per tenant
+    (``tickrail.task-inputs.acme``) so tenants never share a partition; the
+    consumers then read the topics of the tenants listed in ``tenants``.
+    """
+
+    prefix: str = "tickrail."
+    per_tenant: bool = False
+    tenants: tuple[str, ...] = ()
+
+    def _name(self, kind: str, tenant: str) -> str:
+        return f"{self.prefix}{kind}.{tenant}" if self.per_tenant else f"{self.prefix}{kind}"
+
+    def executions(self, tenant: str) -> str:
+        return self._name("executions", tenant)
+
+    def persisted(self, tenant: str) -> str:
+        return self._name("persisted", tenant)
+
+    def task_inputs(self, tenant: str) -> str:
+        return self._name("task-inputs", tenant)
+
+    def plan_inputs(self, tenant: str) -> str:
+        return self._name("plan-inputs", tenant)
+
+    def inputs(self, kind: int, tenant: str) -> str:
+        return self.task_inputs(tenant) if kind == pb.NODE_KIND_TASK else self.plan_inputs(tenant)
+
+    def commands(self) -> str:
+        return f"{self.prefix}commands"
+
+    def events(self) -> str:
+        return f"{self.prefix}events"
+
+    def dead_letter(self, topic: str) -> str:
+        return f"{topic}.dlq"
+
+    def every(self, kind: str) -> list[str]:
+        """Every topic of one kind (e.g. ``"executions"``) this deployment reads."""
+        if not self.per_tenant:
+            return [f"{self.prefix}{kind}"]
+        return [f"{self.prefix}{kind}.{tenant}" for tenant in self.tenants]
+
+    def all(self) -> list[str]:
+        kinds = ("executions", "persisted", "task-inputs", "plan-inputs")
+        names = [t for kind in kinds for t in self.every(kind)]
+        return [*names, self.commands(), self.events()]
+
+
+def decode(message_type: type[ProtoMessageT], message: Message) -> ProtoMessageT:
+    """Parse ``message.value`` or raise EnvelopeError naming the topic and offset."""
+    try:
+        return message_type.FromString(message.value)
+    except (DecodeError, ValueError) as exc:
+        raise EnvelopeError(
+            f"undecodable {message_type.__name__} on {message.topic} "
+            f"(partition {message.partition}, offset {message.offset}): {exc}"
+        ) from exc
+
+
+def check_envelope(envelope: pb.ExecutionEnvelope) -> pb.ExecutionHeader:
+    """The header, after checking the fields every consumer relies on."""
+    which = envelope.WhichOneof("execution")
+    if which is None:
+        raise EnvelopeError("execution envelope holds neither a task nor a plan")
+    header = getattr(envelope, which).header
+    missing = [f for f in ("exec_id", "input_id", "lifetime_id", "tenant_id", "name")
+               if not getattr(header, f)]
+    if missing:
+        raise EnvelopeError(f"execution envelope header lacks {', '.join(missing)}")
+    if header.status == pb.EXECUTION_STATUS_UNSPECIFIED:
+        raise EnvelopeError(f"execution {header.exec_id} has no status")
+    return header
+
+
+def dead_letters(topics: Topics, rejected: Sequence[tuple[Message, str]]) -> list[Message]:
+    """Messages for the dead-letter topics, the reason in their headers."""
+    out = []
+    for message, reason in rejected:
+        log.warning("dead-lettered %s offset %s: %s", message.topic, message.offset, reason)
+        out.append(
+            Message(
+                topics.dead_letter(message.topic),
+                message.key,
+                message.value,
+                {
+                    "tickrail-error": reason[:1000],
+                    "tickrail-source-topic": message.topic,
+                    "tickrail-source-partition": str(message.partition),
+                    "tickrail-source-offset": str(message.offset),
+                },
+            )
+        )
+    return out
+
+
+async def publish_dead_letters(
+    bus: EventBus, topics: Topics, rejected: Sequence[tuple[Message, str]]
+) -> None:
+    if rejected:
+        await bus.publish(dead_letters(topics, rejected))

@@ -31,7 +31,9 @@ class Template(Task):
         try:
             return self.template.format_map(fields)
         except KeyError as exc:
-            raise ValueError(f"template needs field {exc.args[0]!r}; input has {sorted(fields)}")
+            raise ValueError(
+                f"template needs field {exc.args[0]!r}; input has {sorted(fields)}"
+            ) from None
 
 
 class Sequence(Plan):

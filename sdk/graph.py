@@ -206,20 +206,16 @@ def validate(graph: AgentGraph) -> list[str]:
         src_task, dst_task = is_task(edge.source), is_task(edge.target)
         if src_task and dst_task:
             problems.append(
-                f"edge {edge.source!r} -> {edge.target!r} joins two Tasks: "
-                f"Tasks feed Plans{where}"
+                f"edge {edge.source!r} -> {edge.target!r} joins two Tasks: Tasks feed Plans{where}"
             )
             continue
         if not src_task and not dst_task:
             problems.append(
-                f"edge {edge.source!r} -> {edge.target!r} joins two Plans: "
-                f"Plans feed Tasks{where}"
+                f"edge {edge.source!r} -> {edge.target!r} joins two Plans: Plans feed Tasks{where}"
             )
             continue
         if src_task and edge.kind is EdgeKind.PARALLEL:
-            problems.append(
-                f"PARALLEL edge from Task {edge.source!r}: only a Plan fans out{where}"
-            )
+            problems.append(f"PARALLEL edge from Task {edge.source!r}: only a Plan fans out{where}")
         if not src_task and edge.kind is EdgeKind.JOIN:
             problems.append(
                 f"JOIN edge from Plan {edge.source!r}: JOIN edges run from a Task "

@@ -113,7 +113,9 @@ def load_yaml_graph(path: Path) -> AgentGraph:
     locations: dict[str, str] = {}
     node_list = fields.get("nodes", (None, None))[0]
     for item in node_list.value if isinstance(node_list, yaml.SequenceNode) else []:
-        node = _load_node(item, where, _mapping(item, _NODE_FIELDS, "node", where, problems), problems)
+        node = _load_node(
+            item, where, _mapping(item, _NODE_FIELDS, "node", where, problems), problems
+        )
         if node is not None:
             nodes.append(node)
             locations[node.name] = where(item)
@@ -121,7 +123,11 @@ def load_yaml_graph(path: Path) -> AgentGraph:
     edges: list[Edge] = []
     edge_list = fields.get("edges", (None, None))[0]
     for item in edge_list.value if isinstance(edge_list, yaml.SequenceNode) else []:
-        edges.extend(_load_edges(item, where, _mapping(item, _EDGE_FIELDS, "edge", where, problems), problems))
+        edges.extend(
+            _load_edges(
+                item, where, _mapping(item, _EDGE_FIELDS, "edge", where, problems), problems
+            )
+        )
 
     graph_problems: list[str] = []
     graph: AgentGraph | None = None

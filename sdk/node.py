@@ -76,7 +76,9 @@ class _Node:
             problems.append(f"{cls._method} must be a plain method, not {type(method).__name__}")
         else:
             params = list(inspect.signature(method).parameters.values())
-            positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+            positional = [
+                p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+            ]
             if len(positional) != 2:
                 problems.append(
                     f"{cls._method} must take exactly (self, ctx), got "

@@ -91,9 +91,13 @@ class Settings:
             raise ConfigurationError(
                 f"unknown profile {self.profile!r}: use embedded, cloud or test"
             )
-        values = {k: getattr(self, k) or v for k, v in defaults[self.profile].items()}
+        values: dict[str, Any] = {
+            k: getattr(self, k) or v for k, v in defaults[self.profile].items()
+        }
         settings = dataclasses.replace(self, **values)
-        missing = [n for n in ("bus_url", "store_url", "blob_url", "kv_url") if not getattr(settings, n)]
+        missing = [
+            n for n in ("bus_url", "store_url", "blob_url", "kv_url") if not getattr(settings, n)
+        ]
         if missing:
             env = ", ".join(ENV_PREFIX + n.upper() for n in missing)
             raise ConfigurationError(f"profile {self.profile!r} needs {', '.join(missing)} ({env})")

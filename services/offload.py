@@ -18,9 +18,7 @@ def _payloads(envelope: pb.ExecutionEnvelope) -> Iterator[tuple[str, pb.Payload]
         yield f"input-{name}", payload
 
 
-async def offload_large(
-    envelope: pb.ExecutionEnvelope, blobs: BlobWriter, threshold: int
-) -> bool:
+async def offload_large(envelope: pb.ExecutionEnvelope, blobs: BlobWriter, threshold: int) -> bool:
     """Offload every inline payload larger than ``threshold`` bytes; True if any moved.
 
     Keys are ``tenant/lifetime/exec_id/part`` so a tenant's blobs share a prefix.

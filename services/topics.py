@@ -73,7 +73,8 @@ class Topics:
 def decode(message_type: type[ProtoMessageT], message: Message) -> ProtoMessageT:
     """Parse ``message.value`` or raise EnvelopeError naming the topic and offset."""
     try:
-        return message_type.FromString(message.value)
+        parsed: ProtoMessageT = message_type.FromString(message.value)
+        return parsed
     except (DecodeError, ValueError) as exc:
         raise EnvelopeError(
             f"undecodable {message_type.__name__} on {message.topic} "
@@ -81,14 +82,38 @@ def decode(message_type: type[ProtoMessageT], message: Message) -> ProtoMessageT
         ) from exc
 
 
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def encode_ref(seq: int, duplicate: bool, envelope: bytes) -> bytes:
+    """Serialize ``ExecutionRef(seq, duplicate, envelope)`` around already-encoded
+    envelope bytes: the wire format of an embedded message is its bytes, so the
+    data plane never copies and re-encodes the envelope it just stored."""
+    head = b"\x08" + _varint(seq) if seq else b""
+    flag = b"\x10\x01" if duplicate else b""
+    return head + flag + b"\x1a" + _varint(len(envelope)) + envelope
+
+
 def check_envelope(envelope: pb.ExecutionEnvelope) -> pb.ExecutionHeader:
     """The header, after checking the fields every consumer relies on."""
     which = envelope.WhichOneof("execution")
     if which is None:
         raise EnvelopeError("execution envelope holds neither a task nor a plan")
-    header = getattr(envelope, which).header
-    missing = [f for f in ("exec_id", "input_id", "lifetime_id", "tenant_id", "name")
-               if not getattr(header, f)]
+    header: pb.ExecutionHeader = getattr(envelope, which).header
+    missing = [
+        f
+        for f in ("exec_id", "input_id", "lifetime_id", "tenant_id", "name")
+        if not getattr(header, f)
+    ]
     if missing:
         raise EnvelopeError(f"execution envelope header lacks {', '.join(missing)}")
     if header.status == pb.EXECUTION_STATUS_UNSPECIFIED:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from types import TracebackType
+from typing import Protocol, Self, runtime_checkable
 
 
 @runtime_checkable
@@ -15,6 +16,15 @@ class BlobStore(Protocol):
     """
 
     async def start(self) -> None: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
 
     async def put(self, key: str, data: bytes, content_type: str) -> str:
         """Store ``data`` under ``key`` and return its URI."""

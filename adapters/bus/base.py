@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from types import TracebackType
+from typing import Protocol, Self, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,15 @@ class EventBus(Protocol):
     async def start(self) -> None:
         """Connect. Called once before any other method (``async with`` does it)."""
         ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
 
     async def publish(self, messages: Sequence[Message]) -> None:
         """Publish a batch; returns once the bus has accepted every message durably."""

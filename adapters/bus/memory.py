@@ -22,16 +22,39 @@ from .base import Consumer, Message
 
 
 class _GroupQueue:
-    __slots__ = ("event", "pending", "topics")
+    __slots__ = ("pending", "topics", "waiters")
 
     def __init__(self) -> None:
         self.pending: deque[Message] = deque()
-        self.event = asyncio.Event()
         self.topics: set[str] = set()
+        self.waiters: list[asyncio.Future[None]] = []
 
     def push(self, message: Message) -> None:
         self.pending.append(message)
-        self.event.set()
+        self.wake()
+
+    def wake(self) -> None:
+        waiters, self.waiters = self.waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def wait(self, timeout: float) -> None:
+        # A bare future and one timer: asyncio.timeout() costs several times more,
+        # and this wait sits on the hot path of every step.
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        self.waiters.append(waiter)
+        timer = loop.call_later(timeout, _expire, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class MemoryBus(Lifecycle):
@@ -80,7 +103,7 @@ class MemoryBus(Lifecycle):
 
     async def _close(self) -> None:
         for queue in self._groups.values():
-            queue.event.set()  # wake pollers so they notice the close
+            queue.wake()  # pollers notice the close
 
 
 class MemoryConsumer:
@@ -96,12 +119,7 @@ class MemoryConsumer:
         self._bus._check_open()
         queue = self._queue
         if not queue.pending:
-            queue.event.clear()
-            try:
-                async with asyncio.timeout(timeout):
-                    await queue.event.wait()
-            except TimeoutError:
-                return []
+            await queue.wait(timeout)
         batch: list[Message] = []
         pending, in_flight = queue.pending, self._in_flight
         while pending and len(batch) < max_messages:
@@ -123,5 +141,5 @@ class MemoryConsumer:
         for offset in sorted(self._in_flight, reverse=True):
             self._queue.pending.appendleft(self._in_flight[offset])
         if self._in_flight:
-            self._queue.event.set()
+            self._queue.wake()
         self._in_flight.clear()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol, runtime_checkable
+from types import TracebackType
+from typing import Protocol, Self, runtime_checkable
 
 
 @runtime_checkable
@@ -11,6 +12,15 @@ class KVStore(Protocol):
     """Keeps guardrail aggregates and other small state. Chosen by URL scheme."""
 
     async def start(self) -> None: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
 
     async def get(self, key: str) -> bytes | None: ...
 

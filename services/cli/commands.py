@@ -21,7 +21,7 @@ from . import render
 from .progress import Progress
 
 GRAPH_LABEL = "tickrail.graph"
-EXIT_CODES = {
+EXIT_CODES: dict[int, int] = {
     pb.LIFETIME_STATUS_COMPLETED: 0,
     pb.LIFETIME_STATUS_PAUSED: 3,
 }
@@ -30,7 +30,9 @@ EXIT_CODES = {
 def _settings(args: argparse.Namespace) -> Settings:
     from .main import settings_overrides
 
-    return load_settings(getattr(args, "config", None), overrides=settings_overrides(args)).resolved()
+    return load_settings(
+        getattr(args, "config", None), overrides=settings_overrides(args)
+    ).resolved()
 
 
 def _graph_label(target: str) -> str:
@@ -71,7 +73,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
 async def _finish(
     runtime: Runtime, lifetime_id: str, final: pb.LifetimeEvent, wall: float, as_json: bool
 ) -> int:
-    summary = (await runtime.store.list_lifetimes(limit=1_000_000))
+    summary = await runtime.store.list_lifetimes(limit=1_000_000)
     match = next((s for s in summary if s.lifetime_id == lifetime_id), None)
     executions = await runtime.store.executions(lifetime_id)
     status = match.status if match else pb.LIFETIME_STATUS_UNSPECIFIED
@@ -98,7 +100,7 @@ async def _finish(
         if status == pb.LIFETIME_STATUS_PAUSED:
             print(f"  continue with: tickrail lifetimes resume {lifetime_id}")
         print(f"  details: tickrail lifetimes show {lifetime_id}")
-    return EXIT_CODES.get(status, 1)
+    return EXIT_CODES.get(int(status), 1)
 
 
 def _label(item: str) -> tuple[str, str]:
@@ -137,20 +139,33 @@ async def cmd_lifetimes_list(args: argparse.Namespace) -> int:
         await store.setup()
         rows = await store.list_lifetimes(tenant_id=args.tenant, status=status, limit=args.limit)
     if args.json:
-        print(json.dumps([
-            {"lifetime_id": r.lifetime_id, "tenant_id": r.tenant_id, "graph_id": r.graph_id,
-             "status": render.LIFETIME[r.status], "started_at": render.iso(r.started_at),
-             "updated_at": render.iso(r.updated_at), "events": r.events}
-            for r in rows
-        ], indent=2))
+        print(
+            json.dumps(
+                [
+                    {
+                        "lifetime_id": r.lifetime_id,
+                        "tenant_id": r.tenant_id,
+                        "graph_id": r.graph_id,
+                        "status": render.LIFETIME[r.status],
+                        "started_at": render.iso(r.started_at),
+                        "updated_at": render.iso(r.updated_at),
+                        "events": r.events,
+                    }
+                    for r in rows
+                ],
+                indent=2,
+            )
+        )
         return 0
     if not rows:
         print("no lifetimes recorded", file=sys.stderr)
         return 0
     print(f"{'lifetime':<22} {'status':<10} {'graph':<20} {'tenant':<12} {'started':<24} events")
     for r in rows:
-        print(f"{r.lifetime_id:<22} {render.LIFETIME[r.status]:<10} {r.graph_id[:20]:<20} "
-              f"{r.tenant_id[:12]:<12} {render.iso(r.started_at):<24} {r.events}")
+        print(
+            f"{r.lifetime_id:<22} {render.LIFETIME[r.status]:<10} {r.graph_id[:20]:<20} "
+            f"{r.tenant_id[:12]:<12} {render.iso(r.started_at):<24} {r.events}"
+        )
     return 0
 
 
@@ -183,10 +198,14 @@ async def cmd_lifetimes_resume(args: argparse.Namespace) -> int:
             from sdk._payload import encode
 
             resume.human_input.CopyFrom(encode(human))
-        await runtime.send(pb.LifetimeCommand(
-            command_id=f"resume-{time.time_ns()}", lifetime_id=args.lifetime_id,
-            tenant_id=summary.tenant_id, resume=resume,
-        ))
+        await runtime.send(
+            pb.LifetimeCommand(
+                command_id=f"resume-{time.time_ns()}",
+                lifetime_id=args.lifetime_id,
+                tenant_id=summary.tenant_id,
+                resume=resume,
+            )
+        )
         assert runtime.control_plane is not None
         await runtime.control_plane.recover([args.lifetime_id])
         final = await _wait_past(runtime, args.lifetime_id, args.timeout)

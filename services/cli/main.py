@@ -23,16 +23,27 @@ EXIT_OK, EXIT_NOT_COMPLETED, EXIT_USAGE, EXIT_PAUSED = 0, 1, 2, 3
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("configuration (flags beat TICKRAIL_* variables beat the file)")
-    group.add_argument("--config", help="settings YAML file (default: $TICKRAIL_CONFIG or ./tickrail.yaml)")
-    group.add_argument("--profile", choices=["embedded", "cloud", "test"], help="deployment profile")
+    group = parser.add_argument_group(
+        "configuration (flags beat TICKRAIL_* variables beat the file)"
+    )
+    group.add_argument(
+        "--config", help="settings YAML file (default: $TICKRAIL_CONFIG or ./tickrail.yaml)"
+    )
+    group.add_argument(
+        "--profile", choices=["embedded", "cloud", "test"], help="deployment profile"
+    )
     group.add_argument("--home", help="state directory of the embedded profile (default .tickrail)")
     group.add_argument("--store-url", help="state store URL (sqlite:///..., postgresql://...)")
     group.add_argument("--bus-url", help="event bus URL (memory://, kafka://host:port)")
     group.add_argument("--blob-url", help="blob store URL (file:///..., s3://bucket/prefix)")
     group.add_argument("--kv-url", help="KV store URL (memory://, redis://host:port)")
-    group.add_argument("--policy", action="append", dest="policies", metavar="FILE",
-                       help="guardrail policy file or directory (repeatable)")
+    group.add_argument(
+        "--policy",
+        action="append",
+        dest="policies",
+        metavar="FILE",
+        help="guardrail policy file or directory (repeatable)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,11 +55,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run one lifetime of a graph and follow it to the end")
     run.add_argument("graph", help="graph: path/to/file.py, package.module:attr, or graph.yaml")
-    run.add_argument("--input", default=None,
-                     help="lifetime input as JSON, or @file.json (default: null)")
+    run.add_argument(
+        "--input", default=None, help="lifetime input as JSON, or @file.json (default: null)"
+    )
     run.add_argument("--tenant", help="tenant id (default: the 'tenant' setting)")
-    run.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",
-                     help="label to record with the lifetime (repeatable)")
+    run.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="label to record with the lifetime (repeatable)",
+    )
     run.add_argument("--json", action="store_true", help="print a machine-readable summary")
     run.add_argument("--quiet", action="store_true", help="no live progress")
     run.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")

@@ -26,8 +26,10 @@ class Progress:
         at = f"+{time.perf_counter() - self.started:7.3f}s"
         if kind == "started":
             graph = event.started.graph
-            self.line(f"lifetime {event.lifetime_id}  graph {graph.graph_id}@{graph.version}  "
-                      f"tenant {event.tenant_id}")
+            self.line(
+                f"lifetime {event.lifetime_id}  graph {graph.graph_id}@{graph.version}  "
+                f"tenant {event.tenant_id}"
+            )
             return
         if kind == "routed":
             r = event.routed

@@ -37,8 +37,10 @@ def payload_json(payload: pb.Payload) -> dict[str, Any]:
     if body is None:
         return {}
     if body == "blob":
-        return {"content_type": payload.content_type, "blob": MessageToDict(payload.blob,
-                preserving_proto_field_name=True)}
+        return {
+            "content_type": payload.content_type,
+            "blob": MessageToDict(payload.blob, preserving_proto_field_name=True),
+        }
     data = payload.inline
     out: dict[str, Any] = {"content_type": payload.content_type, "size": len(data)}
     if len(data) <= PREVIEW_BYTES:
@@ -49,7 +51,7 @@ def payload_json(payload: pb.Payload) -> dict[str, Any]:
 
 def message_json(message: ProtoMessage) -> dict[str, Any]:
     """MessageToDict, with every Payload rendered by ``payload_json``."""
-    out = MessageToDict(message, preserving_proto_field_name=True)
+    out: dict[str, Any] = MessageToDict(message, preserving_proto_field_name=True)
     _replace_payloads(message, out)
     return out
 
@@ -62,10 +64,15 @@ def _replace_payloads(message: ProtoMessage, out: dict[str, Any]) -> None:
         if field.message_type is None:
             continue
         if field.message_type.full_name == "tickrail.v1.Payload":
-            out[key] = [payload_json(v) for v in value] if field.is_repeated else payload_json(value)
+            out[key] = (
+                [payload_json(v) for v in value] if field.is_repeated else payload_json(value)
+            )
         elif field.message_type.GetOptions().map_entry:
             value_field = field.message_type.fields_by_name["value"]
-            if value_field.message_type is not None and value_field.message_type.full_name == "tickrail.v1.Payload":
+            if (
+                value_field.message_type is not None
+                and value_field.message_type.full_name == "tickrail.v1.Payload"
+            ):
                 out[key] = {k: payload_json(v) for k, v in value.items()}
         elif field.is_repeated:
             for sub, sub_out in zip(value, out[key], strict=True):
@@ -92,7 +99,9 @@ def event_json(record: EventRecord) -> dict[str, Any]:
 def lifetime_json(
     summary: LifetimeSummary, executions: Sequence[ExecutionRecord], events: Sequence[EventRecord]
 ) -> dict[str, Any]:
-    started = next((pb.LifetimeEvent.FromString(e.body) for e in events if e.kind == "started"), None)
+    started = next(
+        (pb.LifetimeEvent.FromString(e.body) for e in events if e.kind == "started"), None
+    )
     graph = started.started.graph if started else pb.GraphSpec()
     return {
         "lifetime_id": summary.lifetime_id,
@@ -177,9 +186,9 @@ def lifetime_table(
     notable = [e for e in events if e.kind not in {"routed", "started"}]
     if notable:
         lines += ["", "  decisions:"]
-    for record in notable:
-        event = pb.LifetimeEvent.FromString(record.body)
-        lines.append(f"    {record.kind:<10} {describe_event(event)}")
+    for event_record in notable:
+        event = pb.LifetimeEvent.FromString(event_record.body)
+        lines.append(f"    {event_record.kind:<10} {describe_event(event)}")
     return "\n".join(lines)
 
 
@@ -189,8 +198,10 @@ def describe_event(event: pb.LifetimeEvent) -> str:
         g = event.guardrail
         seen = ", ".join(f"{k}={v:g}" for k, v in sorted(g.observed.items()))
         extra = f" {g.observed_json}" if g.observed_json else ""
-        return (f"rule {g.rule!r} ({g.scope}) -> {g.action} on {g.exec_id}: {g.message} "
-                f"[saw {seen}{extra}] policy {g.policy_version}")
+        return (
+            f"rule {g.rule!r} ({g.scope}) -> {g.action} on {g.exec_id}: {g.message} "
+            f"[saw {seen}{extra}] policy {g.policy_version}"
+        )
     if kind == "completed":
         return f"output {preview(event.completed.output)}"
     if kind == "failed":

@@ -17,7 +17,7 @@ from .state import LifetimeState
 
 
 def event_time(event: pb.LifetimeEvent) -> float:
-    return event.created_at.ToNanoseconds() / 1e9
+    return float(event.created_at.ToNanoseconds()) / 1e9
 
 
 def rebuild(
@@ -35,7 +35,8 @@ def rebuild(
                 lifetime_id=event.lifetime_id,
                 tenant_id=event.tenant_id,
                 start=pb.StartLifetime(
-                    graph=event.started.graph, input=event.started.input,
+                    graph=event.started.graph,
+                    input=event.started.input,
                     labels=event.started.labels,
                 ),
             )

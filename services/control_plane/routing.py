@@ -311,7 +311,9 @@ def _route_plan(
             node_input.input.CopyFrom(result.task_inputs[task])
 
 
-def _check_choice(name: str, result: pb.PlanResult, edges: dict[str, int], has_final: bool) -> str:
+def _check_choice(
+    name: str, result: pb.PlanResult, edges: dict[str, pb.EdgeKind], has_final: bool
+) -> str:
     """Why this Plan's decision is illegal for the graph, or '' when it is fine."""
     if result.finish:
         if not has_final:
@@ -382,7 +384,7 @@ def abort(state: LifetimeState, reason: str, now: float, command_id: str) -> Dec
 def _dispatch(
     state: LifetimeState,
     name: str,
-    edge: int,
+    edge: pb.EdgeKind,
     branch: list[pb.BranchFrame],
     upstream: list[pb.UpstreamResult],
     now: float,
@@ -453,7 +455,7 @@ def _routed(
     header: pb.ExecutionHeader,
     now: float,
     *,
-    edge: int = pb.EDGE_KIND_UNSPECIFIED,
+    edge: pb.EdgeKind = pb.EDGE_KIND_UNSPECIFIED,
     note: str = "",
     deferred: bool = False,
     suffix: str = "routed",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from adapters import Consumer, EventBus, Message, NewEvent, StateStore
@@ -51,6 +51,7 @@ class ControlPlane:
         batch_size: int = 500,
         clock: Callable[[], float] = time.time,
         metrics: Metrics | None = None,
+        forward_inputs: Callable[[list[Message]], Awaitable[None]] | None = None,
     ) -> None:
         self.bus, self.store, self.topics = bus, store, topics
         self.guard = guard
@@ -59,6 +60,8 @@ class ControlPlane:
         self.clock = clock
         self.metrics = metrics or Metrics("control_plane")
         self._states: dict[str, LifetimeState] = {}
+        # In one process, node inputs can go straight to the executor.
+        self.forward_inputs = forward_inputs
         self._consumer: Consumer | None = None
 
     async def subscribe(self) -> None:
@@ -124,9 +127,9 @@ class ControlPlane:
                 raise EnvelopeError("start command needs a lifetime id and a graph")
             if await self._state(command.lifetime_id) is not None:
                 return None  # a redelivered start
-            state, decision = start(command, now)
-            self._states[state.lifetime_id] = state
-            return state, decision
+            created, decision = start(command, now)
+            self._states[created.lifetime_id] = created
+            return created, decision
         state = await self._state(command.lifetime_id)
         if state is None:
             raise EnvelopeError(f"{kind} command for unknown lifetime {command.lifetime_id}")
@@ -144,6 +147,7 @@ class ControlPlane:
             return
         rows: list[NewEvent] = []
         out: list[Message] = []
+        inputs: list[Message] = []
         events_topic = self.topics.events()
         for state, decision in decided:
             for event in decision.events:
@@ -162,7 +166,7 @@ class ControlPlane:
                 )
                 out.append(Message(events_topic, state.lifetime_id, body))
             for node_input in decision.dispatch:
-                out.append(
+                inputs.append(
                     Message(
                         self.topics.inputs(node_input.kind, state.tenant_id),
                         state.lifetime_id,
@@ -170,7 +174,11 @@ class ControlPlane:
                     )
                 )
         await self.store.append_events(rows)
-        await self.bus.publish(out)
+        if self.forward_inputs is not None:
+            await self.bus.publish(out)
+            await self.forward_inputs(inputs)
+        else:
+            await self.bus.publish(out + inputs)
         for state, _ in decided:
             if state.terminal:
                 self._states.pop(state.lifetime_id, None)
@@ -178,11 +186,12 @@ class ControlPlane:
     # ---- state --------------------------------------------------------------
 
     async def _state(self, lifetime_id: str) -> LifetimeState | None:
-        state = self._states.get(lifetime_id)
-        if state is None:
-            state = await self.load(lifetime_id)
-            if state is not None and not state.terminal:
-                self._states[lifetime_id] = state
+        cached = self._states.get(lifetime_id)
+        if cached is not None:
+            return cached
+        state = await self.load(lifetime_id)
+        if state is not None and not state.terminal:
+            self._states[lifetime_id] = state
         return state
 
     async def load(self, lifetime_id: str) -> LifetimeState | None:
@@ -205,8 +214,9 @@ class ControlPlane:
         data plane. Returns how many inputs were re-published.
         """
         if lifetime_ids is None:
-            summaries = await self.store.list_lifetimes(status=pb.LIFETIME_STATUS_RUNNING,
-                                                        limit=100_000)
+            summaries = await self.store.list_lifetimes(
+                status=pb.LIFETIME_STATUS_RUNNING, limit=100_000
+            )
             lifetime_ids = [s.lifetime_id for s in summaries]
         out: list[Message] = []
         for lifetime_id in lifetime_ids:
@@ -215,8 +225,11 @@ class ControlPlane:
                 continue
             for node_input in state.pending.values():
                 out.append(
-                    Message(self.topics.inputs(node_input.kind, state.tenant_id),
-                            lifetime_id, node_input.SerializeToString())
+                    Message(
+                        self.topics.inputs(node_input.kind, state.tenant_id),
+                        lifetime_id,
+                        node_input.SerializeToString(),
+                    )
                 )
         if out:
             await self.bus.publish(out)

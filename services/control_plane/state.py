@@ -20,10 +20,10 @@ class GraphIndex:
     """Lookup tables built once per graph version from its GraphSpec."""
 
     spec: pb.GraphSpec
-    kinds: dict[str, int]
+    kinds: dict[str, pb.NodeKind]
     continue_on_failure: frozenset[str]
     # node -> {target: edge kind}, in declaration order
-    out: dict[str, dict[str, int]]
+    out: dict[str, dict[str, pb.EdgeKind]]
     finals: frozenset[str]
 
 
@@ -34,7 +34,7 @@ def index_graph(spec: pb.GraphSpec) -> GraphIndex:
 @lru_cache(maxsize=256)
 def _index(raw: bytes) -> GraphIndex:
     spec = pb.GraphSpec.FromString(raw)
-    out: dict[str, dict[str, int]] = {n.name: {} for n in spec.nodes}
+    out: dict[str, dict[str, pb.EdgeKind]] = {n.name: {} for n in spec.nodes}
     finals: set[str] = set()
     for edge in spec.edges:
         if edge.kind == pb.EDGE_KIND_FINAL:

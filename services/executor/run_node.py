@@ -39,8 +39,9 @@ async def prepare(node_input: pb.NodeInput, blobs: BlobReader | None) -> Prepare
             value=await read_value(u.result.output, blobs),
             error=u.result.error,
             error_type=u.result.error_type,
-            branch=u.branch[-1].index if node_input.edge_taken == pb.EDGE_KIND_JOIN
-            and u.branch else None,
+            branch=u.branch[-1].index
+            if node_input.edge_taken == pb.EDGE_KIND_JOIN and u.branch
+            else None,
         )
         for u in node_input.upstream
     ]
@@ -59,7 +60,9 @@ def _ts(seconds: float) -> Timestamp:
 
 def qualname(exc: BaseException) -> str:
     cls = type(exc)
-    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    return (
+        cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    )
 
 
 async def attempt(
@@ -83,8 +86,10 @@ async def attempt(
         input=prepared.value,
     )
     is_task = isinstance(node, Task)
-    ctx: NodeContext = TaskContext(**fields) if is_task else PlanContext(
-        **fields, upstream=list(prepared.upstream)
+    ctx: NodeContext = (
+        TaskContext(**fields)
+        if is_task
+        else PlanContext(**fields, upstream=list(prepared.upstream))
     )
     started_wall, started = time.time(), time.perf_counter()
     error: BaseException | None = None
@@ -143,8 +148,12 @@ async def attempt(
             task=pb.TaskExecution(header=header, telemetry=telemetry, result=result)
         )
     else:
-        plan_result = value if error is None else pb.PlanResult(
-            error=error_text, error_type=error_type, upstream=node_input.upstream
+        plan_result = (
+            value
+            if error is None
+            else pb.PlanResult(
+                error=error_text, error_type=error_type, upstream=node_input.upstream
+            )
         )
         envelope = pb.ExecutionEnvelope(
             plan=pb.PlanExecution(header=header, telemetry=telemetry, result=plan_result)

@@ -68,23 +68,28 @@ class Executor:
         assert consumer is not None
         try:
             while not stopping.is_set():
-                messages = await consumer.poll(500, timeout=0.2)
-                for message in messages:
-                    await self._slots.acquire()
-                    task = asyncio.create_task(self._handle(consumer, message))
-                    self._running.add(task)
-                    task.add_done_callback(self._running.discard)
+                await self.submit(await consumer.poll(500, timeout=0.2), consumer)
             if self._running:
                 _, late = await asyncio.wait(self._running, timeout=grace)
                 for task in late:
                     task.cancel()
                 if late:
-                    log.warning("cancelled %d node run(s) still going after %.0f s", len(late), grace)
+                    log.warning(
+                        "cancelled %d node run(s) still going after %.0f s", len(late), grace
+                    )
                     await asyncio.gather(*late, return_exceptions=True)
         finally:
             await consumer.close()
 
-    async def _handle(self, consumer: Consumer, message: Message) -> None:
+    async def submit(self, messages: list[Message], consumer: Consumer | None = None) -> None:
+        """Start running these inputs; each is committed on ``consumer`` when done."""
+        for message in messages:
+            await self._slots.acquire()
+            task = asyncio.create_task(self._handle(consumer, message))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _handle(self, consumer: Consumer | None, message: Message) -> None:
         try:
             try:
                 node_input = decode(pb.NodeInput, message)
@@ -92,7 +97,8 @@ class Executor:
                 await publish_dead_letters(self.bus, self.topics, [(message, str(exc))])
             else:
                 await self.execute(node_input)
-            await consumer.commit([message])
+            if consumer is not None:
+                await consumer.commit([message])
             self.metrics.inc("messages_processed_total")
         except asyncio.CancelledError:
             raise

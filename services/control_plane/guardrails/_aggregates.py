@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -227,19 +228,19 @@ def parse_counters(
     node_maps: dict[str, Aggregate] = {}
     aggregate: Aggregate = {"count": 0, "sum": {}, "max": {}, "nodes": node_maps}
     for field, value in counters.items():
-        parts = field.split("/")
+        parsed = _parse_field(field)
+        if parsed is None:
+            continue
+        node, kind, metric = parsed
         target = aggregate
-        if parts[0] == "node" and len(parts) >= 3:
-            node = unquote(parts[1])
+        if node is not None:
             if not all_nodes and node not in wanted:
                 continue
             target = node_maps.get(node) or node_maps.setdefault(node, _empty())
-            parts = parts[2:]
-        if parts == ["count"]:
+        if kind == "count":
             target["count"] = int(value)
-        elif len(parts) == 2 and parts[0] in ("sum", "max"):
-            metric = unquote(parts[1])
-            target[parts[0]][metric] = int(value) if metric in INT_METRICS else value
+        else:
+            target[kind][metric] = int(value) if metric in INT_METRICS else value
     for node in wanted:
         node_maps.setdefault(node, _empty())
     for target in (aggregate, *node_maps.values()):
@@ -248,6 +249,21 @@ def parse_counters(
             target["sum"].setdefault(metric, zero)
             target["max"].setdefault(metric, zero)
     return aggregate
+
+
+@functools.lru_cache(maxsize=65536)
+def _parse_field(field: str) -> tuple[str | None, str, str] | None:
+    """``node/a%2Fb/sum/x`` -> ("a/b", "sum", "x"); cached, as field names repeat
+    on every execution. None for a field this version does not know."""
+    parts = field.split("/")
+    node = None
+    if parts[0] == "node" and len(parts) >= 3:
+        node, parts = unquote(parts[1]), parts[2:]
+    if parts == ["count"]:
+        return node, "count", ""
+    if len(parts) == 2 and parts[0] in ("sum", "max"):
+        return node, parts[0], unquote(parts[1])
+    return None
 
 
 def _empty() -> Aggregate:

@@ -187,7 +187,11 @@ def _files(paths: Iterable[str | Path]) -> tuple[list[Path], list[PolicyError]]:
             files.append(path)
         else:
             problems.append(PolicyError("no such file or directory", file=str(path)))
-    return files, problems
+    # A file named twice (directly and through its directory) is loaded once.
+    unique: dict[Path, Path] = {}
+    for file in files:
+        unique.setdefault(file.resolve(), file)
+    return list(unique.values()), problems
 
 
 def _load(paths: Sequence[str | Path]) -> tuple[PolicySet | None, list[PolicyError]]:

@@ -88,15 +88,16 @@ class PolicyWatcher:
         """A digest of which policy files exist and what they contain."""
         digest = hashlib.sha256()
         for path in self._paths:
-            files = (
-                sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml"))
-                if path.is_dir()
-                else [path]
-            )
-            for file in files:
-                digest.update(str(file).encode() + b"\0")
-                try:
-                    digest.update(file.read_bytes())
-                except OSError:
-                    digest.update(b"<missing>")
+            try:
+                files = (
+                    sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml"))
+                    if path.is_dir()
+                    else [path]
+                )
+                for file in files:
+                    data = file.read_bytes()
+                    digest.update(f"{file}\0{len(data)}\0".encode())
+                    digest.update(data)
+            except OSError:  # missing or vanishing mid-scan: the reload will say so
+                digest.update(f"{path}\0<unreadable>\0".encode())
         return digest.hexdigest()

@@ -1,0 +1,70 @@
+"""Guards on what we promise: committed gencode, the public API, config loading."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import sdk
+from sdk.errors import ConfigurationError
+from services.config import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_committed_protobuf_code_matches_the_proto_files() -> None:
+    result = subprocess.run([sys.executable, "scripts/gen_proto.py", "--check"], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_public_api_is_exactly_what_we_document() -> None:
+    assert sorted(sdk.__all__) == sorted([
+        "AdapterError", "AgentGraph", "ConfigurationError", "DefinitionError", "Edge",
+        "EdgeKind", "EnvelopeError", "ExecutionError", "Finish", "GraphValidationError", "Next",
+        "NodeContext", "Plan", "PlanContext", "PolicyError", "Retry", "RoutingError", "Task",
+        "TaskContext", "TickrailError", "Upstream", "Usage", "final", "join", "load_graph",
+        "normal", "parallel",
+    ])
+    for name in sdk.__all__:
+        assert getattr(sdk, name) is not None
+
+
+def test_the_sdk_never_imports_services_or_adapters() -> None:
+    code = (
+        "import sys, sdk, sdk.loading, sdk.builtins\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('services', 'adapters')]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_settings_precedence_file_then_env_then_flags(tmp_path: Path) -> None:
+    config = tmp_path / "tickrail.yaml"
+    config.write_text("tenant: from-file\noffload_threshold: 10\npolicies: [a.yaml]\n")
+    env = {"TICKRAIL_TENANT": "from-env", "TICKRAIL_PER_TENANT_TOPICS": "true"}
+    s = load_settings(config, environ=env, overrides={"tenant": None, "store_url": "memory://"})
+    assert (s.tenant, s.offload_threshold, s.per_tenant_topics) == ("from-env", 10, True)
+    assert s.policies == ["a.yaml"] and s.store_url == "memory://"
+    assert load_settings(config, environ=env, overrides={"tenant": "flag"}).tenant == "flag"
+
+
+def test_unknown_settings_and_bad_values_are_named(tmp_path: Path) -> None:
+    config = tmp_path / "tickrail.yaml"
+    config.write_text("tenat: typo\n")
+    with pytest.raises(ConfigurationError, match="unknown setting\\(s\\) tenat"):
+        load_settings(config, environ={})
+    with pytest.raises(ConfigurationError, match="TICKRAIL_OFFLOAD_THRESHOLD"):
+        load_settings(None, environ={"TICKRAIL_OFFLOAD_THRESHOLD": "big"})
+    with pytest.raises(ConfigurationError, match="profile 'cloud' needs bus_url"):
+        Settings(profile="cloud").resolved()
+
+
+def test_unknown_url_schemes_and_missing_drivers_are_explained() -> None:
+    from adapters import open_store
+
+    with pytest.raises(ConfigurationError, match="scheme must be one of"):
+        open_store("mongodb://x")

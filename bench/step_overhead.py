@@ -24,9 +24,9 @@ from typing import Any, TypedDict
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sdk import AgentGraph, Finish, Next, Plan, PlanContext, Task, TaskContext, final, normal  # noqa: E402
-from services.config import Settings  # noqa: E402
-from services.runtime import Runtime  # noqa: E402
+from sdk import AgentGraph, Finish, Next, Plan, PlanContext, Task, TaskContext, final, normal
+from services.config import Settings
+from services.runtime import Runtime
 
 
 class Decide(Plan):

@@ -4,10 +4,10 @@
 
 Shape (Tasks do work, Plans decide):
 
-    plan ─> draft ─> refine ─┬─> revise ─> refine            (refine loop until the design passes review)
-                             └─PARALLEL─> gen_api ─> check_api ─┬─> test_api ─> check_api   (validate loop)
-                                          gen_tests ─> check_tests ┤─> fix_api ─> check_api
-                                                                   └─> ship_api ─JOIN─> integrate ─> package ─FINAL
+    plan -> draft -> refine -> revise -> refine ...      (refine loop until the review passes)
+                     refine =PARALLEL=> gen_api, gen_tests
+    per branch:  gen_X -> check_X -> test_X -> check_X -> fix_X -> check_X ...   (validate loop)
+                 check_X -> ship_X =JOIN=> integrate -> package -> FINAL
 
 Every "model call" here is a DETERMINISTIC STAND-IN (``stand_in_model``): it
 returns canned text and records made-up token counts, so the example runs
@@ -18,7 +18,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from sdk import AgentGraph, Next, Plan, PlanContext, Task, TaskContext, final, join, normal, parallel
+from sdk import (
+    AgentGraph,
+    Next,
+    Plan,
+    PlanContext,
+    Task,
+    TaskContext,
+    final,
+    join,
+    normal,
+    parallel,
+)
 
 REQUIRED_SECTIONS = ["interface", "errors", "tests"]
 BRANCHES = ["api", "tests"]
@@ -27,9 +38,12 @@ BRANCHES = ["api", "tests"]
 def stand_in_model(ctx: TaskContext | PlanContext, prompt: str, answer: str) -> str:
     """STAND-IN for an LLM call: deterministic, offline; usage ~ 1 token per 4 chars."""
     tokens_in, tokens_out = len(prompt) // 4 + 50, len(answer) // 4 + 20
-    ctx.record_usage(tokens_in=tokens_in, tokens_out=tokens_out,
-                     cost_usd=(tokens_in * 0.15 + tokens_out * 0.6) / 1_000_000 * 10,
-                     model="stand-in-coder")
+    ctx.record_usage(
+        tokens_in=tokens_in,
+        tokens_out=tokens_out,
+        cost_usd=(tokens_in * 0.15 + tokens_out * 0.6) / 1_000_000 * 10,
+        model="stand-in-coder",
+    )
     return answer
 
 
@@ -79,8 +93,11 @@ class Generate(Task):
 
     async def run(self, ctx: TaskContext) -> dict[str, Any]:
         artifact = ctx.input["artifact"]
-        code = stand_in_model(ctx, f"Write the {artifact} for {ctx.input['design']}" * 3,
-                              f"def {artifact}(): ...  # v1\n" * 30)
+        code = stand_in_model(
+            ctx,
+            f"Write the {artifact} for {ctx.input['design']}" * 3,
+            f"def {artifact}(): ...  # v1\n" * 30,
+        )
         return {"artifact": artifact, "version": 1, "code": code}
 
 
@@ -112,8 +129,11 @@ class RunTests(Task):
         candidate = ctx.input
         passed = candidate["version"] >= 2
         ctx.record_metric("tests_failed", 0 if passed else 1)
-        return {"passed": passed, "candidate": candidate,
-                "failures": [] if passed else [f"test_{candidate['artifact']}_edge_case"]}
+        return {
+            "passed": passed,
+            "candidate": candidate,
+            "failures": [] if passed else [f"test_{candidate['artifact']}_edge_case"],
+        }
 
 
 class Fix(Task):
@@ -124,9 +144,14 @@ class Fix(Task):
 
     async def run(self, ctx: TaskContext) -> dict[str, Any]:
         candidate = dict(ctx.input["candidate"])
-        stand_in_model(ctx, f"Fix {ctx.input['failures']} in {candidate['code']}",
-                       candidate["code"].replace("v1", "v2"))
-        candidate.update(version=candidate["version"] + 1, code=candidate["code"].replace("v1", "v2"))
+        stand_in_model(
+            ctx,
+            f"Fix {ctx.input['failures']} in {candidate['code']}",
+            candidate["code"].replace("v1", "v2"),
+        )
+        candidate.update(
+            version=candidate["version"] + 1, code=candidate["code"].replace("v1", "v2")
+        )
         return candidate
 
 
@@ -137,8 +162,11 @@ class Ship(Task):
         self.name = f"ship_{artifact}"
 
     async def run(self, ctx: TaskContext) -> dict[str, Any]:
-        return {"artifact": ctx.input["artifact"], "version": ctx.input["version"],
-                "lines": ctx.input["code"].count("\n")}
+        return {
+            "artifact": ctx.input["artifact"],
+            "version": ctx.input["version"],
+            "lines": ctx.input["code"].count("\n"),
+        }
 
 
 class Integrate(Plan):
@@ -150,7 +178,9 @@ class Integrate(Plan):
 
 class Package(Task):
     async def run(self, ctx: TaskContext) -> dict[str, Any]:
-        stand_in_model(ctx, f"Write release notes for {sorted(ctx.input)}", "Release notes ... " * 20)
+        stand_in_model(
+            ctx, f"Write release notes for {sorted(ctx.input)}", "Release notes ... " * 20
+        )
         return {"release": "0.1.0", "artifacts": ctx.input}
 
 
@@ -173,8 +203,15 @@ graph = AgentGraph(
     "coding_agent",
     version="1.0.0",
     entry="plan",
-    nodes=[PlanWork(), Draft(), Refine(), Revise(), *[n for a in BRANCHES for n in _branch_nodes(a)],
-           Integrate(), Package()],
+    nodes=[
+        PlanWork(),
+        Draft(),
+        Refine(),
+        Revise(),
+        *[n for a in BRANCHES for n in _branch_nodes(a)],
+        Integrate(),
+        Package(),
+    ],
     edges=[
         normal("plan", "draft"),
         normal("draft", "refine"),

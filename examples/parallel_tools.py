@@ -14,7 +14,19 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from sdk import AgentGraph, Finish, Next, Plan, PlanContext, Task, TaskContext, final, join, normal, parallel
+from sdk import (
+    AgentGraph,
+    Finish,
+    Next,
+    Plan,
+    PlanContext,
+    Task,
+    TaskContext,
+    final,
+    join,
+    normal,
+    parallel,
+)
 
 TOOL_SECONDS = 1.0
 TOOLS = ["web_search", "weather", "stock_quote"]
@@ -26,11 +38,13 @@ class Planner(Plan):
     async def plan(self, ctx: PlanContext) -> Next:
         request = ctx.input or {}
         ctx.record_usage(tokens_in=120, tokens_out=40, cost_usd=0.0006, model="stand-in-planner")
-        return Next({
-            "web_search": {"query": f"events in {request.get('city', 'Lisbon')} this week"},
-            "weather": {"city": request.get("city", "Lisbon")},
-            "stock_quote": {"ticker": request.get("ticker", "ACME")},
-        })
+        return Next(
+            {
+                "web_search": {"query": f"events in {request.get('city', 'Lisbon')} this week"},
+                "weather": {"city": request.get("city", "Lisbon")},
+                "stock_quote": {"ticker": request.get("ticker", "ACME")},
+            }
+        )
 
 
 class WebSearch(Task):
@@ -38,7 +52,10 @@ class WebSearch(Task):
 
     async def run(self, ctx: TaskContext) -> dict[str, Any]:
         await asyncio.sleep(TOOL_SECONDS)  # stand-in for a search API call
-        return {"query": ctx.input["query"], "hits": ["Jazz at the riverside", "Tile museum late opening"]}
+        return {
+            "query": ctx.input["query"],
+            "hits": ["Jazz at the riverside", "Tile museum late opening"],
+        }
 
 
 class Weather(Task):

@@ -23,9 +23,8 @@ _IMPORT = re.compile(r"^from tickrail\.v1 import (\w+)", re.MULTILINE)
 
 
 def generate(out: Path) -> list[Path]:
-    from grpc_tools import protoc  # dev dependency, only needed here
-
     import grpc_tools
+    from grpc_tools import protoc  # dev dependency, only needed here
 
     include = Path(grpc_tools.__file__).parent / "_proto"
     protos = sorted(PROTO_DIR.rglob("*.proto"))

@@ -110,7 +110,8 @@ def load_settings(
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> Settings:
-    """Defaults <- YAML file (``path``, ``$TICKRAIL_CONFIG`` or ./tickrail.yaml) <- env <- overrides."""
+    """Defaults, then the YAML file (``path``, ``$TICKRAIL_CONFIG`` or ./tickrail.yaml),
+    then ``TICKRAIL_*`` variables, then ``overrides`` (flags); later ones win."""
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {}
     path = path or env.get(f"{ENV_PREFIX}CONFIG")

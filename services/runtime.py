@@ -53,7 +53,7 @@ class Runtime:
         graphs: Sequence[AgentGraph] = (),
         *,
         roles: Sequence[str] = ("data_plane", "control_plane", "executor"),
-        guard: Guard | Callable[[KVStore], Guard] | None = None,
+        guard: Guard | None = None,
     ) -> None:
         self.settings = settings.resolved()
         self.graphs = list(graphs)
@@ -63,6 +63,7 @@ class Runtime:
         self._stack = contextlib.AsyncExitStack()
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._background: list[asyncio.Task[None]] = []
         self._listeners: dict[str, list[EventListener]] = {}
         self._stops: dict[str, asyncio.Future[pb.LifetimeEvent]] = {}
         self.bus: EventBus
@@ -108,7 +109,7 @@ class Runtime:
             )
             roles.append(executor)
         if "control_plane" in self.roles:
-            guard = self._guard(self.kv) if callable(self._guard) else self._guard
+            guard = self._guard or self._policy_guard()
             self.control_plane = ControlPlane(
                 self.bus,
                 self.store,
@@ -139,6 +140,19 @@ class Runtime:
             self._tasks.append(asyncio.create_task(self._run_role(role)))
         self._tasks.append(asyncio.create_task(self._watch(watcher)))
 
+    def _policy_guard(self) -> Guard | None:
+        """Guardrails from the ``policies`` setting, reloaded on change and on SIGHUP."""
+        if not self.settings.policies:
+            return None
+        from services.control_plane.guardrails import Guardrails, PolicyWatcher
+
+        watcher = PolicyWatcher(self.settings.policies)  # a bad file refuses to start
+        self._background.append(asyncio.create_task(watcher.run()))
+        self._tasks.append(self._background[-1])
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            watcher.install_sighup(asyncio.get_running_loop())  # main thread, Unix only
+        return Guardrails(watcher, self.kv)
+
     async def _run_role(self, role: Any) -> None:
         if isinstance(role, Executor):
             await role.run(self._stopping, grace=self.settings.shutdown_grace_s)
@@ -164,6 +178,8 @@ class Runtime:
     async def _shutdown(self) -> None:
         self._stopping.set()
         if self._tasks:
+            for task in self._background:
+                task.cancel()  # the policy watcher polls forever
             results = await asyncio.gather(*self._tasks, return_exceptions=True)
             for result in results:
                 if isinstance(result, BaseException) and not isinstance(

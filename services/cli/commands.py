@@ -42,15 +42,6 @@ def _graph_label(target: str) -> str:
     return target
 
 
-def _guard_factory(settings: Settings) -> Any:
-    if not settings.policies:
-        return None
-    from services.control_plane.guardrails import Guardrails, PolicyWatcher
-
-    watcher = PolicyWatcher(settings.policies)  # validates now: a bad file stops the run here
-    return lambda kv: Guardrails(watcher, kv)
-
-
 async def cmd_run(args: argparse.Namespace) -> int:
     from .main import parse_json_arg
 
@@ -61,7 +52,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
     labels[GRAPH_LABEL] = _graph_label(args.graph)
     progress = Progress(quiet=args.quiet)
     started = time.perf_counter()
-    async with Runtime(settings, [graph], guard=_guard_factory(settings)) as runtime:
+    async with Runtime(settings, [graph]) as runtime:
         lifetime_id = await runtime.start_lifetime(
             graph, value, tenant=args.tenant, labels=labels, on_event=progress.on_event
         )
@@ -191,7 +182,7 @@ async def cmd_lifetimes_resume(args: argparse.Namespace) -> int:
     human = parse_json_arg(args.input, "--input")
     progress = Progress(quiet=args.quiet)
     t0 = time.perf_counter()
-    async with Runtime(settings, [graph], guard=_guard_factory(settings)) as runtime:
+    async with Runtime(settings, [graph]) as runtime:
         runtime.follow(args.lifetime_id, progress.on_event)
         resume = pb.LifetimeResumed(reason="resumed from the command line")
         if human is not None:

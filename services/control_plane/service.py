@@ -15,13 +15,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from adapters import Consumer, EventBus, Message, NewEvent, StateStore
-from sdk.errors import EnvelopeError
+from sdk.errors import EnvelopeError, PolicyError
 from sdk.pb import envelope_pb2 as pb
 from services.metrics import Metrics
 from services.topics import Topics, check_envelope, decode, publish_dead_letters
 
 from .projection import rebuild
-from .routing import Decision, abort, pause, resume, route, start
+from .routing import PAUSE, Decision, abort, pause, resume, route, start
 from .state import LifetimeState
 
 log = logging.getLogger("tickrail.control_plane")
@@ -115,8 +115,22 @@ class ControlPlane:
             return None  # redelivered, or late work of a finished lifetime
         verdicts: list[pb.GuardrailDecision] = []
         if self.guard is not None:
-            found = await self.guard.check(ref.envelope, lifetime_started_at=state.started_at)
-            verdicts = [v.to_proto(header.exec_id) for v in found]
+            try:
+                found = await self.guard.check(ref.envelope, lifetime_started_at=state.started_at)
+                verdicts = [v.to_proto(header.exec_id) for v in found]
+            except PolicyError as exc:
+                # A rule that cannot be evaluated must not wave the execution through:
+                # hold the lifetime for a person to look at (resume after fixing it).
+                log.error("guardrail evaluation failed for %s: %s", header.exec_id, exc)
+                verdicts = [
+                    pb.GuardrailDecision(
+                        exec_id=header.exec_id,
+                        rule=exc.rule or "policy.error",
+                        action=PAUSE,
+                        scope="execution",
+                        message=f"the policy could not be evaluated: {exc}",
+                    )
+                ]
         return state, route(state, ref.envelope, verdicts, self.clock())
 
     async def _command(self, command: pb.LifetimeCommand) -> tuple[LifetimeState, Decision] | None:

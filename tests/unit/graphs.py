@@ -5,8 +5,20 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from sdk import AgentGraph, Finish, Next, Plan, PlanContext, Retry, Task, TaskContext
-from sdk import final, join, normal, parallel
+from sdk import (
+    AgentGraph,
+    Finish,
+    Next,
+    Plan,
+    PlanContext,
+    Retry,
+    Task,
+    TaskContext,
+    final,
+    join,
+    normal,
+    parallel,
+)
 
 
 class Start(Plan):
@@ -31,7 +43,9 @@ class Work(Task):
 
 class Gather(Plan):
     async def plan(self, ctx: PlanContext) -> Next | Finish:
-        return Finish({"joined": [u.name for u in ctx.upstream], "ok": [u.ok for u in ctx.upstream]})
+        return Finish(
+            {"joined": [u.name for u in ctx.upstream], "ok": [u.ok for u in ctx.upstream]}
+        )
 
 
 def fan_out_graph(*, continue_on_failure: bool = False) -> AgentGraph:
@@ -95,4 +109,6 @@ class Flaky(Task):
 
 
 def single_task_graph(task: Task, name: str = "single") -> AgentGraph:
-    return AgentGraph(name, version="1.0.0", entry=task.name, nodes=[task], edges=[final(task.name)])
+    return AgentGraph(
+        name, version="1.0.0", entry=task.name, nodes=[task], edges=[final(task.name)]
+    )

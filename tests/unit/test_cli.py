@@ -25,14 +25,20 @@ def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[
     return code, json.loads(capsys.readouterr().out)
 
 
-def test_parallel_tools_runs_the_tools_concurrently(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, summary = run_json(capsys, "run", str(EXAMPLES / "parallel_tools.py"), "--json", "--quiet")
+def test_parallel_tools_runs_the_tools_concurrently(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, summary = run_json(
+        capsys, "run", str(EXAMPLES / "parallel_tools.py"), "--json", "--quiet"
+    )
     assert code == 0 and summary["status"] == "COMPLETED"
     assert summary["wall_time_s"] < 3 * 1.0 / 2  # three 1 s tools, in parallel
     assert summary["executions"] == 6 and summary["tokens"] == 540
 
 
-def test_coding_agent_show_lists_alternating_executions(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_coding_agent_show_lists_alternating_executions(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, summary = run_json(capsys, "run", str(EXAMPLES / "coding_agent.py"), "--json")
     assert code == 0
     code, shown = run_json(capsys, "lifetimes", "show", str(summary["lifetime_id"]), "--json")
@@ -52,8 +58,15 @@ def test_coding_agent_show_lists_alternating_executions(home: Path, capsys: pyte
 
 
 def test_hello_yaml_and_lifetimes_list(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, summary = run_json(capsys, "run", str(EXAMPLES / "hello.yaml"), "--input",
-                             '{"name": "Ada"}', "--json", "--quiet")
+    code, summary = run_json(
+        capsys,
+        "run",
+        str(EXAMPLES / "hello.yaml"),
+        "--input",
+        '{"name": "Ada"}',
+        "--json",
+        "--quiet",
+    )
     assert code == 0 and summary["output"]["value"] == "Hello, Ada!"  # type: ignore[index]
     assert main(["lifetimes", "list", "--json"]) == 0
     (listed,) = json.loads(capsys.readouterr().out)
@@ -62,7 +75,9 @@ def test_hello_yaml_and_lifetimes_list(home: Path, capsys: pytest.CaptureFixture
     assert "greet" in capsys.readouterr().out
 
 
-def test_bad_inputs_get_clear_errors(home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_inputs_get_clear_errors(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["run", str(EXAMPLES / "hello.yaml"), "--input", "{nope"]) == 2
     assert "--input is not valid JSON (line 1, column 2)" in capsys.readouterr().err
     assert main(["run", str(tmp_path / "missing.py")]) == 2
@@ -75,7 +90,9 @@ def test_bad_inputs_get_clear_errors(home: Path, tmp_path: Path, capsys: pytest.
     assert "entry node 'x' is not defined" in capsys.readouterr().err
 
 
-def test_a_failed_lifetime_exits_1(home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_failed_lifetime_exits_1(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     graph = tmp_path / "fails.py"
     graph.write_text(
         "from sdk import AgentGraph, Task, final\n"

@@ -16,19 +16,47 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_committed_protobuf_code_matches_the_proto_files() -> None:
-    result = subprocess.run([sys.executable, "scripts/gen_proto.py", "--check"], cwd=ROOT,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "scripts/gen_proto.py", "--check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
 
 
 def test_public_api_is_exactly_what_we_document() -> None:
-    assert sorted(sdk.__all__) == sorted([
-        "AdapterError", "AgentGraph", "ConfigurationError", "DefinitionError", "Edge",
-        "EdgeKind", "EnvelopeError", "ExecutionError", "Finish", "GraphValidationError", "Next",
-        "NodeContext", "Plan", "PlanContext", "PolicyError", "Retry", "RoutingError", "Task",
-        "TaskContext", "TickrailError", "Upstream", "Usage", "final", "join", "load_graph",
-        "normal", "parallel",
-    ])
+    assert sorted(sdk.__all__) == sorted(
+        [
+            "AdapterError",
+            "AgentGraph",
+            "ConfigurationError",
+            "DefinitionError",
+            "Edge",
+            "EdgeKind",
+            "EnvelopeError",
+            "ExecutionError",
+            "Finish",
+            "GraphValidationError",
+            "Next",
+            "NodeContext",
+            "Plan",
+            "PlanContext",
+            "PolicyError",
+            "Retry",
+            "RoutingError",
+            "Task",
+            "TaskContext",
+            "TickrailError",
+            "Upstream",
+            "Usage",
+            "final",
+            "join",
+            "load_graph",
+            "normal",
+            "parallel",
+        ]
+    )
     for name in sdk.__all__:
         assert getattr(sdk, name) is not None
 

@@ -33,14 +33,19 @@ def problems_of(**kwargs: object) -> list[str]:
 
 
 def test_a_valid_graph_builds_its_routing_spec() -> None:
-    graph = AgentGraph("ok", version="1.2.3", entry="start",
-                       nodes=[Start(), Work("a"), Work("b"), Gather()],
-                       edges=[parallel("start", ["a", "b"]), join(["a", "b"], "gather"),
-                              final("gather")])
+    graph = AgentGraph(
+        "ok",
+        version="1.2.3",
+        entry="start",
+        nodes=[Start(), Work("a"), Work("b"), Gather()],
+        edges=[parallel("start", ["a", "b"]), join(["a", "b"], "gather"), final("gather")],
+    )
     assert graph.spec.entry == "start"
     assert {(e.source, e.target, e.kind) for e in graph.spec.edges} == {
-        ("start", "a", pb.EDGE_KIND_PARALLEL), ("start", "b", pb.EDGE_KIND_PARALLEL),
-        ("a", "gather", pb.EDGE_KIND_JOIN), ("b", "gather", pb.EDGE_KIND_JOIN),
+        ("start", "a", pb.EDGE_KIND_PARALLEL),
+        ("start", "b", pb.EDGE_KIND_PARALLEL),
+        ("a", "gather", pb.EDGE_KIND_JOIN),
+        ("b", "gather", pb.EDGE_KIND_JOIN),
         ("gather", "", pb.EDGE_KIND_FINAL),
     }
 
@@ -51,9 +56,9 @@ def test_every_wiring_mistake_is_reported_together() -> None:
         nodes=[Start(), Work("a"), Work("b"), Gather(), Work("lonely")],
         edges=[
             normal("start", "a"),
-            normal("gather", "a"),      # a Task fed by two Plans
-            normal("a", "b"),           # Task -> Task
-            normal("start", "ghost"),   # unknown node
+            normal("gather", "a"),  # a Task fed by two Plans
+            normal("a", "b"),  # Task -> Task
+            normal("start", "ghost"),  # unknown node
             normal("b", "gather"),
             final("gather"),
         ],
@@ -72,9 +77,10 @@ def test_plan_to_plan_and_missing_final_are_refused() -> None:
         async def plan(self, ctx: object) -> str:
             return "a"
 
-    problems = problems_of(nodes=[Start(), Other(), Work("a")],
-                           edges=[normal("start", "other"), normal("other", "a"),
-                                  normal("a", "other")])
+    problems = problems_of(
+        nodes=[Start(), Other(), Work("a")],
+        edges=[normal("start", "other"), normal("other", "a"), normal("a", "other")],
+    )
     text = "\n".join(problems)
     assert "joins two Plans" in text
     assert "no FINAL edge" in text
@@ -87,8 +93,15 @@ def test_a_loop_with_no_way_out_is_named() -> None:
 
     problems = problems_of(
         nodes=[Start(), Work("a"), Work("b"), Gather(), Spin(), Work("c")],
-        edges=[normal("start", "a"), normal("start", "b"), normal("a", "gather"),
-               final("gather"), normal("b", "spin"), normal("spin", "c"), normal("c", "spin")],
+        edges=[
+            normal("start", "a"),
+            normal("start", "b"),
+            normal("a", "gather"),
+            final("gather"),
+            normal("b", "spin"),
+            normal("spin", "c"),
+            normal("c", "spin"),
+        ],
     )
     assert sorted(p for p in problems if "no path to a FINAL" in p) == [
         "node 'b' has no path to a FINAL edge",
@@ -106,7 +119,7 @@ def test_three_mistakes_in_a_yaml_graph_are_all_named_with_lines(tmp_path: Path)
         "nodes:\n"
         "  - name: greet\n"
         "    impl: sdk.builtins:Echo\n"
-        "    colour: blue\n"               # 1: unknown field (line 7)
+        "    colour: blue\n"  # 1: unknown field (line 7)
         "  - name: missing\n"
         "    impl: no.such.module:Task\n"  # 2: cannot import (line 9)
         "edges:\n"

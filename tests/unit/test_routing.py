@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sdk import AgentGraph, final, join, normal, parallel
+from sdk import AgentGraph, final, normal
 from sdk._payload import encode
 from sdk.pb import envelope_pb2 as pb
 from services.control_plane.projection import rebuild
@@ -27,32 +27,51 @@ def begin(graph: AgentGraph, value: object = None) -> tuple[LifetimeState, Decis
 
 def header(node_input: pb.NodeInput, status: int, attempt: int = 1) -> pb.ExecutionHeader:
     return pb.ExecutionHeader(
-        name=node_input.name, exec_id=f"{node_input.input_id}.{attempt}",
-        input_id=node_input.input_id, lifetime_id=node_input.lifetime_id,
-        tenant_id=node_input.tenant_id, graph_id=node_input.graph_id, attempt=attempt,
-        iteration=node_input.iteration, status=status, branch=node_input.branch,
+        name=node_input.name,
+        exec_id=f"{node_input.input_id}.{attempt}",
+        input_id=node_input.input_id,
+        lifetime_id=node_input.lifetime_id,
+        tenant_id=node_input.tenant_id,
+        graph_id=node_input.graph_id,
+        attempt=attempt,
+        iteration=node_input.iteration,
+        status=status,
+        branch=node_input.branch,
         kind=node_input.kind,
     )
 
 
 def task_done(
-    node_input: pb.NodeInput, value: object = None, *, status: int = pb.EXECUTION_STATUS_SUCCEEDED,
-    error: str = "", attempt: int = 1,
+    node_input: pb.NodeInput,
+    value: object = None,
+    *,
+    status: int = pb.EXECUTION_STATUS_SUCCEEDED,
+    error: str = "",
+    attempt: int = 1,
 ) -> pb.ExecutionEnvelope:
-    result = pb.TaskResult(output=encode(value), error=error, error_type="ValueError" if error else "")
-    return pb.ExecutionEnvelope(task=pb.TaskExecution(header=header(node_input, status, attempt),
-                                                      result=result))
+    result = pb.TaskResult(
+        output=encode(value), error=error, error_type="ValueError" if error else ""
+    )
+    return pb.ExecutionEnvelope(
+        task=pb.TaskExecution(header=header(node_input, status, attempt), result=result)
+    )
 
 
 def plan_done(
-    node_input: pb.NodeInput, *tasks: str, finish: bool = False, output: object = None,
+    node_input: pb.NodeInput,
+    *tasks: str,
+    finish: bool = False,
+    output: object = None,
     status: int = pb.EXECUTION_STATUS_SUCCEEDED,
 ) -> pb.ExecutionEnvelope:
-    result = pb.PlanResult(next_task_names=tasks, finish=finish, error="boom" if status == 2 else "")
+    result = pb.PlanResult(
+        next_task_names=tasks, finish=finish, error="boom" if status == 2 else ""
+    )
     if finish:
         result.output.CopyFrom(encode(output))
-    return pb.ExecutionEnvelope(plan=pb.PlanExecution(header=header(node_input, status),
-                                                      result=result))
+    return pb.ExecutionEnvelope(
+        plan=pb.PlanExecution(header=header(node_input, status), result=result)
+    )
 
 
 def kinds(decision: Decision) -> list[str]:
@@ -101,8 +120,10 @@ def test_continue_on_failure_lets_the_join_see_the_failed_branch() -> None:
     a, b = route(state, plan_done(d.dispatch[0], "a", "b"), [], NOW).dispatch
     route(state, task_done(a, status=pb.EXECUTION_STATUS_FAILED, error="bad"), [], NOW)
     (gather,) = route(state, task_done(b, "B"), [], NOW).dispatch
-    assert [u.status for u in gather.upstream] == [pb.EXECUTION_STATUS_FAILED,
-                                                   pb.EXECUTION_STATUS_SUCCEEDED]
+    assert [u.status for u in gather.upstream] == [
+        pb.EXECUTION_STATUS_FAILED,
+        pb.EXECUTION_STATUS_SUCCEEDED,
+    ]
 
 
 def test_loop_counts_iterations_and_the_cap_aborts_a_runaway() -> None:
@@ -140,17 +161,26 @@ def test_an_illegal_plan_choice_fails_the_lifetime_with_a_clear_reason(
 
 
 def test_several_tasks_over_normal_edges_is_refused() -> None:
-    graph = AgentGraph("pick", version="1.0.0", entry="start",
-                       nodes=[Start(), Work("a"), Work("b")],
-                       edges=[normal("start", "a"), normal("start", "b"), final("a"), final("b")])
+    graph = AgentGraph(
+        "pick",
+        version="1.0.0",
+        entry="start",
+        nodes=[Start(), Work("a"), Work("b")],
+        edges=[normal("start", "a"), normal("start", "b"), final("a"), final("b")],
+    )
     state, d = begin(graph)
     d = route(state, plan_done(d.dispatch[0], "a", "b"), [], NOW)
     assert "only PARALLEL edges fan out" in d.events[-1].failed.reason
 
 
 def test_finish_without_a_final_edge_fails() -> None:
-    graph = AgentGraph("nofinal", version="1.0.0", entry="start", nodes=[Start(), Work("a")],
-                       edges=[normal("start", "a"), final("a")])
+    graph = AgentGraph(
+        "nofinal",
+        version="1.0.0",
+        entry="start",
+        nodes=[Start(), Work("a")],
+        edges=[normal("start", "a"), final("a")],
+    )
     state, d = begin(graph)
     route(state, plan_done(d.dispatch[0], finish=True), [], NOW)
     assert "returned Finish but has no FINAL edge" in state.reason

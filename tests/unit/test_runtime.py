@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from adapters import Message
-from sdk import AgentGraph, Retry, Task, TaskContext
+from sdk import AgentGraph, Task, TaskContext
 from sdk._payload import read_bytes
 from sdk.pb import envelope_pb2 as pb
 from services.config import Settings
@@ -55,9 +55,19 @@ async def test_the_same_envelope_published_twice_is_recorded_once(tmp_path: Path
     async with Runtime(settings(tmp_path), [graph], roles=()) as rt:
         dp = DataPlane(rt.bus, rt.store, rt.blobs, rt.topics)
         consumer = await rt.bus.subscribe([rt.topics.persisted("t")], "probe")
-        envelope = pb.ExecutionEnvelope(task=pb.TaskExecution(header=pb.ExecutionHeader(
-            name="step", exec_id="L.1.1", input_id="L.1", lifetime_id="L", tenant_id="t",
-            status=pb.EXECUTION_STATUS_SUCCEEDED, kind=pb.NODE_KIND_TASK)))
+        envelope = pb.ExecutionEnvelope(
+            task=pb.TaskExecution(
+                header=pb.ExecutionHeader(
+                    name="step",
+                    exec_id="L.1.1",
+                    input_id="L.1",
+                    lifetime_id="L",
+                    tenant_id="t",
+                    status=pb.EXECUTION_STATUS_SUCCEEDED,
+                    kind=pb.NODE_KIND_TASK,
+                )
+            )
+        )
         message = Message(rt.topics.executions("t"), "L", envelope.SerializeToString())
         await dp.handle([message])
         await dp.handle([message])
@@ -120,8 +130,10 @@ async def test_exhausted_retries_fail_the_lifetime_with_the_error(tmp_path: Path
     assert final.WhichOneof("kind") == "failed"
     assert "failed after 3 attempt(s): ConnectionError: flaky failure 3" in final.failed.reason
     last = envelopes(records)[-1].task
-    assert (last.header.status, last.result.error_type) == (pb.EXECUTION_STATUS_FAILED,
-                                                            "ConnectionError")
+    assert (last.header.status, last.result.error_type) == (
+        pb.EXECUTION_STATUS_FAILED,
+        "ConnectionError",
+    )
 
 
 class Slow(Task):
@@ -172,9 +184,16 @@ async def test_garbage_goes_to_the_dead_letter_topic_and_traffic_continues(tmp_p
 async def test_an_executor_without_the_graph_version_fails_the_lifetime_clearly(
     tmp_path: Path,
 ) -> None:
-    graph, other = loop_graph(1), AgentGraph("loop", version="2.0.0", entry="loop",
-                                             nodes=list(loop_graph(1).nodes.values()),
-                                             edges=loop_graph(1).edges)
+    graph, other = (
+        loop_graph(1),
+        AgentGraph(
+            "loop",
+            version="2.0.0",
+            entry="loop",
+            nodes=list(loop_graph(1).nodes.values()),
+            edges=loop_graph(1).edges,
+        ),
+    )
     async with Runtime(settings(tmp_path), [other]) as rt:
         final = await run_once(rt, graph)
     assert "serves loop@2.0.0, but the lifetime runs version 1.0.0" in final.failed.reason

@@ -1,0 +1,433 @@
+"""Kafka EventBus (``kafka://host:port[,host2:port2]``) on aiokafka.
+
+Ordering: messages are keyed (tickrail keys by lifetime id), and aiokafka keeps
+at most one batch in flight per partition, so a retried send cannot overtake a
+later one. The idempotent producer is not used: aiokafka only speaks
+InitProducerId v0, which brokers such as Tansu refuse.
+
+Delivery is at-least-once. Offsets are committed by hand: a partition's offset
+advances only past the longest run of delivered messages that are all done, so
+a message finished early never lets an earlier unfinished one be skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+
+from sdk.errors import AdapterError, ConfigurationError
+
+from .._lifecycle import Lifecycle
+from .base import Consumer, Message
+
+# Record batch and request framing on top of the largest message value.
+_FRAMING = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSettings:
+    bootstrap: list[str]
+    partitions: int = 6
+    replication: int = 1
+    max_message_bytes: int = 8 * 1024 * 1024
+    # Tansu never completes a join below 6000 ms; a join takes half of it.
+    session_timeout_ms: int = 6000
+    heartbeat_interval_ms: int = 500
+    join_timeout: float = 60.0
+    client_id: str = "tickrail"
+    linger_ms: int = 0
+    compression_type: str | None = None
+
+
+_INT_OPTIONS = {
+    "partitions",
+    "replication",
+    "max_message_bytes",
+    "session_timeout_ms",
+    "heartbeat_interval_ms",
+    "linger_ms",
+}
+
+
+def parse_url(url: str, options: Mapping[str, Any]) -> KafkaSettings:
+    """Settings from the URL's query, overridden by keyword options."""
+    parts = urlsplit(url)
+    if parts.scheme != "kafka" or not parts.netloc:
+        raise ConfigurationError(
+            f"Kafka URL must look like kafka://host:port[,host:port], got {url!r}"
+        )
+    bootstrap = []
+    for hostport in parts.netloc.split(","):
+        host, _, port = hostport.strip().rpartition(":")
+        if not host:
+            host, port = port, "9092"
+        if not host or not port.isdigit():
+            raise ConfigurationError(f"{url!r}: bad broker address {hostport!r}")
+        bootstrap.append(f"{host}:{port}")
+    raw: dict[str, Any] = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    raw.update(options)
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        try:
+            if name in _INT_OPTIONS:
+                values[name] = int(value)
+            elif name == "join_timeout":
+                values[name] = float(value)
+            elif name in {"client_id", "compression_type"}:
+                values[name] = str(value)
+            else:
+                raise ConfigurationError(f"{url!r}: unknown Kafka option {name!r}")
+        except ValueError as exc:
+            raise ConfigurationError(f"{url!r}: option {name}={value!r} is not a number") from exc
+    settings = KafkaSettings(bootstrap=bootstrap, **values)
+    if settings.partitions < 1 or settings.replication < 1 or settings.max_message_bytes < 1:
+        raise ConfigurationError(f"{url!r}: partitions, replication, max_message_bytes must be > 0")
+    return settings
+
+
+def _error(what: str, exc: Exception) -> AdapterError:
+    retriable = bool(getattr(exc, "retriable", False)) or isinstance(exc, OSError)
+    detail = str(exc)
+    name = type(exc).__name__
+    if not detail.startswith(name):  # aiokafka errors already start with their name
+        detail = f"{name}: {detail}"
+    return AdapterError(f"{what}: {detail}", retriable=retriable)
+
+
+class KafkaBus(Lifecycle):
+    """``kafka://host:port[,host2:port2]?partitions=6&replication=1`` — Kafka via aiokafka.
+
+    Options (URL query or keyword): ``partitions`` and ``replication`` for topics
+    this bus creates; ``max_message_bytes`` (largest message, default 8 MiB);
+    ``session_timeout_ms`` (6000) and ``heartbeat_interval_ms`` (500) for consumer
+    groups; ``join_timeout`` (seconds ``subscribe`` waits for its partitions, 60);
+    ``client_id``; ``linger_ms``; ``compression_type`` (gzip, lz4, zstd, snappy).
+
+    Topics are created with the configured partitions on first use (publish or
+    subscribe), so a broker's auto-create default never decides them.
+    """
+
+    def __init__(self, url: str, **options: Any) -> None:
+        self.url = url
+        self.settings = parse_url(url, options)
+        self._where = ",".join(self.settings.bootstrap)
+        self._producer: AIOKafkaProducer | None = None
+        self._admin: AIOKafkaAdminClient | None = None
+        self._admin_lock = asyncio.Lock()
+        self._known_topics: set[str] = set()
+        self._consumers: set[KafkaConsumer] = set()
+
+    async def _start(self) -> None:
+        s = self.settings
+        producer = AIOKafkaProducer(
+            bootstrap_servers=s.bootstrap,
+            client_id=s.client_id,
+            acks="all",
+            enable_idempotence=False,
+            max_request_size=s.max_message_bytes + _FRAMING,
+            linger_ms=s.linger_ms,
+            compression_type=s.compression_type,
+        )
+        try:
+            await producer.start()
+        except (KafkaError, OSError) as exc:
+            await producer.stop()
+            raise _error(f"cannot connect a Kafka producer to {self._where}", exc) from exc
+        self._producer = producer
+
+    async def _close(self) -> None:
+        await asyncio.gather(*(c.close() for c in list(self._consumers)), return_exceptions=True)
+        try:
+            if self._producer is not None:
+                await self._producer.stop()  # flushes anything still queued
+        except (KafkaError, OSError) as exc:
+            raise _error(f"cannot flush the Kafka producer to {self._where}", exc) from exc
+        finally:
+            self._producer = None
+            if self._admin is not None:
+                await self._admin.close()
+                self._admin = None
+
+    def _live_producer(self) -> AIOKafkaProducer:
+        self._check_open()
+        if self._producer is None:
+            raise AdapterError("KafkaBus used before start()")
+        return self._producer
+
+    async def publish(self, messages: Sequence[Message]) -> None:
+        producer = self._live_producer()
+        if not messages:
+            return
+        missing = {m.topic for m in messages} - self._known_topics
+        if missing:
+            await self.ensure_topics(sorted(missing))
+        # Queue the whole batch first so aiokafka can pack it into few requests,
+        # then wait for every acknowledgement (acks=all: replicated before it counts).
+        futures: list[asyncio.Future[Any]] = []
+        topics: list[str] = []
+        failure: tuple[str, Exception] | None = None
+        for m in messages:
+            try:
+                futures.append(
+                    await producer.send(
+                        m.topic,
+                        m.value,
+                        key=m.key.encode(),
+                        headers=[(k, v.encode()) for k, v in m.headers.items()],
+                    )
+                )
+                topics.append(m.topic)
+            except (KafkaError, OSError) as exc:
+                failure = (m.topic, exc)
+                break
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        if failure is None:
+            for topic, result in zip(topics, results, strict=True):
+                if isinstance(result, Exception):
+                    failure = (topic, result)
+                    break
+                if isinstance(result, BaseException):
+                    raise result
+        if failure is not None:
+            topic, cause = failure
+            raise _error(
+                f"cannot publish to Kafka topic {topic!r} on {self._where}", cause
+            ) from cause
+
+    async def _admin_client(self) -> AIOKafkaAdminClient:
+        async with self._admin_lock:
+            if self._admin is None:
+                admin = AIOKafkaAdminClient(
+                    bootstrap_servers=self.settings.bootstrap, client_id=self.settings.client_id
+                )
+                try:
+                    await admin.start()
+                except (KafkaError, OSError) as exc:
+                    await admin.close()
+                    raise _error(
+                        f"cannot connect a Kafka admin client to {self._where}", exc
+                    ) from exc
+                self._admin = admin
+            return self._admin
+
+    async def ensure_topics(self, topics: Sequence[str]) -> None:
+        self._check_open()
+        wanted = [t for t in dict.fromkeys(topics) if t not in self._known_topics]
+        if not wanted:
+            return
+        admin = await self._admin_client()
+        s = self.settings
+        topic_configs = {"max.message.bytes": str(s.max_message_bytes + _FRAMING)}
+        try:
+            # Only ask to create what is missing: a principal allowed to use
+            # pre-provisioned topics may not be allowed to create any.
+            existing = set(await admin.list_topics())
+            missing = [t for t in wanted if t not in existing]
+            response = None
+            if missing:
+                response = await admin.create_topics(
+                    [
+                        NewTopic(t, s.partitions, s.replication, topic_configs=topic_configs)
+                        for t in missing
+                    ]
+                )
+        except (KafkaError, OSError) as exc:
+            raise _error(f"cannot create Kafka topics {wanted} on {self._where}", exc) from exc
+        for topic_error in response.topic_errors if response is not None else ():
+            topic, code = topic_error[0], topic_error[1]
+            error_type = for_code(code)
+            if code != 0 and error_type is not TopicAlreadyExistsError:
+                cause = error_type(topic_error[2] if len(topic_error) > 2 else "")
+                raise _error(f"cannot create Kafka topic {topic!r} on {self._where}", cause)
+        self._known_topics.update(wanted)
+
+    async def subscribe(self, topics: Sequence[str], group: str) -> Consumer:
+        self._check_open()
+        # Creating the topics first means the group's first assignment already
+        # has their partitions, instead of after the next metadata refresh.
+        await self.ensure_topics(topics)
+        s = self.settings
+        consumer = KafkaConsumer(self, group)
+        raw = AIOKafkaConsumer(
+            bootstrap_servers=s.bootstrap,
+            client_id=s.client_id,
+            group_id=group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=s.session_timeout_ms,
+            heartbeat_interval_ms=s.heartbeat_interval_ms,
+            max_partition_fetch_bytes=s.max_message_bytes + _FRAMING,
+            fetch_max_bytes=max(50 * 1024 * 1024, s.max_message_bytes + _FRAMING),
+        )
+        raw.subscribe(list(topics), listener=consumer.listener)
+        consumer.raw = raw
+        what = f"Kafka group {group!r} on topics {list(topics)} at {self._where}"
+        try:
+            await raw.start()
+            # The join runs in aiokafka's background task (records it fetches
+            # meanwhile stay in its buffer); wait for it so a consumer returned
+            # here owns its partitions and a publish right after is seen promptly.
+            async with asyncio.timeout(s.join_timeout):
+                await consumer.listener.assigned.wait()
+        except TimeoutError as exc:
+            await raw.stop()
+            raise AdapterError(
+                f"{what}: no partition assignment within {s.join_timeout:.0f}s", retriable=True
+            ) from exc
+        except (KafkaError, OSError) as exc:
+            await raw.stop()
+            raise _error(f"cannot join {what}", exc) from exc
+        except BaseException:
+            await raw.stop()
+            raise
+        self._consumers.add(consumer)
+        return consumer
+
+
+class _Partition:
+    """Delivered offsets of one partition not yet committed, and which are done."""
+
+    __slots__ = ("delivered", "done")
+
+    def __init__(self) -> None:
+        self.delivered: deque[int] = deque()
+        self.done: set[int] = set()
+
+    def mark_done(self, offset: int) -> None:
+        # Offsets below the window were committed already (a duplicate commit).
+        if self.delivered and offset >= self.delivered[0]:
+            self.done.add(offset)
+
+    def advance(self) -> int | None:
+        """The offset to commit (last contiguous done + 1), or None if no progress."""
+        delivered, done = self.delivered, self.done
+        last = None
+        while delivered and delivered[0] in done:
+            last = delivered.popleft()
+            done.discard(last)
+        return None if last is None else last + 1
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, consumer: KafkaConsumer) -> None:
+        self.consumer = consumer
+        self.assigned = asyncio.Event()
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        # The new owner resumes from the committed offset, so forget what this
+        # member delivered; late commits for these partitions are skipped.
+        for tp in revoked:
+            self.consumer.partitions.pop(tp, None)
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        self.assigned.set()  # also when empty: more members than partitions
+
+
+def _leave_generation_zero(raw: AIOKafkaConsumer) -> None:
+    """Make ``stop()`` send LeaveGroup even when the group is in generation 0.
+
+    aiokafka 0.14 leaves only if ``generation > 0``, but Tansu numbers a
+    group's first generation 0. Without LeaveGroup the broker keeps the gone
+    member (as leader) until its session times out, and the next member's
+    join stalls for about 11 s instead of 3. LeaveGroup carries no generation,
+    so bumping it just before ``stop()`` (heartbeats stopped by then) is safe.
+    """
+    coordinator = getattr(raw, "_coordinator", None)
+    leave = getattr(coordinator, "_maybe_leave_group", None)
+    if coordinator is None or leave is None:
+        return
+
+    async def leave_even_generation_zero() -> None:
+        if coordinator.generation == 0:
+            coordinator.generation = 1
+        await leave()
+
+    coordinator._maybe_leave_group = leave_even_generation_zero
+
+
+class KafkaConsumer:
+    """One member of a consumer group; made by ``KafkaBus.subscribe``."""
+
+    raw: AIOKafkaConsumer
+
+    def __init__(self, bus: KafkaBus, group: str) -> None:
+        self._bus = bus
+        self.group = group
+        self.listener = _Listener(self)
+        self.partitions: dict[TopicPartition, _Partition] = {}
+        self._closed = False
+
+    async def poll(self, max_messages: int = 500, timeout: float = 1.0) -> list[Message]:
+        if self._closed:
+            return []
+        self._bus._check_open()
+        try:
+            batches = await self.raw.getmany(
+                timeout_ms=max(0, int(timeout * 1000)), max_records=max_messages
+            )
+        except (KafkaError, OSError) as exc:
+            raise _error(f"cannot poll Kafka group {self.group!r}", exc) from exc
+        out: list[Message] = []
+        for tp, records in batches.items():
+            track = self.partitions.get(tp)
+            if track is None:
+                track = self.partitions[tp] = _Partition()
+            for r in records:
+                track.delivered.append(r.offset)
+                out.append(
+                    Message(
+                        topic=r.topic,
+                        key=r.key.decode(errors="replace") if r.key is not None else "",
+                        value=r.value if r.value is not None else b"",
+                        headers={k: v.decode(errors="replace") for k, v in r.headers},
+                        partition=r.partition,
+                        offset=r.offset,
+                    )
+                )
+        return out
+
+    async def commit(self, messages: Sequence[Message]) -> None:
+        if self._closed or not messages:
+            return
+        touched: dict[TopicPartition, _Partition] = {}
+        for m in messages:
+            tp = TopicPartition(m.topic, m.partition)
+            track = self.partitions.get(tp)
+            if track is None:
+                continue  # revoked since delivery: its new owner redelivers it
+            track.mark_done(m.offset)
+            touched[tp] = track
+        offsets = {tp: off for tp, track in touched.items() if (off := track.advance()) is not None}
+        if not offsets:
+            return
+        try:
+            await self.raw.commit(offsets)
+        except (KafkaError, OSError) as exc:
+            topics = sorted({tp.topic for tp in offsets})
+            raise _error(
+                f"cannot commit offsets of Kafka group {self.group!r} on {topics}"
+                " (the messages will be delivered again)",
+                exc,
+            ) from exc
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._bus._consumers.discard(self)
+        self.partitions.clear()
+        _leave_generation_zero(self.raw)
+        try:
+            # No auto-commit: stopping commits nothing, so whatever was not
+            # committed goes back to the group.
+            await self.raw.stop()
+        except (KafkaError, OSError) as exc:
+            raise _error(f"cannot leave Kafka group {self.group!r} cleanly", exc) from exc

@@ -1,0 +1,93 @@
+"""KVStore contract: values with expiry, atomic counter hashes, namespaces."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+
+from adapters import KVStore
+from adapters.registry import open_kv
+from sdk.errors import AdapterClosedError
+
+
+async def test_set_get_delete(kv: KVStore) -> None:
+    assert await kv.get("missing") is None
+    await kv.set("k", b"v1")
+    await kv.set("k", b"v2\x00\xff")
+    assert await kv.get("k") == b"v2\x00\xff"
+    await kv.delete("k")
+    await kv.delete("k")  # deleting an absent key is fine
+    assert await kv.get("k") is None
+
+
+async def test_value_ttl_expires(kv: KVStore) -> None:
+    await kv.set("short", b"v", ttl=0.2)
+    await kv.set("long", b"v", ttl=30)
+    assert await kv.get("short") == b"v"
+    await asyncio.sleep(0.35)
+    assert await kv.get("short") is None
+    assert await kv.get("long") == b"v"
+
+
+async def test_update_counters_adds_and_returns_all_fields(kv: KVStore) -> None:
+    assert await kv.get_counters("budget") == {}
+    assert await kv.update_counters("budget", add={"tokens": 100, "cost": 0.1}) == {
+        "tokens": 100.0,
+        "cost": 0.1,
+    }
+    after = await kv.update_counters("budget", add={"cost": 0.2, "calls": 1})
+    assert after == {"tokens": 100.0, "cost": pytest.approx(0.3), "calls": 1.0}
+    assert await kv.get_counters("budget") == after
+    await kv.delete("budget")
+    assert await kv.get_counters("budget") == {}
+
+
+async def test_maximum_keeps_the_larger_value(kv: KVStore) -> None:
+    assert await kv.update_counters("peak", maximum={"latency": 5.5}) == {"latency": 5.5}
+    assert await kv.update_counters("peak", maximum={"latency": 3}) == {"latency": 5.5}
+    both = await kv.update_counters("peak", add={"n": 2}, maximum={"latency": 7, "size": 1})
+    assert both == {"latency": 7.0, "n": 2.0, "size": 1.0}
+
+
+async def test_concurrent_updates_sum_exactly(kv: KVStore) -> None:
+    async def one(i: int) -> dict[str, float]:
+        return await kv.update_counters(
+            "tenant-a:day", add={"tokens": 1, "cost": 0.5}, maximum={"peak": i}
+        )
+
+    await asyncio.gather(*(one(i) for i in range(50)))
+
+    assert await kv.get_counters("tenant-a:day") == {"tokens": 50.0, "cost": 25.0, "peak": 49.0}
+
+
+async def test_counter_ttl_is_set_when_created_only(kv: KVStore) -> None:
+    await kv.update_counters("window", add={"n": 1}, ttl=0.4)
+    await asyncio.sleep(0.2)
+    # A later ttl does not extend the window that started at creation.
+    assert await kv.update_counters("window", add={"n": 1}, ttl=30) == {"n": 2.0}
+    await asyncio.sleep(0.35)
+    assert await kv.get_counters("window") == {}
+    assert await kv.update_counters("window", add={"n": 1}) == {"n": 1.0}
+
+
+async def test_namespaces_are_isolated(kv_namespace: Callable[[], str]) -> None:
+    async with open_kv(kv_namespace()) as one, open_kv(kv_namespace()) as two:
+        await one.set("k", b"one")
+        await two.set("k", b"two")
+        await one.update_counters("c", add={"n": 1})
+        assert await one.get("k") == b"one"
+        assert await two.get("k") == b"two"
+        assert await two.get_counters("c") == {}
+        await two.delete("k")
+        assert await one.get("k") == b"one"
+
+
+async def test_use_after_close_is_refused(kv: KVStore) -> None:
+    await kv.close()
+    await kv.close()
+    with pytest.raises(AdapterClosedError):
+        await kv.get("k")
+    with pytest.raises(AdapterClosedError):
+        await kv.update_counters("c", add={"n": 1})

@@ -127,7 +127,7 @@ class Runtime:
                     self.blobs,
                     self.topics,
                     offload_threshold=s.offload_threshold,
-                    forward=plane.handle if direct and plane is not None else None,
+                    downstream=plane if direct and plane is not None else None,
                 )
             )
         # Subscribe every consumer before anything is published.

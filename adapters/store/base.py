@@ -6,6 +6,7 @@ Lifetime state (status, counters, join progress) is a projection of this log.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -144,3 +145,19 @@ class StateStore(Protocol):
     async def close(self) -> None:
         """Release connections. Idempotent."""
         ...
+
+
+def unit_of_work(store: StateStore) -> contextlib.AbstractAsyncContextManager[None]:
+    """One transaction around several appends, where the store offers it.
+
+    Optional capability ``unit_of_work()``: appends made inside it by this
+    task commit together when the block exits (and roll back if it raises).
+    Stores without it commit each append on its own, which is also correct;
+    the embedded profile uses it to record an execution and the decisions it
+    caused with one commit instead of two.
+    """
+    factory = getattr(store, "unit_of_work", None)
+    if factory is None:
+        return contextlib.nullcontext()
+    cm: contextlib.AbstractAsyncContextManager[None] = factory()
+    return cm

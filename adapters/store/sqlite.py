@@ -12,11 +12,14 @@ the URL to fsync every commit. Append-only is enforced by triggers.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import contextvars
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from sdk.errors import AdapterError, ConfigurationError
@@ -66,6 +69,7 @@ MIGRATIONS: list[tuple[int, str]] = [
     ),
 ]
 
+_T = TypeVar("_T")
 _EXEC_COLUMNS = "seq, exec_id, lifetime_id, tenant_id, name, kind, status, created_at, envelope"
 _EVENT_COLUMNS = "seq, event_id, lifetime_id, tenant_id, graph_id, kind, status, created_at, body"
 
@@ -90,6 +94,12 @@ class SQLiteStore(Lifecycle):
         self.url = url
         self.path, self._synchronous = _parse(url)
         self._db: sqlite3.Connection | None = None
+        # One connection serves the process: writers take turns, and a unit of
+        # work holds the turn across its appends (which then skip BEGIN/COMMIT).
+        self._write_lock = asyncio.Lock()
+        self._in_unit: contextvars.ContextVar[bool] = contextvars.ContextVar(
+            f"sqlite-unit-{id(self)}", default=False
+        )
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -141,86 +151,119 @@ class SQLiteStore(Lifecycle):
         except sqlite3.Error as exc:
             raise AdapterError(f"cannot migrate SQLite store {self.path}: {exc}") from exc
 
-    async def append_executions(self, batch: Sequence[NewExecution]) -> list[ExecutionRecord]:
+    @contextlib.asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[None]:
+        """Appends inside the block commit together (see ``store.base.unit_of_work``)."""
+        if self._in_unit.get():
+            yield
+            return
         db = self.db
-        out: list[ExecutionRecord] = []
-        try:
+        async with self._write_lock:
+            token = self._in_unit.set(True)
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise AdapterError(f"SQLite transaction failed: {exc}", retriable=True) from exc
+            finally:
+                self._in_unit.reset(token)
+
+    async def _write(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run ``work`` in its own transaction, or in the caller's unit of work."""
+        db = self.db
+        if self._in_unit.get():
+            return work(db)
+        async with self._write_lock:
             db.execute("BEGIN IMMEDIATE")
             try:
-                for n in batch:
-                    row = db.execute(
-                        "INSERT INTO executions (exec_id, lifetime_id, tenant_id, name, kind,"
-                        " status, created_at, envelope) VALUES (?,?,?,?,?,?,?,?)"
-                        " ON CONFLICT (exec_id) DO NOTHING RETURNING seq",
-                        (
-                            n.exec_id,
-                            n.lifetime_id,
-                            n.tenant_id,
-                            n.name,
-                            n.kind,
-                            n.status,
-                            n.created_at,
-                            n.envelope,
-                        ),
-                    ).fetchone()
-                    if row is not None:
-                        out.append(
-                            ExecutionRecord(
-                                row[0],
-                                n.exec_id,
-                                n.lifetime_id,
-                                n.tenant_id,
-                                n.name,
-                                n.kind,
-                                n.status,
-                                n.created_at,
-                                n.envelope,
-                                True,
-                            )
-                        )
-                    else:
-                        existing = db.execute(
-                            f"SELECT {_EXEC_COLUMNS} FROM executions WHERE exec_id = ?",
-                            (n.exec_id,),
-                        ).fetchone()
-                        out.append(ExecutionRecord(*existing))
+                result = work(db)
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+            return result
+
+    async def append_executions(self, batch: Sequence[NewExecution]) -> list[ExecutionRecord]:
+        try:
+            return await self._write(lambda db: self._insert_executions(db, batch))
         except sqlite3.Error as exc:
             raise AdapterError(f"cannot append executions: {exc}", retriable=True) from exc
+
+    @staticmethod
+    def _insert_executions(
+        db: sqlite3.Connection, batch: Sequence[NewExecution]
+    ) -> list[ExecutionRecord]:
+        out: list[ExecutionRecord] = []
+        for n in batch:
+            row = db.execute(
+                "INSERT INTO executions (exec_id, lifetime_id, tenant_id, name, kind,"
+                " status, created_at, envelope) VALUES (?,?,?,?,?,?,?,?)"
+                " ON CONFLICT (exec_id) DO NOTHING RETURNING seq",
+                (
+                    n.exec_id,
+                    n.lifetime_id,
+                    n.tenant_id,
+                    n.name,
+                    n.kind,
+                    n.status,
+                    n.created_at,
+                    n.envelope,
+                ),
+            ).fetchone()
+            if row is not None:
+                out.append(
+                    ExecutionRecord(
+                        row[0],
+                        n.exec_id,
+                        n.lifetime_id,
+                        n.tenant_id,
+                        n.name,
+                        n.kind,
+                        n.status,
+                        n.created_at,
+                        n.envelope,
+                        True,
+                    )
+                )
+            else:
+                existing = db.execute(
+                    f"SELECT {_EXEC_COLUMNS} FROM executions WHERE exec_id = ?",
+                    (n.exec_id,),
+                ).fetchone()
+                out.append(ExecutionRecord(*existing))
         return out
 
     async def append_events(self, batch: Sequence[NewEvent]) -> list[bool]:
-        db = self.db
-        out: list[bool] = []
         try:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                for n in batch:
-                    cur = db.execute(
-                        "INSERT INTO events (event_id, lifetime_id, tenant_id, graph_id, kind,"
-                        " status, created_at, body) VALUES (?,?,?,?,?,?,?,?)"
-                        " ON CONFLICT (event_id) DO NOTHING",
-                        (
-                            n.event_id,
-                            n.lifetime_id,
-                            n.tenant_id,
-                            n.graph_id,
-                            n.kind,
-                            n.status,
-                            n.created_at,
-                            n.body,
-                        ),
-                    )
-                    out.append(cur.rowcount == 1)
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+            return await self._write(lambda db: self._insert_events(db, batch))
         except sqlite3.Error as exc:
             raise AdapterError(f"cannot append events: {exc}", retriable=True) from exc
+
+    @staticmethod
+    def _insert_events(db: sqlite3.Connection, batch: Sequence[NewEvent]) -> list[bool]:
+        out: list[bool] = []
+        for n in batch:
+            cur = db.execute(
+                "INSERT INTO events (event_id, lifetime_id, tenant_id, graph_id, kind,"
+                " status, created_at, body) VALUES (?,?,?,?,?,?,?,?)"
+                " ON CONFLICT (event_id) DO NOTHING",
+                (
+                    n.event_id,
+                    n.lifetime_id,
+                    n.tenant_id,
+                    n.graph_id,
+                    n.kind,
+                    n.status,
+                    n.created_at,
+                    n.body,
+                ),
+            )
+            out.append(cur.rowcount == 1)
         return out
 
     def _query(self, sql: str, args: tuple[Any, ...]) -> list[Any]:

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from adapters import Consumer, EventBus, Message, NewEvent, StateStore
@@ -25,6 +26,16 @@ from .routing import PAUSE, Decision, abort, pause, resume, route, start
 from .state import LifetimeState
 
 log = logging.getLogger("tickrail.control_plane")
+
+
+@dataclass(slots=True)
+class Outgoing:
+    """Decisions already appended to the store, waiting to be published."""
+
+    events: list[Message] = field(default_factory=list)
+    inputs: list[Message] = field(default_factory=list)
+    rejected: list[tuple[Message, str]] = field(default_factory=list)
+    finished: list[str] = field(default_factory=list)
 
 
 class Verdict(Protocol):
@@ -86,6 +97,16 @@ class ControlPlane:
 
     async def handle(self, messages: list[Message]) -> None:
         started = self.metrics.clock()
+        outgoing = await self.decide(messages)
+        await self.publish(outgoing)
+        self.metrics.observe_batch(len(messages), len(outgoing.rejected), started)
+
+    async def decide(self, messages: list[Message]) -> Outgoing:
+        """Judge, route and append the decisions for a batch; publish nothing yet.
+
+        Split from ``publish`` so that, in one process, the data plane can record
+        executions and these decisions in a single transaction.
+        """
         decided: list[tuple[LifetimeState, Decision]] = []
         rejected: list[tuple[Message, str]] = []
         commands = self.topics.commands()
@@ -100,9 +121,20 @@ class ControlPlane:
                 continue
             if outcome is not None and (outcome[1].events or outcome[1].dispatch):
                 decided.append(outcome)
-        await self._commit_decisions(decided)
-        await publish_dead_letters(self.bus, self.topics, rejected)
-        self.metrics.observe_batch(len(messages), len(rejected), started)
+        outgoing = await self._append(decided)
+        outgoing.rejected = rejected
+        return outgoing
+
+    async def publish(self, outgoing: Outgoing) -> None:
+        """Make appended decisions visible: events to watchers, inputs to executors."""
+        if self.forward_inputs is not None:
+            await self.bus.publish(outgoing.events)
+            await self.forward_inputs(outgoing.inputs)
+        else:
+            await self.bus.publish(outgoing.events + outgoing.inputs)
+        await publish_dead_letters(self.bus, self.topics, outgoing.rejected)
+        for lifetime_id in outgoing.finished:
+            self._states.pop(lifetime_id, None)
 
     async def _reference(self, ref: pb.ExecutionRef) -> tuple[LifetimeState, Decision] | None:
         header = check_envelope(ref.envelope)
@@ -155,13 +187,10 @@ class ControlPlane:
             return state, abort(state, command.abort.reason, now, command.command_id)
         raise EnvelopeError(f"command {command.command_id!r} has no kind")
 
-    async def _commit_decisions(self, decided: list[tuple[LifetimeState, Decision]]) -> None:
-        """Append every event, then publish inputs and events: durable before visible."""
-        if not decided:
-            return
+    async def _append(self, decided: list[tuple[LifetimeState, Decision]]) -> Outgoing:
+        """Append every event of the batch in one call; return what to publish after."""
+        outgoing = Outgoing()
         rows: list[NewEvent] = []
-        out: list[Message] = []
-        inputs: list[Message] = []
         events_topic = self.topics.events()
         for state, decision in decided:
             for event in decision.events:
@@ -178,24 +207,20 @@ class ControlPlane:
                         body=body,
                     )
                 )
-                out.append(Message(events_topic, state.lifetime_id, body))
+                outgoing.events.append(Message(events_topic, state.lifetime_id, body))
             for node_input in decision.dispatch:
-                inputs.append(
+                outgoing.inputs.append(
                     Message(
                         self.topics.inputs(node_input.kind, state.tenant_id),
                         state.lifetime_id,
                         node_input.SerializeToString(),
                     )
                 )
-        await self.store.append_events(rows)
-        if self.forward_inputs is not None:
-            await self.bus.publish(out)
-            await self.forward_inputs(inputs)
-        else:
-            await self.bus.publish(out + inputs)
-        for state, _ in decided:
             if state.terminal:
-                self._states.pop(state.lifetime_id, None)
+                outgoing.finished.append(state.lifetime_id)
+        if rows:
+            await self.store.append_events(rows)
+        return outgoing
 
     # ---- state --------------------------------------------------------------
 

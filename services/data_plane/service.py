@@ -12,9 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
-from adapters import BlobStore, Consumer, EventBus, Message, NewExecution, StateStore
+from adapters import (
+    BlobStore,
+    Consumer,
+    EventBus,
+    ExecutionRecord,
+    Message,
+    NewExecution,
+    StateStore,
+)
+from adapters.store.base import unit_of_work
 from sdk._payload import DEFAULT_OFFLOAD_THRESHOLD
 from sdk.errors import EnvelopeError
 from sdk.pb import envelope_pb2 as pb
@@ -23,7 +32,14 @@ from services.offload import offload_large
 from services.topics import Topics, check_envelope, decode, encode_ref, publish_dead_letters
 
 log = logging.getLogger("tickrail.data_plane")
-Forward = Callable[[list[Message]], Awaitable[None]]
+
+
+class Downstream(Protocol):
+    """A control plane in this process (see ControlPlane.decide / publish)."""
+
+    async def decide(self, messages: list[Message]) -> Any: ...
+
+    async def publish(self, outgoing: Any) -> None: ...
 
 
 class DataPlane:
@@ -38,16 +54,16 @@ class DataPlane:
         group: str = "tickrail-data-plane",
         batch_size: int = 500,
         metrics: Metrics | None = None,
-        forward: Forward | None = None,
+        downstream: Downstream | None = None,
     ) -> None:
         self.bus, self.store, self.blobs, self.topics = bus, store, blobs, topics
         self.offload_threshold = offload_threshold
         self.group = group
         self.batch_size = batch_size
         self.metrics = metrics or Metrics("data_plane")
-        # In one process the control plane can take references directly: same
-        # batches, same order (after the store commit), one queue hop fewer.
-        self.forward = forward
+        # In one process the control plane takes the references directly, and
+        # the executions and the decisions they cause commit in one transaction.
+        self.downstream = downstream
         self._consumer: Consumer | None = None
 
     async def subscribe(self) -> None:
@@ -96,7 +112,20 @@ class DataPlane:
                     envelope=value,
                 )
             )
-        records = await self.store.append_executions(rows) if rows else []
+        if self.downstream is not None:
+            async with unit_of_work(self.store):
+                records = await self.store.append_executions(rows) if rows else []
+                decided = await self.downstream.decide(self._refs(values, records))
+            await self.downstream.publish(decided)
+        else:
+            records = await self.store.append_executions(rows) if rows else []
+            await self.bus.publish(self._refs(values, records))
+        await publish_dead_letters(self.bus, self.topics, rejected)
+        self.metrics.observe_batch(len(messages), len(rejected), started)
+        if duplicates := sum(not r.created for r in records):
+            log.info("ignored %d redelivered envelope(s)", duplicates)
+
+    def _refs(self, values: list[bytes], records: list[ExecutionRecord]) -> list[Message]:
         refs: list[Message] = []
         for value, record in zip(values, records, strict=True):
             stored = value if record.created else record.envelope
@@ -107,11 +136,4 @@ class DataPlane:
                     encode_ref(record.seq, not record.created, stored),
                 )
             )
-        if self.forward is not None:
-            await self.forward(refs)
-        else:
-            await self.bus.publish(refs)
-        await publish_dead_letters(self.bus, self.topics, rejected)
-        self.metrics.observe_batch(len(messages), len(rejected), started)
-        if duplicates := sum(not r.created for r in records):
-            log.info("ignored %d redelivered envelope(s)", duplicates)
+        return refs

@@ -69,6 +69,15 @@ class Settings:
     shutdown_grace_s: float = 30.0
     """On SIGTERM, how long in-flight node runs may take before they are cancelled."""
 
+    graphs: list[str] = field(default_factory=list)
+    """Graphs an executor process serves: file.py, package.module:attr or graph.yaml."""
+
+    executor_serves: str = "all"
+    """What an executor process runs: all, tasks or plans (to scale them apart)."""
+
+    http_port: int = 8080
+    """Port of a role process's /healthz, /readyz and /metrics (0: any free port)."""
+
     def resolved(self) -> Settings:
         """A copy with the profile's default URLs filled in."""
         home = Path(self.home).resolve()
@@ -87,6 +96,10 @@ class Settings:
             },
             "cloud": {},
         }
+        if self.executor_serves not in {"all", "tasks", "plans"}:
+            raise ConfigurationError(
+                f"executor_serves must be all, tasks or plans, not {self.executor_serves!r}"
+            )
         if self.profile not in defaults:
             raise ConfigurationError(
                 f"unknown profile {self.profile!r}: use embedded, cloud or test"

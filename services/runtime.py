@@ -1,8 +1,10 @@
 """Run roles in this process over the configured adapters.
 
 The embedded profile runs every role (data plane, control plane, executor)
-here; ``tickrail run`` and the tests use this. Shutdown order: stop consuming,
-let in-flight node runs finish (grace period), then close adapters.
+here; ``tickrail run`` and the tests use this, and each cloud role process is a
+Runtime with one role. Shutdown order: the executor stops taking inputs and
+lets in-flight node runs finish (grace period), then the data plane drains what
+they published, then the control plane; adapters close last.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any, Self
 
 from adapters import (
     BlobStore,
+    Consumer,
     EventBus,
     KVStore,
     Message,
@@ -37,7 +40,9 @@ from services.topics import Topics
 log = logging.getLogger("tickrail.runtime")
 
 STOPPING_KINDS = {"completed", "failed", "aborted", "paused"}
+ROLES = ("executor", "data_plane", "control_plane")  # also the shutdown order
 EventListener = Callable[[pb.LifetimeEvent], None]
+Role = Executor | DataPlane | ControlPlane
 
 
 def topics_for(settings: Settings) -> Topics:
@@ -45,24 +50,32 @@ def topics_for(settings: Settings) -> Topics:
 
 
 class Runtime:
-    """Adapters plus the roles named in ``roles``, started and stopped together."""
+    """Adapters plus the roles named in ``roles``, started and stopped together.
+
+    ``watch`` follows the events topic so ``wait`` and listeners work; role
+    processes turn it off (they have nobody to tell).
+    """
 
     def __init__(
         self,
         settings: Settings,
         graphs: Sequence[AgentGraph] = (),
         *,
-        roles: Sequence[str] = ("data_plane", "control_plane", "executor"),
+        roles: Sequence[str] = ROLES,
         guard: Guard | None = None,
+        watch: bool = True,
     ) -> None:
+        unknown = set(roles) - set(ROLES)
+        if unknown:
+            raise ValueError(f"unknown role(s) {sorted(unknown)}; roles are {', '.join(ROLES)}")
         self.settings = settings.resolved()
         self.graphs = list(graphs)
         self.roles = tuple(roles)
         self.topics = topics_for(self.settings)
+        self.watch = watch
         self._guard = guard
         self._stack = contextlib.AsyncExitStack()
-        self._stopping = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._running: dict[str, tuple[Role, asyncio.Event, asyncio.Task[None]]] = {}
         self._background: list[asyncio.Task[None]] = []
         self._listeners: dict[str, list[EventListener]] = {}
         self._stops: dict[str, asyncio.Future[pb.LifetimeEvent]] = {}
@@ -71,6 +84,8 @@ class Runtime:
         self.blobs: BlobStore
         self.kv: KVStore
         self.control_plane: ControlPlane | None = None
+        self.started = False
+        self._followed: dict[str, int] = {}  # store-following: last event seen per lifetime
 
     async def __aenter__(self) -> Self:
         s = self.settings
@@ -85,60 +100,72 @@ class Runtime:
         except BaseException:
             await self._shutdown()
             raise
+        self.started = True
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self._shutdown()
 
+    def alive(self) -> bool:
+        """Every role is still running (for readiness probes)."""
+        return self.started and all(not task.done() for _, _, task in self._running.values())
+
+    def metrics(self) -> str:
+        return "".join(role.metrics.render() for role, _, _ in self._running.values())
+
     async def _start_roles(self) -> None:
         s = self.settings
         # On the in-process bus nobody else could consume what one role hands the
         # next, so roles in this process call each other directly: the same
-        # batches in the same order (after each commit), minus an event-loop hop.
+        # batches in the same order, and one transaction per step (see DataPlane).
         direct = s.bus_url.startswith("memory:")
-        roles: list[Any] = []
-        executor: Executor | None = None
+        created: dict[str, Role] = {}
         if "executor" in self.roles:
-            executor = Executor(
+            created["executor"] = Executor(
                 self.bus,
                 self.blobs,
                 self.topics,
                 self.graphs,
+                serve_tasks=s.executor_serves in ("all", "tasks"),
+                serve_plans=s.executor_serves in ("all", "plans"),
                 concurrency=s.executor_concurrency,
                 offload_threshold=s.offload_threshold,
             )
-            roles.append(executor)
         if "control_plane" in self.roles:
-            guard = self._guard or self._policy_guard()
+            executor = created.get("executor")
             self.control_plane = ControlPlane(
                 self.bus,
                 self.store,
                 self.topics,
-                guard=guard,
-                forward_inputs=executor.submit if direct and executor is not None else None,
+                guard=self._guard or self._policy_guard(),
+                forward_inputs=executor.submit
+                if direct and isinstance(executor, Executor)
+                else None,
             )
-            roles.append(self.control_plane)
+            created["control_plane"] = self.control_plane
         if "data_plane" in self.roles:
             plane = self.control_plane
-            roles.append(
-                DataPlane(
-                    self.bus,
-                    self.store,
-                    self.blobs,
-                    self.topics,
-                    offload_threshold=s.offload_threshold,
-                    downstream=plane if direct and plane is not None else None,
-                )
+            created["data_plane"] = DataPlane(
+                self.bus,
+                self.store,
+                self.blobs,
+                self.topics,
+                offload_threshold=s.offload_threshold,
+                downstream=plane if direct and plane is not None else None,
             )
         # Subscribe every consumer before anything is published.
-        for role in roles:
+        for role in created.values():
             await role.subscribe()
-        watcher = await self.bus.subscribe(
-            [self.topics.events()], f"tickrail-watch-{uuid.uuid4().hex}"
-        )
-        for role in roles:
-            self._tasks.append(asyncio.create_task(self._run_role(role)))
-        self._tasks.append(asyncio.create_task(self._watch(watcher)))
+        watcher = None
+        if self.watch:
+            group = f"tickrail-watch-{uuid.uuid4().hex}"
+            watcher = await self.bus.subscribe([self.topics.events()], group)
+        for name, role in created.items():
+            stopping = asyncio.Event()
+            task = asyncio.create_task(self._run_role(role, stopping), name=f"tickrail-{name}")
+            self._running[name] = (role, stopping, task)
+        if watcher is not None:
+            self._background.append(asyncio.create_task(self._watch(watcher)))
 
     def _policy_guard(self) -> Guard | None:
         """Guardrails from the ``policies`` setting, reloaded on change and on SIGHUP."""
@@ -148,45 +175,53 @@ class Runtime:
 
         watcher = PolicyWatcher(self.settings.policies)  # a bad file refuses to start
         self._background.append(asyncio.create_task(watcher.run()))
-        self._tasks.append(self._background[-1])
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             watcher.install_sighup(asyncio.get_running_loop())  # main thread, Unix only
         return Guardrails(watcher, self.kv)
 
-    async def _run_role(self, role: Any) -> None:
+    async def _run_role(self, role: Role, stopping: asyncio.Event) -> None:
         if isinstance(role, Executor):
-            await role.run(self._stopping, grace=self.settings.shutdown_grace_s)
+            await role.run(stopping, grace=self.settings.shutdown_grace_s)
         else:
-            await role.run(self._stopping)
+            await role.run(stopping)
 
-    async def _watch(self, consumer: Any) -> None:
+    async def _watch(self, consumer: Consumer) -> None:
         try:
-            while not self._stopping.is_set():
+            while True:
                 messages = await consumer.poll(1000, timeout=0.2)
                 for message in messages:
-                    event = pb.LifetimeEvent.FromString(message.value)
-                    for listener in self._listeners.get(event.lifetime_id, ()):
-                        listener(event)
-                    kind = event.WhichOneof("kind")
-                    stop = self._stops.get(event.lifetime_id)
-                    if kind in STOPPING_KINDS and stop is not None and not stop.done():
-                        stop.set_result(event)
+                    self._deliver(pb.LifetimeEvent.FromString(message.value))
                 await consumer.commit(messages)
         finally:
             await consumer.close()
 
+    def _deliver(self, event: pb.LifetimeEvent) -> None:
+        for listener in self._listeners.get(event.lifetime_id, ()):
+            listener(event)
+        stop = self._stops.get(event.lifetime_id)
+        if event.WhichOneof("kind") in STOPPING_KINDS and stop is not None and not stop.done():
+            stop.set_result(event)
+
     async def _shutdown(self) -> None:
-        self._stopping.set()
-        if self._tasks:
-            for task in self._background:
-                task.cancel()  # the policy watcher polls forever
-            results = await asyncio.gather(*self._tasks, return_exceptions=True)
-            for result in results:
-                if isinstance(result, BaseException) and not isinstance(
-                    result, asyncio.CancelledError
-                ):
-                    log.error("a role stopped with an error", exc_info=result)
-            self._tasks.clear()
+        for name in ROLES:
+            if name not in self._running:
+                continue
+            role, stopping, task = self._running[name]
+            stopping.set()
+            # An in-process consumer can be woken instead of waiting out its poll.
+            wakeup = getattr(getattr(role, "_consumer", None), "wakeup", None)
+            if wakeup is not None:
+                wakeup()
+            with contextlib.suppress(asyncio.CancelledError):
+                try:
+                    await task
+                except Exception:
+                    log.exception("the %s stopped with an error", name.replace("_", " "))
+        self._running.clear()
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        self._background.clear()
         await self._stack.aclose()
 
     # ---- lifetimes ----------------------------------------------------------
@@ -234,7 +269,14 @@ class Runtime:
         self._stops.setdefault(lifetime_id, asyncio.get_running_loop().create_future())
 
     async def wait(self, lifetime_id: str, timeout: float | None = None) -> pb.LifetimeEvent:
-        """Wait for the lifetime to complete, fail, abort or pause; return that event."""
+        """Wait for the lifetime to complete, fail, abort or pause; return that event.
+
+        Without a watcher (another process runs the control plane), this reads
+        the lifetime's events from the store as they are appended.
+        """
+        if not self.watch:
+            async with asyncio.timeout(timeout):
+                return await self._follow_store(lifetime_id)
         stop = self._stops.get(lifetime_id)
         if stop is None:
             stop = self._stops[lifetime_id] = asyncio.get_running_loop().create_future()
@@ -245,6 +287,19 @@ class Runtime:
             if stop.done():
                 self._stops.pop(lifetime_id, None)
                 self._listeners.pop(lifetime_id, None)
+
+    async def _follow_store(self, lifetime_id: str, interval: float = 0.05) -> pb.LifetimeEvent:
+        after = self._followed.get(lifetime_id, 0)
+        while True:
+            for record in await self.store.events(lifetime_id, after_seq=after):
+                after = record.seq
+                event = pb.LifetimeEvent.FromString(record.body)
+                for listener in self._listeners.get(lifetime_id, ()):
+                    listener(event)
+                if record.kind in STOPPING_KINDS:
+                    self._followed[lifetime_id] = after
+                    return event
+            await asyncio.sleep(interval)
 
     def rearm(self, lifetime_id: str) -> None:
         """Wait again after a pause (e.g. before resuming)."""

@@ -128,6 +128,10 @@ class MemoryConsumer:
             batch.append(message)
         return batch
 
+    def wakeup(self) -> None:
+        """End a waiting ``poll`` now (it returns what it has, maybe nothing)."""
+        self._queue.wake()
+
     async def commit(self, messages: Sequence[Message]) -> None:
         in_flight = self._in_flight
         for message in messages:

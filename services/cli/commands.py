@@ -15,6 +15,7 @@ from sdk.graph import AgentGraph
 from sdk.loading import load_graph
 from sdk.pb import envelope_pb2 as pb
 from services.config import Settings, load_settings
+from services.process import serve
 from services.runtime import Runtime
 
 from . import render
@@ -52,7 +53,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
     labels[GRAPH_LABEL] = _graph_label(args.graph)
     progress = Progress(quiet=args.quiet)
     started = time.perf_counter()
-    async with Runtime(settings, [graph]) as runtime:
+    async with _runtime(settings, [graph]) as runtime:
         lifetime_id = await runtime.start_lifetime(
             graph, value, tenant=args.tenant, labels=labels, on_event=progress.on_event
         )
@@ -92,6 +93,29 @@ async def _finish(
             print(f"  continue with: tickrail lifetimes resume {lifetime_id}")
         print(f"  details: tickrail lifetimes show {lifetime_id}")
     return EXIT_CODES.get(int(status), 1)
+
+
+def _runtime(settings: Settings, graphs: list[AgentGraph]) -> Runtime:
+    """All roles here (embedded), or none: a cloud deployment's processes do the work."""
+    if settings.profile == "cloud":
+        return Runtime(settings, graphs, roles=(), watch=False)
+    return Runtime(settings, graphs)
+
+
+async def cmd_data_plane(args: argparse.Namespace) -> int:
+    return await serve(["data_plane"], _settings(args), port=args.port)
+
+
+async def cmd_control_plane(args: argparse.Namespace) -> int:
+    return await serve(["control_plane"], _settings(args), port=args.port)
+
+
+async def cmd_executor(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if not settings.graphs:
+        raise ConfigurationError("an executor needs graphs to serve: --graph or 'graphs' setting")
+    graphs = [load_graph(target) for target in settings.graphs]
+    return await serve(["executor"], settings, graphs, port=args.port)
 
 
 def _label(item: str) -> tuple[str, str]:
@@ -182,7 +206,7 @@ async def cmd_lifetimes_resume(args: argparse.Namespace) -> int:
     human = parse_json_arg(args.input, "--input")
     progress = Progress(quiet=args.quiet)
     t0 = time.perf_counter()
-    async with Runtime(settings, [graph]) as runtime:
+    async with _runtime(settings, [graph]) as runtime:
         runtime.follow(args.lifetime_id, progress.on_event)
         resume = pb.LifetimeResumed(reason="resumed from the command line")
         if human is not None:
@@ -197,8 +221,8 @@ async def cmd_lifetimes_resume(args: argparse.Namespace) -> int:
                 resume=resume,
             )
         )
-        assert runtime.control_plane is not None
-        await runtime.control_plane.recover([args.lifetime_id])
+        if runtime.control_plane is not None:  # embedded: in-flight work died with its process
+            await runtime.control_plane.recover([args.lifetime_id])
         final = await _wait_past(runtime, args.lifetime_id, args.timeout)
         return await _finish(runtime, args.lifetime_id, final, time.perf_counter() - t0, args.json)
 

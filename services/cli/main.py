@@ -95,6 +95,30 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = sub.add_parser("migrate", help="create or upgrade the state store's schema")
     _common(migrate)
 
+    for role, text in (
+        ("data-plane", "persist execution envelopes and announce them (a role process)"),
+        ("control-plane", "judge executions and route the next work (a role process)"),
+        ("executor", "run the Tasks and Plans of graph modules (a role process)"),
+    ):
+        proc = sub.add_parser(role, help=text)
+        proc.add_argument("--port", type=int, help="health and metrics port (default 8080)")
+        if role == "executor":
+            proc.add_argument(
+                "--graph",
+                action="append",
+                dest="graphs",
+                metavar="GRAPH",
+                help="graph to serve: file.py, module:attr or graph.yaml "
+                "(repeatable; default: the 'graphs' setting)",
+            )
+            proc.add_argument(
+                "--serves",
+                choices=["all", "tasks", "plans"],
+                dest="executor_serves",
+                help="run only Tasks or only Plans",
+            )
+        _common(proc)
+
     policy = sub.add_parser("policy", help="check guardrail policy files")
     psub = policy.add_subparsers(dest="action", required=True, metavar="ACTION")
     check = psub.add_parser("check", help="validate policy files (exit 1 on any error)")
@@ -108,7 +132,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    keys = ("profile", "home", "store_url", "bus_url", "blob_url", "kv_url", "policies")
+    keys = (
+        "profile",
+        "home",
+        "store_url",
+        "bus_url",
+        "blob_url",
+        "kv_url",
+        "policies",
+        "graphs",
+        "executor_serves",
+    )
     return {k: getattr(args, k, None) for k in keys}
 
 
@@ -119,7 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    handler = getattr(commands, f"cmd_{args.command}_{getattr(args, 'action', '')}".rstrip("_"))
+    name = f"cmd_{args.command}_{getattr(args, 'action', '')}".rstrip("_").replace("-", "_")
+    handler = getattr(commands, name)
     try:
         return int(asyncio.run(handler(args)))
     except TickrailError as exc:

@@ -90,6 +90,10 @@ class ControlPlane:
                 if messages:
                     await self.handle(messages)
                     await consumer.commit(messages)
+            # Finish what was already delivered, so a clean stop redelivers nothing.
+            while messages := await consumer.poll(self.batch_size, timeout=0):
+                await self.handle(messages)
+                await consumer.commit(messages)
         finally:
             await consumer.close()
 

@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from adapters.kv.base import KVStore
+from adapters.kv.memory import MemoryKV
 from sdk.pb import envelope_pb2
 
 DEFAULT_PREFIX = "guardrails"
@@ -50,14 +51,37 @@ class Usage:
 
     def fields(self) -> tuple[dict[str, float], dict[str, float]]:
         """The ``add`` and ``maximum`` arguments of ``KVStore.update_counters``."""
-        node = f"node/{quote(self.node, safe='')}"
-        add = {"count": 1.0, f"{node}/count": 1.0}
-        maximum: dict[str, float] = {}
-        for metric, value in self.values.items():
-            m = quote(metric, safe="")
-            add[f"sum/{m}"] = add[f"{node}/sum/{m}"] = value
-            maximum[f"max/{m}"] = maximum[f"{node}/max/{m}"] = value
-        return add, maximum
+        return counter_fields(self.node, self.values.items())
+
+
+def counter_fields(
+    node: str, values: Iterable[tuple[str, float]]
+) -> tuple[dict[str, float], dict[str, float]]:
+    """``add`` and ``maximum`` for one execution of ``node`` that reported ``values``.
+
+    Field names are cached: the same node and metric names repeat on every
+    execution, and percent-encoding them is most of the cost.
+    """
+    prefix = node_prefix(node)
+    add = {"count": 1.0, f"{prefix}count": 1.0}
+    maximum: dict[str, float] = {}
+    for metric, value in values:
+        total, node_total, most, node_most = _metric_fields(prefix, metric)
+        add[total] = add[node_total] = value
+        maximum[most] = maximum[node_most] = value
+    return add, maximum
+
+
+@functools.lru_cache(maxsize=16384)
+def node_prefix(node: str) -> str:
+    """``node/{node}/``, percent-encoded: the prefix of a node's fields."""
+    return f"node/{quote(node, safe='')}/"
+
+
+@functools.lru_cache(maxsize=65536)
+def _metric_fields(prefix: str, metric: str) -> tuple[str, str, str, str]:
+    m = quote(metric, safe="")
+    return f"sum/{m}", f"{prefix}sum/{m}", f"max/{m}", f"{prefix}max/{m}"
 
 
 def header_of(envelope: envelope_pb2.ExecutionEnvelope) -> envelope_pb2.ExecutionHeader:
@@ -75,18 +99,25 @@ def _execution(
 
 
 def usage_of(envelope: envelope_pb2.ExecutionEnvelope) -> Usage:
-    telemetry = telemetry_of(envelope)
+    return Usage(node=header_of(envelope).name, values=usage_values(telemetry_of(envelope)))
+
+
+def usage_values(telemetry: envelope_pb2.PolicyTelemetry) -> dict[str, float]:
+    """The metric values one execution adds: the built-in ones, then free-form ones."""
+    tokens_in = telemetry.tokens_in
+    tokens_out = telemetry.tokens_out
     values: dict[str, float] = {
-        "tokens_in": float(telemetry.tokens_in),
-        "tokens_out": float(telemetry.tokens_out),
-        "tokens_used": float(telemetry.tokens_in + telemetry.tokens_out),
+        "tokens_in": float(tokens_in),
+        "tokens_out": float(tokens_out),
+        "tokens_used": float(tokens_in + tokens_out),
         "cost_usd": telemetry.cost_usd,
         "latency_ms": telemetry.latency_ms,
     }
-    for name, value in telemetry.metrics.items():
-        # Built-in names are reserved: a free-form "cost_usd" would corrupt the total.
-        values.setdefault(name, value)
-    return Usage(node=header_of(envelope).name, values=values)
+    if telemetry.metrics:
+        for name, value in telemetry.metrics.items():
+            # Built-in names are reserved: a free-form "cost_usd" would corrupt the total.
+            values.setdefault(name, value)
+    return values
 
 
 def finished_at(envelope: envelope_pb2.ExecutionEnvelope) -> float | None:
@@ -100,7 +131,17 @@ def finished_at(envelope: envelope_pb2.ExecutionEnvelope) -> float | None:
 
 
 def utc_day(epoch_s: float) -> str:
+    days, into_day = divmod(epoch_s, 86400.0)
+    # Away from midnight the day number decides; near it (or for NaN), let
+    # datetime round the microseconds exactly as it always did.
+    if 0.0 <= into_day < 86399.999:
+        return _day_name(int(days))
     return dt.datetime.fromtimestamp(epoch_s, dt.UTC).strftime("%Y-%m-%d")
+
+
+@functools.lru_cache(maxsize=1024)
+def _day_name(days: int) -> str:
+    return dt.datetime.fromtimestamp(days * 86400, dt.UTC).strftime("%Y-%m-%d")
 
 
 def lifetime_key(lifetime_id: str, prefix: str = DEFAULT_PREFIX) -> str:
@@ -120,6 +161,26 @@ async def record(
 ) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
     """Add one execution to its three scope keys; returns their new counters."""
     add, maximum = usage.fields()
+    return await record_fields(kv, add, maximum, lifetime=lifetime, tenant=tenant, day=day)
+
+
+async def record_fields(
+    kv: KVStore,
+    add: Mapping[str, float],
+    maximum: Mapping[str, float],
+    *,
+    lifetime: str,
+    tenant: str,
+    day: str,
+) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
+    """One ``update_counters`` per scope key, concurrently unless the store is in-process."""
+    if isinstance(kv, MemoryKV):
+        # MemoryKV never suspends: gathering would only cost three tasks (~45 µs).
+        return (
+            await kv.update_counters(lifetime, add=add, maximum=maximum),
+            await kv.update_counters(tenant, add=add, maximum=maximum),
+            await kv.update_counters(day, add=add, maximum=maximum, ttl=DAY_TTL_S),
+        )
     lifetime_counters, tenant_counters, day_counters = await asyncio.gather(
         kv.update_counters(lifetime, add=add, maximum=maximum),
         kv.update_counters(tenant, add=add, maximum=maximum),

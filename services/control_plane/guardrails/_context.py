@@ -8,7 +8,10 @@ from typing import Any
 
 from sdk.pb import envelope_pb2
 
-from ._aggregates import BUILTIN_METRICS, header_of, parse_counters, telemetry_of
+from ._aggregates import BUILTIN_METRICS, parse_counters
+from ._leaves import EXECUTION_FIELDS, Inputs
+
+ROOTS = ("execution", "lifetime", "tenant")
 
 
 @dataclass(frozen=True)
@@ -29,32 +32,15 @@ def execution_view(
     envelope: envelope_pb2.ExecutionEnvelope, metrics: Iterable[str] = ()
 ) -> dict[str, Any]:
     """The ``execution`` root: the envelope's header and telemetry."""
-    header = header_of(envelope)
-    telemetry = telemetry_of(envelope)
-    try:
-        status = envelope_pb2.ExecutionStatus.Name(header.status)
-    except ValueError:  # a status added to the schema after this code was built
-        status = str(header.status)
+    return _execution_view(Inputs(envelope, ({}, {}, {}), 0.0), frozenset(metrics))
+
+
+def _execution_view(inputs: Inputs, metrics: frozenset[str]) -> dict[str, Any]:
+    view = {name: get(inputs) for name, get in EXECUTION_FIELDS.items()}
     reported = {name: 0.0 for name in metrics if name not in BUILTIN_METRICS}
-    reported.update(telemetry.metrics)
-    return {
-        "name": header.name,
-        "kind": envelope.WhichOneof("execution") or "",
-        "status": status.removeprefix("EXECUTION_STATUS_"),
-        "attempt": header.attempt,
-        "iteration": header.iteration,
-        "tenant_id": header.tenant_id,
-        "graph_id": header.graph_id,
-        "graph_version": header.graph_version,
-        "lifetime_id": header.lifetime_id,
-        "tokens_in": telemetry.tokens_in,
-        "tokens_out": telemetry.tokens_out,
-        "tokens_used": telemetry.tokens_in + telemetry.tokens_out,
-        "cost_usd": telemetry.cost_usd,
-        "latency_ms": telemetry.latency_ms,
-        "model": telemetry.model,
-        "metrics": reported,
-    }
+    reported.update(inputs.telemetry.metrics)
+    view["metrics"] = reported
+    return view
 
 
 def build_context(
@@ -73,24 +59,40 @@ def build_context(
     ``metrics``/``nodes`` are the names the policy set writes literally (they
     read 0 until reported); the execution's own node is always included.
     """
-    header = header_of(envelope)
-    metrics = frozenset(metrics)
-    nodes = frozenset(nodes) | {header.name}
+    inputs = Inputs(envelope, (lifetime, tenant, day), elapsed_s)
+    return EvaluationContext(
+        tenant_id=inputs.header.tenant_id,
+        graph_id=inputs.header.graph_id,
+        node=inputs.header.name,
+        activation=root_views(
+            inputs, ROOTS, metrics=frozenset(metrics), nodes=nodes, all_nodes=all_nodes
+        ),
+    )
+
+
+def root_views(
+    inputs: Inputs,
+    roots: Iterable[str],
+    *,
+    metrics: frozenset[str],
+    nodes: Iterable[str],
+    all_nodes: bool,
+) -> dict[str, Any]:
+    """The full activation's ``roots`` (``execution``, ``lifetime``, ``tenant``)."""
+    node_names = frozenset(nodes) | {inputs.header.name}
+    lifetime, tenant, day = inputs.scopes
 
     def aggregate(counters: Mapping[str, float]) -> dict[str, Any]:
-        return parse_counters(counters, metrics=metrics, nodes=nodes, all_nodes=all_nodes)
+        return parse_counters(counters, metrics=metrics, nodes=node_names, all_nodes=all_nodes)
 
-    lifetime_view = aggregate(lifetime)
-    lifetime_view["elapsed_s"] = float(elapsed_s)
-    tenant_view = aggregate(tenant)
-    tenant_view["day"] = aggregate(day)
-    return EvaluationContext(
-        tenant_id=header.tenant_id,
-        graph_id=header.graph_id,
-        node=header.name,
-        activation={
-            "execution": execution_view(envelope, metrics),
-            "lifetime": lifetime_view,
-            "tenant": tenant_view,
-        },
-    )
+    views: dict[str, Any] = {}
+    for root in roots:
+        if root == "execution":
+            views[root] = _execution_view(inputs, metrics)
+        elif root == "lifetime":
+            views[root] = aggregate(lifetime)
+            views[root]["elapsed_s"] = float(inputs.elapsed_s)
+        elif root == "tenant":
+            views[root] = aggregate(tenant)
+            views[root]["day"] = aggregate(day)
+    return views

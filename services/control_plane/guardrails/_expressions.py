@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 import cel
 
+from ._leaves import VAR_PREFIX, Leaf, resolve
+
 ROOTS = ("execution", "lifetime", "tenant")
+_ROOT_SET = frozenset(ROOTS)
 #: The activation roots a rule of each scope may read: a scope is the widest
 #: aggregate its condition looks at.
 SCOPE_ROOTS: Mapping[str, frozenset[str]] = {
@@ -99,6 +102,7 @@ _PATH = re.compile(rf"(?<![\w.])(?:execution|lifetime|tenant)(?:{_SEGMENT})*")
 _PART = re.compile(r"""\.\s*(\w+)|\[\s*(?:"([^"]*)"|'([^']*)'|([\w.]+))\s*\]""")
 _BOUND = re.compile(r"\.\s*(?:all|exists_one|exists|map|filter)\s*\(\s*([A-Za-z_]\w*)\s*,")
 _CEL_POSITION = re.compile(r"<input>:(\d+):(\d+):\s*(.*)")
+_HAS_OPEN = re.compile(r"\bhas\s*\(\s*$")
 
 
 class ConditionError(Exception):
@@ -123,11 +127,31 @@ class Condition:
     dynamic_nodes: bool
     #: (path as written, compiled path) pairs, evaluated to report observed values.
     probes: tuple[tuple[str, Any], ...]
+    #: ``source`` with every leaf path replaced by its Leaf.var (``program`` if none).
+    flat_program: Any = None
+    #: (Leaf.var, Leaf) for every leaf path written, rewritten or not.
+    leaves: tuple[tuple[str, Leaf], ...] = ()
+    #: The roots ``flat_program`` still reads as whole maps.
+    nested: frozenset[str] = frozenset()
+    #: Per probe: the leaf variable holding its value, else None (evaluate the probe).
+    probe_vars: tuple[str | None, ...] = ()
+
+    @property
+    def flattened(self) -> bool:
+        return self.flat_program is not None
 
     def evaluate(self, context: Any) -> bool:
         """Evaluate against a ``cel.Context``; any failure is a ConditionError."""
+        return self._run(self.program, context)
+
+    def evaluate_flat(self, context: Any) -> bool:
+        """Evaluate against a context holding ``leaves`` and the ``nested`` roots."""
+        return self._run(self.flat_program or self.program, context)
+
+    @staticmethod
+    def _run(program: Any, context: Any) -> bool:
         try:
-            result = self.program.execute(context)
+            result = program.execute(context)
         except Exception as exc:  # every CEL failure becomes one error type
             raise ConditionError(describe_cel_error(exc)) from exc
         if not isinstance(result, bool):
@@ -140,13 +164,45 @@ class Condition:
         """The leaf values of the paths the condition reads (numbers and strings)."""
         observed: dict[str, Any] = {}
         for key, probe in self.probes:
-            try:
-                value = probe.execute(context)
-            except Exception:  # a path under has() or a comprehension variable
-                continue
+            value = _probe(probe, context)
             if isinstance(value, bool | int | float | str):
                 observed[key] = value
         return observed
+
+    def observe_flat(
+        self, variables: Mapping[str, Any], context: Any, full: Callable[[], Any]
+    ) -> dict[str, Any]:
+        """``observe`` for ``evaluate_flat``: leaves come from ``variables``; other
+        probes run on ``context`` if it has their roots, else on ``full()``."""
+        observed: dict[str, Any] = {}
+        probe_vars = self.probe_vars or (None,) * len(self.probes)
+        for (key, probe), var in zip(self.probes, probe_vars, strict=True):
+            if var is not None:
+                value = variables[var]
+            elif self.nested.issuperset(_ROOT_SET.intersection(probe.variables())):
+                value = _probe(probe, context)
+            else:  # a root path the rewrite left out (written after a '.')
+                value = _probe(probe, full())
+            if isinstance(value, bool | int | float | str):
+                observed[key] = value
+        return observed
+
+    def written_only(self) -> Condition:
+        """This condition without the leaf rewrite: it reads the written roots whole."""
+        return replace(
+            self,
+            flat_program=None,
+            leaves=(),
+            nested=self.roots,
+            probe_vars=(None,) * len(self.probes),
+        )
+
+
+def _probe(probe: Any, context: Any) -> Any:
+    try:
+        return probe.execute(context)
+    except Exception:  # a path under has() or a comprehension variable
+        return None
 
 
 def describe_cel_error(exc: Exception) -> str:
@@ -195,7 +251,9 @@ def compile_condition(source: str, scope: str) -> Condition:
     nodes: set[str] = set()
     dynamic_nodes = False
     probes: dict[str, Any] = {}
-    for path in _paths(source):
+    probe_leaves: dict[str, Leaf | None] = {}
+    spans = _path_spans(source)
+    for _, _, path in spans:
         parts = _parts(path)
         for previous, part in itertools.pairwise(parts):
             if previous in ("sum", "max", "metrics") and isinstance(part, str):
@@ -214,7 +272,8 @@ def compile_condition(source: str, scope: str) -> Condition:
                 probes[key] = cel.compile(path)
             except Exception:  # never expected, and only costs an observed value
                 continue
-    return Condition(
+            probe_leaves[key] = resolve(parts)
+    condition = Condition(
         source=source,
         program=program,
         roots=roots,
@@ -223,6 +282,65 @@ def compile_condition(source: str, scope: str) -> Condition:
         dynamic_nodes=dynamic_nodes,
         probes=tuple(probes.items()),
     )
+    flat = _flatten(source, spans, bound, program)
+    if flat is None:
+        return condition.written_only()
+    flat_program, leaves, nested = flat
+    return replace(
+        condition,
+        flat_program=flat_program,
+        leaves=tuple(leaves.items()),
+        nested=nested,
+        probe_vars=tuple(
+            leaf.var if leaf is not None and leaf.var in leaves else None
+            for leaf in (probe_leaves[key] for key in probes)
+        ),
+    )
+
+
+def _flatten(
+    source: str, spans: list[tuple[int, int, str]], bound: set[str], program: Any
+) -> tuple[Any, dict[str, Leaf], frozenset[str]] | None:
+    """Rewrite each leaf path of ``source`` into its Leaf.var (see _leaves.py).
+
+    Returns the rewritten program, its leaves by variable and the roots it still
+    reads whole; None if the condition must be evaluated as written.
+    """
+    strings = [m.span() for m in _STRING.finditer(source)]
+    comment = any(
+        not any(start <= m.start() < end for start, end in strings)
+        for m in re.finditer("//", source)
+    )
+    if comment or VAR_PREFIX in source or bound & set(ROOTS):
+        return None  # a root shadowed by a comprehension variable is not the root
+    leaves: dict[str, Leaf] = {}
+    substituted: set[str] = set()
+    rewritten: list[str] = []
+    done = 0
+    for start, end, path in spans:
+        leaf = resolve(_parts(path))
+        if leaf is None:
+            continue
+        leaves[leaf.var] = leaf
+        before = source[:start].rstrip()
+        if before.endswith((".", "?")) or _HAS_OPEN.search(before):
+            continue  # a field name, not a root; or has(), which needs a field selection
+        rewritten += [source[done:start], leaf.var]
+        substituted.add(leaf.var)
+        done = end
+    if not substituted:
+        return None
+    rewritten.append(source[done:])
+    try:
+        flat = cel.compile("".join(rewritten))
+    except Exception:  # never expected: keep the written condition
+        return None
+    variables = set(flat.variables())
+    # Every substitution must read as a variable, and the rewrite can only drop
+    # operators (the index operator of nodes["x"]), never add a function.
+    if not substituted <= variables or not set(flat.functions()) <= set(program.functions()):
+        return None
+    return flat, leaves, frozenset(variables & set(ROOTS))
 
 
 def _syntax_error(exc: Exception) -> ConditionError:
@@ -235,11 +353,16 @@ def _syntax_error(exc: Exception) -> ConditionError:
 
 def _paths(source: str) -> list[str]:
     """Activation paths written in ``source``, ignoring string literals."""
+    return [path for _, _, path in _path_spans(source)]
+
+
+def _path_spans(source: str) -> list[tuple[int, int, str]]:
+    """(start, end, path) of every activation path outside string literals."""
     strings = [m.span() for m in _STRING.finditer(source)]
     found = []
     for match in _PATH.finditer(source):
         if not any(start <= match.start() < end for start, end in strings):
-            found.append(match.group(0))
+            found.append((match.start(), match.end(), match.group(0)))
     return found
 
 

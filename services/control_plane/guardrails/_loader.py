@@ -20,8 +20,9 @@ from sdk.errors import PolicyError
 from sdk.pb import envelope_pb2
 
 from ._aggregates import BUILTIN_METRICS, usage_of
-from ._context import build_context
+from ._context import ROOTS, root_views
 from ._expressions import Condition, ConditionError, compile_condition
+from ._leaves import Inputs
 from ._model import ACTIONS, API_VERSION, KIND, SCOPES, Match, Rule
 
 FILE_FIELDS = ("apiVersion", "kind", "description", "tenant", "disable", "rules")
@@ -263,7 +264,14 @@ class _Parser:
         line = node.start_mark.line + 1
         try:
             condition = compile_condition(source, scope)
-            condition.evaluate(_sample_context(condition, match or Match(), tenant))
+            envelope, counters = _sample(condition, match or Match(), tenant)
+            inputs = Inputs(envelope, (counters, counters, counters), 1.0)
+            activation = root_views(
+                inputs, ROOTS, metrics=condition.metrics, nodes=condition.nodes, all_nodes=True
+            )
+            expected = condition.evaluate(cel.Context(variables=activation))
+            if condition.flattened and not _same_when_flat(condition, inputs, activation, expected):
+                condition = condition.written_only()
         except ConditionError as exc:
             if exc.expr_line is not None and getattr(node, "style", None) == "|":
                 # A literal block keeps line breaks: expression line k is k lines below "|".
@@ -287,9 +295,11 @@ def _name_of(node: yaml.Node) -> str | None:
     return None
 
 
-def _sample_context(condition: Condition, match: Match, tenant: str | None) -> Any:
-    """A realistic one-execution activation, to catch type errors and non-boolean
-    results at load time instead of on the first real execution."""
+def _sample(
+    condition: Condition, match: Match, tenant: str | None
+) -> tuple[envelope_pb2.ExecutionEnvelope, dict[str, float]]:
+    """A realistic one-execution envelope and its counters, to catch type errors and
+    non-boolean results at load time instead of on the first real execution."""
 
     def first(values: frozenset[str] | None, default: str) -> str:
         return sorted(values)[0] if values else default
@@ -318,14 +328,27 @@ def _sample_context(condition: Condition, match: Match, tenant: str | None) -> A
         )
     )
     add, maximum = usage_of(envelope).fields()
-    counters = {**add, **maximum}
-    context = build_context(
-        envelope,
-        lifetime=counters,
-        tenant=counters,
-        day=counters,
-        elapsed_s=1.0,
-        metrics=condition.metrics,
-        nodes=condition.nodes,
-    )
-    return cel.Context(variables=dict(context.activation))
+    return envelope, {**add, **maximum}
+
+
+def _same_when_flat(
+    condition: Condition, inputs: Inputs, activation: dict[str, Any], expected: bool
+) -> bool:
+    """Whether the rewritten condition agrees with the written one on the sample.
+
+    A safety net for the rewrite (see _leaves.py): on any difference the rule is
+    evaluated as written, which is slower but cannot differ.
+    """
+    variables = {var: leaf.getter(inputs) for var, leaf in condition.leaves}
+    variables.update({root: activation[root] for root in condition.nested})
+    for var, leaf in condition.leaves:
+        try:
+            written = leaf.walk(activation)
+            if type(written) is not type(variables[var]) or written != variables[var]:
+                return False
+        except (KeyError, TypeError):
+            return False
+    try:
+        return condition.evaluate_flat(cel.Context(variables=variables)) == expected
+    except ConditionError:
+        return False

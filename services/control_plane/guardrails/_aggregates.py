@@ -122,7 +122,10 @@ def usage_values(telemetry: envelope_pb2.PolicyTelemetry) -> dict[str, float]:
 
 def finished_at(envelope: envelope_pb2.ExecutionEnvelope) -> float | None:
     """When the execution finished (else started, else was created), epoch seconds."""
-    header = header_of(envelope)
+    return header_finished_at(header_of(envelope))
+
+
+def header_finished_at(header: envelope_pb2.ExecutionHeader) -> float | None:
     for field in ("finished_at", "started_at", "created_at"):
         if header.HasField(field):
             stamp = getattr(header, field)

@@ -11,13 +11,16 @@ from sdk.pb import envelope_pb2
 
 from ._aggregates import (
     DEFAULT_PREFIX,
+    counter_fields,
     finished_at,
+    header_finished_at,
     header_of,
     lifetime_key,
-    record,
+    record_fields,
+    telemetry_of,
     tenant_day_key,
     tenant_key,
-    usage_of,
+    usage_values,
     utc_day,
 )
 from ._context import EvaluationContext
@@ -63,19 +66,23 @@ class Guardrails:
         Not idempotent: call it once per recorded execution (skip redelivered
         duplicates). ``now`` defaults to the clock; ``what_if`` passes the
         execution's own time. Raises PolicyError if a condition fails.
+
+        Every execution is recorded while any rule is loaded, applicable or not;
+        with no rules loaded at all nothing is recorded (docs/policies.md, "Cost").
         """
         policies = self.policies
+        if not policies.has_rules:
+            # Nothing can read the aggregates: skip the KV (docs/policies.md, "Cost").
+            return []
         now = self._clock() if now is None else now
         lifetime, tenant, day = await self.record(envelope, now=now)
-        context = self.context_for(
+        return policies.evaluate_counters(
             envelope,
             lifetime=lifetime,
             tenant=tenant,
             day=day,
             elapsed_s=now - lifetime_started_at,
-            policies=policies,
         )
-        return policies.evaluate(context)
 
     def keys_for(
         self, envelope: envelope_pb2.ExecutionEnvelope, *, now: float
@@ -86,7 +93,7 @@ class Guardrails:
         carries no timestamp), so a rebuild from the log lands in the same key.
         """
         header = header_of(envelope)
-        when = finished_at(envelope)
+        when = header_finished_at(header)
         day = utc_day(now if when is None else when)
         return (
             lifetime_key(header.lifetime_id, self._prefix),
@@ -99,7 +106,12 @@ class Guardrails:
     ) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
         """One atomic ``update_counters`` per scope key; returns the new counters."""
         lifetime, tenant, day = self.keys_for(envelope, now=now)
-        return await record(self._kv, usage_of(envelope), lifetime=lifetime, tenant=tenant, day=day)
+        add, maximum = counter_fields(
+            header_of(envelope).name, usage_values(telemetry_of(envelope)).items()
+        )
+        return await record_fields(
+            self._kv, add, maximum, lifetime=lifetime, tenant=tenant, day=day
+        )
 
     def context_for(
         self,

@@ -177,9 +177,10 @@ class Condition:
         observed: dict[str, Any] = {}
         probe_vars = self.probe_vars or (None,) * len(self.probes)
         for (key, probe), var in zip(self.probes, probe_vars, strict=True):
-            if var is not None:
-                value = variables[var]
-            elif self.nested.issuperset(_ROOT_SET.intersection(probe.variables())):
+            if var is not None:  # always a number or a string
+                observed[key] = variables[var]
+                continue
+            if self.nested.issuperset(_ROOT_SET.intersection(probe.variables())):
                 value = _probe(probe, context)
             else:  # a root path the rewrite left out (written after a '.')
                 value = _probe(probe, full())

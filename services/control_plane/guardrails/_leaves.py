@@ -55,7 +55,7 @@ class Inputs:
 @functools.lru_cache(maxsize=64)
 def status_name(status: int) -> str:
     try:
-        name = envelope_pb2.ExecutionStatus.Name(status)  # type: ignore[arg-type]
+        name = envelope_pb2.ExecutionStatus.Name(status)
     except ValueError:  # a status added to the schema after this code was built
         name = str(status)
     return name.removeprefix("EXECUTION_STATUS_")
@@ -140,7 +140,9 @@ class Leaf:
             return ("execution", "metrics", self.metric)
         if self.source == "elapsed":
             return ("lifetime", "elapsed_s")
-        steps: tuple[str | None, ...] = ("tenant", "day") if self.source == "day" else (self.source,)
+        steps: tuple[str | None, ...] = (
+            ("tenant", "day") if self.source == "day" else (self.source,)
+        )
         if self.own_node:
             steps += ("nodes", None)
         elif self.node is not None:

@@ -8,6 +8,7 @@ collected, not raised one at a time, so one run shows everything to fix.
 from __future__ import annotations
 
 import difflib
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,8 @@ RULE_FIELDS = ("name", "description", "scope", "match", "condition", "action", "
 REQUIRED_RULE_FIELDS = ("name", "scope", "condition", "action")
 MATCH_FIELDS = ("tenants", "graphs", "nodes")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+logger = logging.getLogger("tickrail.guardrails")
 
 
 @dataclass
@@ -271,6 +274,13 @@ class _Parser:
             )
             expected = condition.evaluate(cel.Context(variables=activation))
             if condition.flattened and not _same_when_flat(condition, inputs, activation, expected):
+                logger.warning(
+                    "%s line %d, rule %r: rewritten condition disagrees on the sample "
+                    "execution; evaluating it as written (slower)",
+                    self.file,
+                    line,
+                    rule,
+                )
                 condition = condition.written_only()
         except ConditionError as exc:
             if exc.expr_line is not None and getattr(node, "style", None) == "|":

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +13,16 @@ import cel
 from sdk.errors import PolicyError, join_problems
 from sdk.pb import envelope_pb2
 
-from ._context import EvaluationContext, build_context
+from ._context import EvaluationContext, build_context, root_views
 from ._expressions import ConditionError
+from ._leaves import Inputs, Leaf
 from ._loader import PolicyDocument, parse_policy_file
 from ._model import Rule
 from ._verdict import Verdict
 
 _CACHE_LIMIT = 4096
+
+logger = logging.getLogger("tickrail.guardrails")
 
 
 class PolicySet:
@@ -41,9 +45,10 @@ class PolicySet:
             *(r.condition.nodes for r in every), *(r.match.nodes or () for r in every)
         )
         self._all_nodes = any(r.condition.dynamic_nodes for r in every)
+        self._has_rules = bool(every)
         # Selection depends only on (tenant, graph, node); caching it keeps
         # evaluation to the CEL calls. Bounded, since those keys are open-ended.
-        self._selected: dict[tuple[str, str, str], tuple[tuple[Rule, ...], tuple[str, ...]]] = {}
+        self._selected: dict[tuple[str, str, str], _Plan] = {}
 
     @property
     def version(self) -> str:
@@ -63,6 +68,11 @@ class PolicySet:
     def tenants(self) -> tuple[str, ...]:
         """Tenants with override files."""
         return tuple(sorted(self._tenants))
+
+    @property
+    def has_rules(self) -> bool:
+        """Whether any rule, default or tenant override, is loaded."""
+        return self._has_rules
 
     def __repr__(self) -> str:
         return (
@@ -94,24 +104,21 @@ class PolicySet:
 
     def rules_for(self, tenant_id: str, graph_id: str, node: str) -> tuple[Rule, ...]:
         """The rules that apply to one execution, after tenant overrides, in order."""
-        return self._select(tenant_id, graph_id, node)[0]
+        return self._select(tenant_id, graph_id, node).rules
 
-    def _select(
-        self, tenant_id: str, graph_id: str, node: str
-    ) -> tuple[tuple[Rule, ...], tuple[str, ...]]:
+    def _select(self, tenant_id: str, graph_id: str, node: str) -> _Plan:
         key = (tenant_id, graph_id, node)
-        selected = self._selected.get(key)
-        if selected is None:
+        plan = self._selected.get(key)
+        if plan is None:
             rules = tuple(
                 rule
                 for rule in self._tenants.get(tenant_id, self._defaults)
                 if rule.match.matches(tenant_id, graph_id, node)
             )
-            roots = tuple(sorted(frozenset().union(*(r.condition.roots for r in rules))))
             if len(self._selected) >= _CACHE_LIMIT:
                 self._selected.clear()
-            selected = self._selected[key] = (rules, roots)
-        return selected
+            plan = self._selected[key] = _Plan(rules)
+        return plan
 
     def context(
         self,
@@ -140,35 +147,155 @@ class PolicySet:
         Raises PolicyError (naming file, line and rule) if a condition fails to
         evaluate or returns a non-boolean.
         """
-        rules, roots = self._select(context.tenant_id, context.graph_id, context.node)
-        if not rules:
+        plan = self._select(context.tenant_id, context.graph_id, context.node)
+        if not plan.rules:
             return []
-        # Converting the activation into CEL values is the expensive part: do it
-        # once per execution, for the roots the selected rules read.
-        activation = cel.Context(variables={root: context.activation[root] for root in roots})
-        verdicts = []
-        for rule in rules:
+        activation = context.activation
+
+        def full() -> Any:
+            return cel.Context(variables={root: activation[root] for root in plan.roots})
+
+        try:
+            variables = {var: leaf.walk(activation) for var, leaf in plan.leaves}
+            variables.update({root: activation[root] for root in plan.nested})
+        except (KeyError, TypeError, IndexError):
+            # Not shaped like build_context's activation: evaluate as written.
+            return self._run(plan, None, full)
+        return self._run(plan, variables, full)
+
+    def evaluate_counters(
+        self,
+        envelope: envelope_pb2.ExecutionEnvelope,
+        *,
+        lifetime: Mapping[str, float],
+        tenant: Mapping[str, float],
+        day: Mapping[str, float],
+        elapsed_s: float,
+    ) -> list[Verdict]:
+        """``evaluate(context(...))`` without building the whole activation.
+
+        Only the leaves the selected rules read are computed, straight from the
+        counters; roots a rule reads whole are built as ``context`` would.
+        """
+        inputs = Inputs(envelope, (lifetime, tenant, day), elapsed_s)
+        header = inputs.header
+        plan = self._select(header.tenant_id, header.graph_id, header.name)
+        if not plan.rules:
+            return []
+        variables = {var: get(inputs) for var, get in plan.getters}
+        if plan.nested:
+            variables.update(self._views(inputs, plan.nested))
+
+        def full() -> Any:
+            return cel.Context(variables=self._views(inputs, plan.roots))
+
+        return self._run(plan, variables, full)
+
+    def _views(self, inputs: Inputs, roots: Iterable[str]) -> dict[str, Any]:
+        return root_views(
+            inputs, roots, metrics=self._metrics, nodes=self._nodes, all_nodes=self._all_nodes
+        )
+
+    def _run(
+        self, plan: _Plan, variables: dict[str, Any] | None, full: Callable[[], Any]
+    ) -> list[Verdict]:
+        """Evaluate ``plan`` on ``variables`` (its leaves and nested roots), converted
+        into CEL values once.
+
+        ``full()`` gives the whole activation. It is built only when a condition
+        fails, to evaluate that condition as written (so the error reads as
+        written, and the rewrite never decides what the written condition would
+        not), for a probe the rewrite left out, or when ``variables`` is None:
+        then every condition is evaluated as written.
+        """
+        whole: Any = None
+
+        def activation() -> Any:
+            nonlocal whole
+            if whole is None:
+                whole = full()
+            return whole
+
+        if variables is None:
+            context = activation()
+            return [
+                self._verdict(rule, rule.condition.observe(context))
+                for rule in plan.rules
+                if self._written(rule, context)
+            ]
+        context = cel.Context(variables=variables)
+        verdicts: list[Verdict] = []
+        for rule, program in plan.programs:
             try:
-                fired = rule.condition.evaluate(activation)
-            except ConditionError as exc:
-                raise PolicyError(
-                    f"condition failed: {exc}",
-                    file=rule.file,
-                    line=rule.condition_line,
-                    rule=rule.name,
-                ) from exc
-            if fired:
-                verdicts.append(
-                    Verdict(
-                        rule=rule.name,
-                        action=rule.action,
-                        scope=rule.scope,
-                        message=rule.message,
-                        policy_version=self._version,
-                        observed=rule.condition.observe(activation),
-                    )
-                )
+                fired = program.execute(context)
+            except Exception:  # reported below, as the written condition fails
+                fired = None
+            if fired is True:
+                observed = rule.condition.observe_flat(variables, context, activation)
+            elif fired is False:
+                continue
+            elif self._written(rule, activation()):  # raises if the written one fails too
+                _disagree(rule)
+                observed = rule.condition.observe(activation())
+            else:
+                _disagree(rule)
+                continue
+            verdicts.append(self._verdict(rule, observed))
         return verdicts
+
+    @staticmethod
+    def _written(rule: Rule, context: Any) -> bool:
+        """The written condition on the whole activation; PolicyError if it fails."""
+        try:
+            return rule.condition.evaluate(context)
+        except ConditionError as exc:
+            raise PolicyError(
+                f"condition failed: {exc}",
+                file=rule.file,
+                line=rule.condition_line,
+                rule=rule.name,
+            ) from exc
+
+    def _verdict(self, rule: Rule, observed: dict[str, Any]) -> Verdict:
+        return Verdict(
+            rule=rule.name,
+            action=rule.action,
+            scope=rule.scope,
+            message=rule.message,
+            policy_version=self._version,
+            observed=observed,
+        )
+
+
+def _disagree(rule: Rule) -> None:
+    logger.warning(
+        "%s line %d, rule %r: the rewritten condition failed where the written one "
+        "did not; used the written one",
+        rule.file,
+        rule.condition_line,
+        rule.name,
+    )
+
+
+class _Plan:
+    """The rules for one (tenant, graph, node) and what they read, worked out once."""
+
+    __slots__ = ("getters", "leaves", "nested", "programs", "roots", "rules")
+
+    def __init__(self, rules: tuple[Rule, ...]) -> None:
+        self.rules = rules
+        self.programs = tuple(
+            (rule, rule.condition.flat_program or rule.condition.program) for rule in rules
+        )
+        leaves: dict[str, Leaf] = {}
+        nested: set[str] = set()
+        for rule in rules:
+            leaves.update(rule.condition.leaves)
+            nested |= rule.condition.nested
+        self.leaves = tuple(leaves.items())
+        self.getters = tuple((var, leaf.getter) for var, leaf in self.leaves)
+        self.nested = tuple(sorted(nested))
+        self.roots = tuple(sorted(frozenset[str]().union(*(r.condition.roots for r in rules))))
 
 
 def check_files(paths: Sequence[str | Path]) -> list[str]:

@@ -29,6 +29,7 @@ from adapters import (
     open_store,
 )
 from sdk._payload import encode
+from sdk.errors import ConfigurationError
 from sdk.graph import AgentGraph
 from sdk.pb import envelope_pb2 as pb
 from services.config import Settings
@@ -94,6 +95,7 @@ class Runtime:
             self.store = await self._stack.enter_async_context(open_store(s.store_url))
             self.blobs = await self._stack.enter_async_context(open_blob_store(s.blob_url))
             self.kv = await self._stack.enter_async_context(open_kv(s.kv_url))
+            self._check_message_limit()
             await self.store.setup()
             await self.bus.ensure_topics(self.topics.all())
             await self._start_roles()
@@ -105,6 +107,17 @@ class Runtime:
 
     async def __aexit__(self, *exc: object) -> None:
         await self._shutdown()
+
+    def _check_message_limit(self) -> None:
+        """Inline payloads must fit in one bus message, with room for the envelope."""
+        limit = getattr(getattr(self.bus, "settings", None), "max_message_bytes", None)
+        headroom = 64 * 1024
+        if isinstance(limit, int) and self.settings.offload_threshold + headroom > limit:
+            raise ConfigurationError(
+                f"offload_threshold {self.settings.offload_threshold} leaves no room under the "
+                f"bus's max_message_bytes {limit}: set offload_threshold <= {limit - headroom} "
+                "so large results go to the blob store instead of the bus"
+            )
 
     def alive(self) -> bool:
         """Every role is still running (for readiness probes)."""
@@ -126,6 +139,7 @@ class Runtime:
                 self.blobs,
                 self.topics,
                 self.graphs,
+                group=self.topics.group("executor"),
                 serve_tasks=s.executor_serves in ("all", "tasks"),
                 serve_plans=s.executor_serves in ("all", "plans"),
                 concurrency=s.executor_concurrency,
@@ -138,6 +152,7 @@ class Runtime:
                 self.store,
                 self.topics,
                 guard=self._guard or self._policy_guard(),
+                group=self.topics.group("control-plane"),
                 forward_inputs=executor.submit
                 if direct and isinstance(executor, Executor)
                 else None,
@@ -151,6 +166,7 @@ class Runtime:
                 self.blobs,
                 self.topics,
                 offload_threshold=s.offload_threshold,
+                group=self.topics.group("data-plane"),
                 downstream=plane if direct and plane is not None else None,
             )
         # Subscribe every consumer before anything is published.
@@ -158,7 +174,7 @@ class Runtime:
             await role.subscribe()
         watcher = None
         if self.watch:
-            group = f"tickrail-watch-{uuid.uuid4().hex}"
+            group = self.topics.group(f"watch-{uuid.uuid4().hex}")
             watcher = await self.bus.subscribe([self.topics.events()], group)
         for name, role in created.items():
             stopping = asyncio.Event()

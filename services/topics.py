@@ -55,6 +55,11 @@ class Topics:
     def events(self) -> str:
         return f"{self.prefix}events"
 
+    def group(self, role: str) -> str:
+        """Consumer group of a role; prefixed, so deployments sharing a broker never
+        share a group (and never take each other's partitions)."""
+        return f"{self.prefix}{role}"
+
     def dead_letter(self, topic: str) -> str:
         return f"{topic}.dlq"
 

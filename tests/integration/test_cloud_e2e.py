@@ -4,7 +4,6 @@ S3 and Redis, producing the same records as the embedded profile."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess

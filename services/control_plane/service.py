@@ -247,7 +247,11 @@ class ControlPlane:
             r.exec_id: pb.ExecutionEnvelope.FromString(r.envelope)
             for r in await self.store.executions(lifetime_id)
         }
-        return rebuild(events, executions)
+        state = rebuild(events, executions)
+        restore = getattr(self.guard, "restore_lifetime", None)
+        if state is not None and not state.terminal and restore is not None:
+            await restore(lifetime_id, list(executions.values()))
+        return state
 
     async def recover(self, lifetime_ids: Sequence[str] | None = None) -> int:
         """Re-publish the pending inputs of running lifetimes (after a crash).

@@ -207,3 +207,23 @@ def test_policy_check_names_line_and_rule_of_a_bad_expression(
     graph = str(EXAMPLES / "hello.yaml")
     assert main(["run", graph, "--policy", str(path), "--home", str(tmp_path / "h")]) == 2
     assert "line 12" in capsys.readouterr().err
+
+
+def test_a_budget_still_counts_what_was_spent_before_a_resume_in_a_new_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    rules = policy(
+        tmp_path,
+        rule("review-integration", "execution", 'execution.name == "integrate"', "PAUSE_LIFETIME"),
+        rule("budget", "lifetime", "lifetime.sum.tokens_used > 2500", "ABORT_LIFETIME"),
+    )
+    agent = str(EXAMPLES / "coding_agent.py")
+    code, paused = cli_json(capsys, "run", agent, "--json", "--quiet", "--policy", rules)
+    assert code == 3 and paused["tokens"] < 2500
+    # the resume runs in a fresh runtime whose in-memory KV starts empty
+    code, resumed = cli_json(
+        capsys, "lifetimes", "resume", paused["lifetime_id"], "--json", "--quiet", "--policy", rules
+    )
+    assert code == 1 and resumed["status"] == "ABORTED"
+    assert "budget" in resumed["reason"]

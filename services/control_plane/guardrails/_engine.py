@@ -16,6 +16,7 @@ from ._aggregates import (
     header_finished_at,
     header_of,
     lifetime_key,
+    rebuild_lifetime_aggregates,
     record_fields,
     telemetry_of,
     tenant_day_key,
@@ -53,6 +54,18 @@ class Guardrails:
     def policies(self) -> PolicySet:
         source = self._policies
         return source.current if isinstance(source, PolicyWatcher) else source
+
+    async def restore_lifetime(
+        self, lifetime_id: str, envelopes: Sequence[envelope_pb2.ExecutionEnvelope]
+    ) -> None:
+        """Recompute a lifetime's aggregate from its recorded executions.
+
+        The control plane calls this when it rebuilds a lifetime from the store
+        (a restart, another replica, a resume in a new process), so a budget
+        counts everything the lifetime spent, not only what came after.
+        """
+        if self.policies.has_rules:
+            await rebuild_lifetime_aggregates(self._kv, lifetime_id, envelopes, prefix=self._prefix)
 
     async def check(
         self,

@@ -18,7 +18,10 @@ class Metrics:
         self.counters: dict[str, float] = defaultdict(float)
         self.latency_sum: dict[str, float] = defaultdict(float)
         self.latency_count: dict[str, int] = defaultdict(int)
-        self.gauges: dict[str, float] = {}
+        self.gauges: dict[str, float] = {"consumer_lag": 0.0}
+        # Series exist from the first scrape, so rate() and alerts see a zero, not a gap.
+        for name in ("messages_processed_total", "messages_dead_lettered_total", "errors_total"):
+            self.counters[name] = 0.0
 
     def inc(self, name: str, amount: float = 1.0) -> None:
         self.counters[name] += amount
@@ -29,6 +32,12 @@ class Metrics:
 
     def set(self, name: str, value: float) -> None:
         self.gauges[name] = value
+
+    def report_lag(self, consumer: object) -> None:
+        """Record the consumer's lag, where the bus can tell it (optional ``lag()``)."""
+        lag = getattr(consumer, "lag", None)
+        if lag is not None:
+            self.gauges["consumer_lag"] = float(lag())
 
     def observe_batch(self, messages: int, errors: int, started: float) -> None:
         self.inc("messages_processed_total", messages)

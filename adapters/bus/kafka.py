@@ -295,11 +295,12 @@ class KafkaBus(Lifecycle):
 class _Partition:
     """Delivered offsets of one partition not yet committed, and which are done."""
 
-    __slots__ = ("delivered", "done")
+    __slots__ = ("delivered", "done", "next_offset")
 
     def __init__(self) -> None:
         self.delivered: deque[int] = deque()
         self.done: set[int] = set()
+        self.next_offset = -1  # after the last delivered record, for the lag metric
 
     def mark_done(self, offset: int) -> None:
         # Offsets below the window were committed already (a duplicate commit).
@@ -382,6 +383,7 @@ class KafkaConsumer:
                 track = self.partitions[tp] = _Partition()
             for r in records:
                 track.delivered.append(r.offset)
+                track.next_offset = r.offset + 1
                 out.append(
                     Message(
                         topic=r.topic,
@@ -393,6 +395,19 @@ class KafkaConsumer:
                     )
                 )
         return out
+
+    def lag(self) -> int:
+        """Messages on this member's partitions not yet delivered (for the
+        consumer_lag metric): the high watermark from the last fetch minus the
+        next offset to deliver."""
+        total = 0
+        for tp in self.raw.assignment():
+            highwater = self.raw.highwater(tp)
+            track = self.partitions.get(tp)
+            if highwater is None or track is None or track.next_offset < 0:
+                continue
+            total += max(0, highwater - track.next_offset)
+        return total
 
     async def commit(self, messages: Sequence[Message]) -> None:
         if self._closed or not messages:

@@ -128,6 +128,10 @@ class MemoryConsumer:
             batch.append(message)
         return batch
 
+    def lag(self) -> int:
+        """Messages waiting for this group (for the consumer_lag metric)."""
+        return len(self._queue.pending)
+
     def wakeup(self) -> None:
         """End a waiting ``poll`` now (it returns what it has, maybe nothing)."""
         self._queue.wake()

@@ -87,6 +87,7 @@ class ControlPlane:
         try:
             while not stopping.is_set():
                 messages = await consumer.poll(self.batch_size, timeout=0.2)
+                self.metrics.report_lag(consumer)
                 if messages:
                     await self.handle(messages)
                     await consumer.commit(messages)

@@ -68,7 +68,9 @@ class Executor:
         assert consumer is not None
         try:
             while not stopping.is_set():
-                await self.submit(await consumer.poll(500, timeout=0.2), consumer)
+                messages = await consumer.poll(500, timeout=0.2)
+                self.metrics.report_lag(consumer)
+                await self.submit(messages, consumer)
             if self._running:
                 _, late = await asyncio.wait(self._running, timeout=grace)
                 for task in late:

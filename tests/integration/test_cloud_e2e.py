@@ -219,7 +219,9 @@ async def test_examples_on_separate_processes_match_the_embedded_run(
     exec_ids = [getattr(e, e.WhichOneof("execution") or "task").header.exec_id for e in executions]
     assert len(exec_ids) == len(set(exec_ids)) == summary["executions"]  # one record each
     assert shape(executions, events) == await embedded_shape(tmp_path, str(EXAMPLES / example))
-    assert "tickrail_messages_processed_total" in deployment.metrics("data-plane")
+    metrics = deployment.metrics("data-plane")
+    assert "tickrail_messages_processed_total" in metrics
+    assert "tickrail_consumer_lag" in metrics
 
 
 async def test_a_3mb_result_travels_through_s3(deployment: Deployment) -> None:

@@ -31,6 +31,18 @@ class Upstream:
     branch: int | None = None  # index within the fan-out, for join inputs
 
 
+class HumanInputRequired(Exception):  # noqa: N818 (control flow, not an error)
+    """Raised by ``ctx.ask_human``: the Task stops here until a person answers.
+
+    Do not catch it; tickrail records the question and re-runs the Task with
+    the answer when the lifetime is resumed with input.
+    """
+
+    def __init__(self, prompt: str) -> None:
+        super().__init__(prompt)
+        self.prompt = prompt
+
+
 @dataclass(slots=True)
 class NodeContext:
     """Passed to ``Task.run`` and ``Plan.plan``."""
@@ -72,9 +84,26 @@ class NodeContext:
         self.usage.metrics[name] = float(value)
 
 
+_NO_ANSWER: Any = object()
+
+
 @dataclass(slots=True)
 class TaskContext(NodeContext):
     """A Task's context. ``input`` is what its Plan passed to it."""
+
+    human_input: Any = _NO_ANSWER
+
+    def ask_human(self, prompt: str) -> Any:
+        """Ask a person; returns their answer.
+
+        The first time, this parks the Task's branch (the lifetime shows PAUSED
+        with ``prompt``) and the Task stops here; ``tickrail lifetimes resume ID
+        --input ANSWER`` runs the Task again and this call returns ANSWER. Code
+        before the call runs twice, so keep it free of side effects.
+        """
+        if self.human_input is _NO_ANSWER:
+            raise HumanInputRequired(prompt)
+        return self.human_input
 
 
 @dataclass(slots=True)

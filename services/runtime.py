@@ -280,9 +280,14 @@ class Runtime:
             [Message(self.topics.commands(), command.lifetime_id, command.SerializeToString())]
         )
 
-    def follow(self, lifetime_id: str, on_event: EventListener) -> None:
+    def follow(self, lifetime_id: str, on_event: EventListener, *, after_seq: int = 0) -> None:
+        """Call ``on_event`` for the lifetime's events; ``wait`` returns at the next stop.
+
+        ``after_seq`` skips what is already recorded (when following the store).
+        """
         self._listeners.setdefault(lifetime_id, []).append(on_event)
-        self._stops.setdefault(lifetime_id, asyncio.get_running_loop().create_future())
+        self._stops[lifetime_id] = asyncio.get_running_loop().create_future()
+        self._followed[lifetime_id] = max(self._followed.get(lifetime_id, 0), after_seq)
 
     async def wait(self, lifetime_id: str, timeout: float | None = None) -> pb.LifetimeEvent:
         """Wait for the lifetime to complete, fail, abort or pause; return that event.

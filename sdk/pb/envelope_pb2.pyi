@@ -31,6 +31,7 @@ class ExecutionStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EXECUTION_STATUS_FAILED: _ClassVar[ExecutionStatus]
     EXECUTION_STATUS_RETRYING: _ClassVar[ExecutionStatus]
     EXECUTION_STATUS_TIMED_OUT: _ClassVar[ExecutionStatus]
+    EXECUTION_STATUS_WAITING: _ClassVar[ExecutionStatus]
 
 class LifetimeStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -53,6 +54,7 @@ EXECUTION_STATUS_SUCCEEDED: ExecutionStatus
 EXECUTION_STATUS_FAILED: ExecutionStatus
 EXECUTION_STATUS_RETRYING: ExecutionStatus
 EXECUTION_STATUS_TIMED_OUT: ExecutionStatus
+EXECUTION_STATUS_WAITING: ExecutionStatus
 LIFETIME_STATUS_UNSPECIFIED: LifetimeStatus
 LIFETIME_STATUS_RUNNING: LifetimeStatus
 LIFETIME_STATUS_PAUSED: LifetimeStatus
@@ -152,14 +154,16 @@ class PolicyTelemetry(_message.Message):
     def __init__(self, tokens_in: _Optional[int] = ..., tokens_out: _Optional[int] = ..., cost_usd: _Optional[float] = ..., latency_ms: _Optional[float] = ..., model: _Optional[str] = ..., metrics: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class TaskResult(_message.Message):
-    __slots__ = ("output", "error", "error_type")
+    __slots__ = ("output", "error", "error_type", "human_prompt")
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
+    HUMAN_PROMPT_FIELD_NUMBER: _ClassVar[int]
     output: Payload
     error: str
     error_type: str
-    def __init__(self, output: _Optional[_Union[Payload, _Mapping]] = ..., error: _Optional[str] = ..., error_type: _Optional[str] = ...) -> None: ...
+    human_prompt: str
+    def __init__(self, output: _Optional[_Union[Payload, _Mapping]] = ..., error: _Optional[str] = ..., error_type: _Optional[str] = ..., human_prompt: _Optional[str] = ...) -> None: ...
 
 class UpstreamResult(_message.Message):
     __slots__ = ("exec_id", "name", "status", "result", "branch")
@@ -239,7 +243,7 @@ class ExecutionRef(_message.Message):
     def __init__(self, seq: _Optional[int] = ..., duplicate: _Optional[bool] = ..., envelope: _Optional[_Union[ExecutionEnvelope, _Mapping]] = ...) -> None: ...
 
 class NodeInput(_message.Message):
-    __slots__ = ("input_id", "lifetime_id", "tenant_id", "graph_id", "graph_version", "name", "kind", "iteration", "edge_taken", "parent_exec_ids", "branch", "input", "upstream", "created_at")
+    __slots__ = ("input_id", "lifetime_id", "tenant_id", "graph_id", "graph_version", "name", "kind", "iteration", "edge_taken", "parent_exec_ids", "branch", "input", "upstream", "created_at", "human_input", "answers_exec_id")
     INPUT_ID_FIELD_NUMBER: _ClassVar[int]
     LIFETIME_ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -254,6 +258,8 @@ class NodeInput(_message.Message):
     INPUT_FIELD_NUMBER: _ClassVar[int]
     UPSTREAM_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    HUMAN_INPUT_FIELD_NUMBER: _ClassVar[int]
+    ANSWERS_EXEC_ID_FIELD_NUMBER: _ClassVar[int]
     input_id: str
     lifetime_id: str
     tenant_id: str
@@ -268,7 +274,9 @@ class NodeInput(_message.Message):
     input: Payload
     upstream: _containers.RepeatedCompositeFieldContainer[UpstreamResult]
     created_at: _timestamp_pb2.Timestamp
-    def __init__(self, input_id: _Optional[str] = ..., lifetime_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., graph_id: _Optional[str] = ..., graph_version: _Optional[str] = ..., name: _Optional[str] = ..., kind: _Optional[_Union[NodeKind, str]] = ..., iteration: _Optional[int] = ..., edge_taken: _Optional[_Union[EdgeKind, str]] = ..., parent_exec_ids: _Optional[_Iterable[str]] = ..., branch: _Optional[_Iterable[_Union[BranchFrame, _Mapping]]] = ..., input: _Optional[_Union[Payload, _Mapping]] = ..., upstream: _Optional[_Iterable[_Union[UpstreamResult, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    human_input: Payload
+    answers_exec_id: str
+    def __init__(self, input_id: _Optional[str] = ..., lifetime_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., graph_id: _Optional[str] = ..., graph_version: _Optional[str] = ..., name: _Optional[str] = ..., kind: _Optional[_Union[NodeKind, str]] = ..., iteration: _Optional[int] = ..., edge_taken: _Optional[_Union[EdgeKind, str]] = ..., parent_exec_ids: _Optional[_Iterable[str]] = ..., branch: _Optional[_Iterable[_Union[BranchFrame, _Mapping]]] = ..., input: _Optional[_Union[Payload, _Mapping]] = ..., upstream: _Optional[_Iterable[_Union[UpstreamResult, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., human_input: _Optional[_Union[Payload, _Mapping]] = ..., answers_exec_id: _Optional[str] = ...) -> None: ...
 
 class GraphNodeSpec(_message.Message):
     __slots__ = ("name", "kind", "impl", "continue_on_failure")
@@ -395,20 +403,24 @@ class LifetimeFailed(_message.Message):
     def __init__(self, exec_id: _Optional[str] = ..., reason: _Optional[str] = ..., error_type: _Optional[str] = ...) -> None: ...
 
 class LifetimePaused(_message.Message):
-    __slots__ = ("exec_id", "reason")
+    __slots__ = ("exec_id", "reason", "idle")
     EXEC_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    IDLE_FIELD_NUMBER: _ClassVar[int]
     exec_id: str
     reason: str
-    def __init__(self, exec_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    idle: bool
+    def __init__(self, exec_id: _Optional[str] = ..., reason: _Optional[str] = ..., idle: _Optional[bool] = ...) -> None: ...
 
 class LifetimeResumed(_message.Message):
-    __slots__ = ("reason", "human_input")
+    __slots__ = ("reason", "human_input", "exec_id")
     REASON_FIELD_NUMBER: _ClassVar[int]
     HUMAN_INPUT_FIELD_NUMBER: _ClassVar[int]
+    EXEC_ID_FIELD_NUMBER: _ClassVar[int]
     reason: str
     human_input: Payload
-    def __init__(self, reason: _Optional[str] = ..., human_input: _Optional[_Union[Payload, _Mapping]] = ...) -> None: ...
+    exec_id: str
+    def __init__(self, reason: _Optional[str] = ..., human_input: _Optional[_Union[Payload, _Mapping]] = ..., exec_id: _Optional[str] = ...) -> None: ...
 
 class LifetimeAborted(_message.Message):
     __slots__ = ("exec_id", "reason")

@@ -185,14 +185,39 @@ async def cmd_lifetimes_list(args: argparse.Namespace) -> int:
 
 
 async def cmd_lifetimes_resume(args: argparse.Namespace) -> int:
+    from sdk._payload import encode
+    from services.control_plane.projection import rebuild
+
     from .main import parse_json_arg
 
     settings = _settings(args)
-    summary, _, events = await _load_lifetime(settings, args.lifetime_id)
+    summary, executions, events = await _load_lifetime(settings, args.lifetime_id)
     if summary.status != pb.LIFETIME_STATUS_PAUSED:
         raise ConfigurationError(
             f"lifetime {args.lifetime_id} is {render.LIFETIME[summary.status]}, not PAUSED"
         )
+    state = rebuild(
+        [pb.LifetimeEvent.FromString(e.body) for e in events],
+        {r.exec_id: pb.ExecutionEnvelope.FromString(r.envelope) for r in executions},
+    )
+    assert state is not None
+    human = parse_json_arg(args.input, "--input")
+    resume = pb.LifetimeResumed(reason="resumed from the command line")
+    if human is not None or args.exec_id:
+        asked = ", ".join(f"{e} ({i.name})" for e, i in state.waiting.items()) or "none"
+        if args.exec_id and args.exec_id not in state.waiting:
+            raise ConfigurationError(f"{args.exec_id} is not waiting for input; waiting: {asked}")
+        if not args.exec_id and len(state.waiting) != 1:
+            raise ConfigurationError(
+                f"say which question this answers with --exec; waiting: {asked}"
+            )
+        if human is None:
+            raise ConfigurationError("--exec needs --input: the answer to deliver")
+        resume.human_input.CopyFrom(encode(human))
+        resume.exec_id = args.exec_id or next(iter(state.waiting))
+    elif not state.held:
+        asked = ", ".join(f"{e} ({i.name})" for e, i in state.waiting.items())
+        raise ConfigurationError(f"the lifetime waits for a person; answer with --input: {asked}")
     started = pb.LifetimeEvent.FromString(events[0].body).started
     target = args.graph or started.labels.get(GRAPH_LABEL)
     if not target:
@@ -203,16 +228,10 @@ async def cmd_lifetimes_resume(args: argparse.Namespace) -> int:
             f"{target} is {graph.graph_id}@{graph.version}, but the lifetime runs "
             f"{started.graph.graph_id}@{started.graph.version}"
         )
-    human = parse_json_arg(args.input, "--input")
     progress = Progress(quiet=args.quiet)
     t0 = time.perf_counter()
     async with _runtime(settings, [graph]) as runtime:
-        runtime.follow(args.lifetime_id, progress.on_event)
-        resume = pb.LifetimeResumed(reason="resumed from the command line")
-        if human is not None:
-            from sdk._payload import encode
-
-            resume.human_input.CopyFrom(encode(human))
+        runtime.follow(args.lifetime_id, progress.on_event, after_seq=events[-1].seq)
         await runtime.send(
             pb.LifetimeCommand(
                 command_id=f"resume-{time.time_ns()}",
@@ -223,17 +242,8 @@ async def cmd_lifetimes_resume(args: argparse.Namespace) -> int:
         )
         if runtime.control_plane is not None:  # embedded: in-flight work died with its process
             await runtime.control_plane.recover([args.lifetime_id])
-        final = await _wait_past(runtime, args.lifetime_id, args.timeout)
+        final = await runtime.wait(args.lifetime_id, timeout=args.timeout)
         return await _finish(runtime, args.lifetime_id, final, time.perf_counter() - t0, args.json)
-
-
-async def _wait_past(runtime: Runtime, lifetime_id: str, timeout: float | None) -> pb.LifetimeEvent:
-    """Wait for the lifetime to stop, skipping the pause we are resuming from."""
-    while True:
-        event = await runtime.wait(lifetime_id, timeout=timeout)
-        if event.WhichOneof("kind") != "paused" or event.paused.exec_id:
-            return event
-        runtime.rearm(lifetime_id)
 
 
 async def cmd_migrate(args: argparse.Namespace) -> int:

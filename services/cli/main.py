@@ -86,7 +86,15 @@ def build_parser() -> argparse.ArgumentParser:
     res = lsub.add_parser("resume", help="continue a PAUSED lifetime where it stopped")
     res.add_argument("lifetime_id")
     res.add_argument("--graph", help="graph to run it with (default: the one it was started with)")
-    res.add_argument("--input", default=None, help="human input to deliver, as JSON or @file")
+    res.add_argument(
+        "--input", default=None, help="a person's answer to a waiting Task, as JSON or @file"
+    )
+    res.add_argument(
+        "--exec",
+        dest="exec_id",
+        metavar="EXEC_ID",
+        help="the waiting execution the answer is for (needed when several wait)",
+    )
     res.add_argument("--json", action="store_true")
     res.add_argument("--quiet", action="store_true")
     res.add_argument("--timeout", type=float, default=None)

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 
 from sdk.pb import envelope_pb2 as pb
 
-from .routing import abort, pause, route, start
+from .routing import abort, pause, resume, route, start
 from .state import LifetimeState
 
 
@@ -50,14 +50,20 @@ def rebuild(
                 verdicts[event.guardrail.exec_id].append(event.guardrail)
             continue
         if kind == "resumed":
-            # The routed events that follow replay the executions held while paused.
-            state.status = pb.LIFETIME_STATUS_RUNNING
+            resume(state, event.resumed, now, command_id(event, "resumed"))
             continue
+        if kind == "paused" and event.paused.idle:
+            continue  # informational: changes nothing
         exec_id = getattr(event, kind).exec_id
         if exec_id in executions:
             route(state, executions[exec_id], verdicts.pop(exec_id, []), now)
         elif not exec_id and kind == "paused":
-            pause(state, event.paused.reason, now, event.event_id)
+            pause(state, event.paused.reason, now, command_id(event, "paused"))
         elif not exec_id and kind == "aborted":
-            abort(state, event.aborted.reason, now, event.event_id)
+            abort(state, event.aborted.reason, now, command_id(event, "aborted"))
     return state
+
+
+def command_id(event: pb.LifetimeEvent, kind: str) -> str:
+    """The command id inside a command event's id (``{lifetime}/{kind}/{command}``)."""
+    return event.event_id.partition(f"/{kind}/")[2]

@@ -117,20 +117,11 @@ def route(
     if action == ABORT:
         _terminate(state, decision, now, header.exec_id, aborted=_why(strongest))
         return decision
-    if action == PAUSE and header.status in FINAL_STATUSES:
-        state.status = pb.LIFETIME_STATUS_PAUSED
-        state.deferred.append(envelope)
-        decision.events.append(
-            _event(
-                state,
-                f"paused/{header.exec_id}",
-                now,
-                paused=pb.LifetimePaused(exec_id=header.exec_id, reason=_why(strongest)),
-            )
-        )
-        return decision
     if action == PAUSE:
-        state.status = pb.LIFETIME_STATUS_PAUSED
+        state.held = True
+        state.sync_status()
+        if header.status in FINAL_STATUSES:
+            state.deferred.append(envelope)
         decision.events.append(
             _event(
                 state,
@@ -139,12 +130,17 @@ def route(
                 paused=pb.LifetimePaused(exec_id=header.exec_id, reason=_why(strongest)),
             )
         )
+        if header.status in FINAL_STATUSES:
+            return decision
 
     if header.status == pb.EXECUTION_STATUS_RETRYING:
         note = f"attempt {header.attempt} failed, retrying: {_error_of(execution)}"
         decision.events.append(_routed(state, header, now, note=note, suffix="retrying"))
         return decision
-    if state.status == pb.LIFETIME_STATUS_PAUSED:
+    if header.status == pb.EXECUTION_STATUS_WAITING:
+        _park(state, execution, now, decision)
+        return decision
+    if state.held:
         if not _is_deferred(state, header.exec_id):
             state.deferred.append(envelope)
             decision.events.append(
@@ -162,7 +158,33 @@ def route(
     else:
         _route_plan(state, execution, now, decision)
     _fail_if_stalled(state, decision, now, header.exec_id)
+    _note_idle(state, decision, now, header.exec_id)
     return decision
+
+
+def _park(
+    state: LifetimeState,
+    execution: pb.TaskExecution | pb.PlanExecution,
+    now: float,
+    decision: Decision,
+) -> None:
+    """A node asked a person for input: its branch waits, the lifetime shows PAUSED."""
+    header = execution.header
+    prompt = execution.result.human_prompt if isinstance(execution, pb.TaskExecution) else ""
+    node_input = state.pending.get(header.input_id, pb.NodeInput(input_id=header.input_id))
+    state.waiting[header.exec_id] = node_input
+    state.sync_status()
+    decision.events.append(_routed(state, header, now, note=f"waiting for a person: {prompt}"))
+    decision.events.append(
+        _event(
+            state,
+            f"paused/{header.exec_id}",
+            now,
+            paused=pb.LifetimePaused(
+                exec_id=header.exec_id, reason=f"{header.name!r} asks: {prompt}"
+            ),
+        )
+    )
 
 
 def _route_task(
@@ -344,29 +366,69 @@ def _check_choice(
 
 def pause(state: LifetimeState, reason: str, now: float, command_id: str) -> Decision:
     decision = Decision()
-    if state.status != pb.LIFETIME_STATUS_RUNNING:
+    if state.terminal or state.held:
         return decision
-    state.status = pb.LIFETIME_STATUS_PAUSED
+    state.held = True
+    state.sync_status()
     decision.events.append(
         _event(state, f"paused/{command_id}", now, paused=pb.LifetimePaused(reason=reason))
     )
     return decision
 
 
+def waiting_for(state: LifetimeState, command: pb.LifetimeResumed) -> str:
+    """The WAITING execution a resume answers ('' when it answers none)."""
+    if command.exec_id:
+        return command.exec_id if command.exec_id in state.waiting else ""
+    if command.HasField("human_input"):
+        return next(iter(state.waiting)) if len(state.waiting) == 1 else ""
+    return ""
+
+
 def resume(
     state: LifetimeState, command: pb.LifetimeResumed, now: float, command_id: str
 ) -> Decision:
-    """Continue a PAUSED lifetime: route every execution held while it was paused."""
+    """Answer a WAITING branch (with the person's input), or lift a pause.
+
+    Lifting a pause routes every execution held while it lasted. Answering a
+    question re-runs the node that asked, with the answer in its context.
+    """
     decision = Decision()
-    if state.status != pb.LIFETIME_STATUS_PAUSED:
+    if state.terminal:
         return decision
-    state.status = pb.LIFETIME_STATUS_RUNNING
+    answered = waiting_for(state, command)
+    if answered:
+        asked = state.waiting.pop(answered)
+        decision.events.append(_event(state, f"resumed/{command_id}", now, resumed=command))
+        state.pending.pop(asked.input_id, None)
+        again = _dispatch(
+            state,
+            asked.name,
+            asked.edge_taken,
+            list(asked.branch),
+            list(asked.upstream),
+            now,
+            decision,
+            answered,
+            iteration=asked.iteration,
+        )
+        if again is not None:
+            again.input.CopyFrom(asked.input)
+            again.parent_exec_ids[:] = list(asked.parent_exec_ids)
+            again.human_input.CopyFrom(command.human_input)
+            again.answers_exec_id = answered
+        state.sync_status()
+        return decision
+    if not state.held:
+        return decision
+    state.held = False
+    state.sync_status()
     decision.events.append(_event(state, f"resumed/{command_id}", now, resumed=command))
     for envelope in list(state.deferred):
-        if state.status != pb.LIFETIME_STATUS_RUNNING:
+        if state.held or state.terminal:
             break
         decision.extend(route(state, envelope, [], now))
-    if state.status == pb.LIFETIME_STATUS_RUNNING:
+    if not state.terminal:
         _fail_if_stalled(state, decision, now, f"resume/{command_id}")
     return decision
 
@@ -391,10 +453,16 @@ def _dispatch(
     decision: Decision,
     cause: str,
     routed: pb.LifetimeEvent | None = None,
+    iteration: int | None = None,
 ) -> pb.NodeInput | None:
-    """Create the input for one node run, unless a loop cap stops the lifetime."""
+    """Create the input for one node run, unless a loop cap stops the lifetime.
+
+    ``iteration`` re-runs a node as the same iteration (a question answered),
+    without counting it again.
+    """
     spec = state.graph.spec
-    iteration = state.iterations.get(name, 0) + 1
+    again = iteration is not None
+    iteration = iteration if iteration is not None else state.iterations.get(name, 0) + 1
     if iteration > spec.max_iterations or state.steps + 1 > spec.max_steps:
         rule, limit, seen = (
             ("graph.max_iterations", spec.max_iterations, iteration)
@@ -413,7 +481,8 @@ def _dispatch(
         decision.events.append(_event(state, f"guardrail/{cause}/{rule}", now, guardrail=verdict))
         _terminate(state, decision, now, cause, aborted=verdict.message)
         return None
-    state.iterations[name] = iteration
+    if not again:
+        state.iterations[name] = iteration
     state.steps += 1
     input_id = f"{state.lifetime_id}.{state.next_step}"
     state.next_step += 1
@@ -482,6 +551,7 @@ def _complete(
     state.status = pb.LIFETIME_STATUS_COMPLETED
     state.output = output
     state.pending.clear()
+    state.waiting.clear()
     decision.events.append(
         _event(
             state, "completed", now, completed=pb.LifetimeCompleted(exec_id=exec_id, output=output)
@@ -501,6 +571,7 @@ def _terminate(
     suffix: str = "",
 ) -> None:
     state.pending.clear()
+    state.waiting.clear()
     if aborted:
         state.status, state.reason = pb.LIFETIME_STATUS_ABORTED, aborted
         decision.events.append(
@@ -519,6 +590,23 @@ def _terminate(
                 "failed",
                 now,
                 failed=pb.LifetimeFailed(exec_id=exec_id, reason=failed, error_type=error_type),
+            )
+        )
+
+
+def _note_idle(state: LifetimeState, decision: Decision, now: float, cause: str) -> None:
+    """Say so when nothing can run until a person answers (watchers stop waiting)."""
+    if state.terminal or state.held or not state.waiting or state.deferred:
+        return
+    asked = {node_input.input_id for node_input in state.waiting.values()}
+    if set(state.pending) <= asked:
+        names = ", ".join(f"{exec_id} ({i.name})" for exec_id, i in state.waiting.items())
+        decision.events.append(
+            _event(
+                state,
+                f"idle/{cause}",
+                now,
+                paused=pb.LifetimePaused(reason=f"waiting for a person at {names}", idle=True),
             )
         )
 

@@ -271,7 +271,10 @@ class ControlPlane:
             state = await self._state(lifetime_id)
             if state is None or state.terminal:
                 continue
+            asked = {i.input_id for i in state.waiting.values()}  # those wait for a person
             for node_input in state.pending.values():
+                if node_input.input_id in asked:
+                    continue
                 out.append(
                     Message(
                         self.topics.inputs(node_input.kind, state.tenant_id),

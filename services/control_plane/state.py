@@ -69,6 +69,10 @@ class LifetimeState:
     joins: dict[tuple[str, str], dict[int, pb.UpstreamResult]] = field(default_factory=dict)
     #: final executions held while PAUSED, routed on resume
     deferred: list[pb.ExecutionEnvelope] = field(default_factory=list)
+    #: paused by a command or a guardrail: routing stops until resumed
+    held: bool = False
+    #: WAITING exec id -> the input it ran; the branch continues when answered
+    waiting: dict[str, pb.NodeInput] = field(default_factory=dict)
     output: pb.Payload | None = None
     reason: str = ""
 
@@ -79,3 +83,9 @@ class LifetimeState:
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL_LIFETIME
+
+    def sync_status(self) -> None:
+        """PAUSED while held or while any branch waits for a person, else RUNNING."""
+        if not self.terminal:
+            paused = self.held or bool(self.waiting)
+            self.status = pb.LIFETIME_STATUS_PAUSED if paused else pb.LIFETIME_STATUS_RUNNING

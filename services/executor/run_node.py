@@ -10,7 +10,14 @@ from typing import Any
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from sdk._payload import BlobReader, encode, read_value
-from sdk.context import NodeContext, PlanContext, TaskContext, Upstream
+from sdk.context import (
+    _NO_ANSWER,
+    HumanInputRequired,
+    NodeContext,
+    PlanContext,
+    TaskContext,
+    Upstream,
+)
 from sdk.decision import Finish, as_decision
 from sdk.errors import NodeTimeoutError
 from sdk.node import Plan, Task
@@ -24,6 +31,7 @@ class Prepared:
     value: Any
     upstream: list[Upstream]
     given: pb.Payload | None  # the payload ``value`` came from, when there is one
+    human: Any = _NO_ANSWER  # a person's answer, when the node asked for one
 
     def forward(self) -> pb.Payload:
         """What a Plan passes to the Tasks it chooses when it gives them no input."""
@@ -46,7 +54,10 @@ async def prepare(node_input: pb.NodeInput, blobs: BlobReader | None) -> Prepare
         for u in node_input.upstream
     ]
     if node_input.kind == pb.NODE_KIND_TASK or not node_input.upstream:
-        return Prepared(await read_value(node_input.input, blobs), upstream, node_input.input)
+        prepared = Prepared(await read_value(node_input.input, blobs), upstream, node_input.input)
+        if node_input.answers_exec_id:
+            prepared.human = await read_value(node_input.human_input, blobs)
+        return prepared
     if len(upstream) == 1 and node_input.edge_taken != pb.EDGE_KIND_JOIN:
         return Prepared(upstream[0].value, upstream, node_input.upstream[0].result.output)
     return Prepared([u.value for u in upstream], upstream, None)
@@ -87,22 +98,30 @@ async def attempt(
     )
     is_task = isinstance(node, Task)
     ctx: NodeContext = (
-        TaskContext(**fields)
+        TaskContext(**fields, human_input=prepared.human)
         if is_task
         else PlanContext(**fields, upstream=list(prepared.upstream))
     )
     started_wall, started = time.time(), time.perf_counter()
     error: BaseException | None = None
     value: Any = None
+    prompt = ""
     try:
         value = await _call(node, ctx)
         value = encode(value) if is_task else _plan_result(node_input, prepared, value)
+    except HumanInputRequired as ask:
+        if is_task:
+            prompt = ask.prompt or "(no prompt)"
+        else:
+            error = TypeError("only a Task can ask a person for input (ctx.ask_human)")
     except TimeoutError:
         error = NodeTimeoutError(f"{node.name!r} ran past its timeout of {node.timeout} s")
     except Exception as exc:  # user code: any failure becomes a recorded FAILED execution
         error = exc
     latency_ms = (time.perf_counter() - started) * 1000
-    if error is None:
+    if prompt:
+        status = pb.EXECUTION_STATUS_WAITING
+    elif error is None:
         status = pb.EXECUTION_STATUS_SUCCEEDED
     elif will_retry_on_failure:
         status = pb.EXECUTION_STATUS_RETRYING
@@ -141,8 +160,8 @@ async def attempt(
     error_text = "" if error is None else (str(error) or type(error).__name__)
     error_type = "" if error is None else qualname(error)
     if is_task:
-        result = pb.TaskResult(error=error_text, error_type=error_type)
-        if error is None:
+        result = pb.TaskResult(error=error_text, error_type=error_type, human_prompt=prompt)
+        if error is None and not prompt:
             result.output.CopyFrom(value)
         envelope = pb.ExecutionEnvelope(
             task=pb.TaskExecution(header=header, telemetry=telemetry, result=result)

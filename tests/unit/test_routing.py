@@ -291,3 +291,82 @@ def test_graph_nodes_used_here_are_valid() -> None:
     # guards against the helpers above drifting from what AgentGraph accepts
     assert loop_graph(1).spec.entry == "loop"
     assert {Gather, Loop, Start, Step, Work}
+
+
+def waiting(node_input: pb.NodeInput, prompt: str) -> pb.ExecutionEnvelope:
+    return pb.ExecutionEnvelope(
+        task=pb.TaskExecution(
+            header=header(node_input, pb.EXECUTION_STATUS_WAITING),
+            result=pb.TaskResult(human_prompt=prompt),
+        )
+    )
+
+
+@pytest.mark.parametrize("order", [(0, 1), (1, 0)])
+def test_two_branches_wait_for_people_and_resume_in_either_order(order: tuple[int, int]) -> None:
+    state, d = begin(fan_out_graph())
+    log = list(d.events)
+    inputs = route(state, plan_done(d.dispatch[0], "a", "b"), [], NOW).dispatch
+    asked = []
+    for node_input in inputs:
+        envelope = waiting(node_input, f"approve {node_input.name}?")
+        d = route(state, envelope, [], NOW)
+        log.extend(d.events)
+        asked.append((node_input, envelope.task.header.exec_id))
+    assert state.status == pb.LIFETIME_STATUS_PAUSED and len(state.waiting) == 2
+    assert any(e.paused.exec_id == asked[0][1] for e in log if e.WhichOneof("kind") == "paused")
+    outputs = {}
+    for index in order:
+        node_input, exec_id = asked[index]
+        answer = pb.LifetimeResumed(human_input=encode("yes"), exec_id=exec_id)
+        d = resume(state, answer, NOW, f"r{index}")
+        (again,) = d.dispatch
+        assert (again.name, again.iteration) == (node_input.name, node_input.iteration)
+        assert again.answers_exec_id == exec_id and again.human_input == encode("yes")
+        d2 = route(state, task_done(again, f"{node_input.name} approved"), [], NOW)
+        outputs[node_input.name] = d2
+    # after both answers the join ran once, with both branches
+    (gather,) = [i for d2 in outputs.values() for i in d2.dispatch]
+    assert [u.name for u in gather.upstream] == ["a", "b"]
+    assert state.status == pb.LIFETIME_STATUS_RUNNING and not state.waiting
+
+
+def test_answering_one_of_two_questions_leaves_the_lifetime_idle_and_paused() -> None:
+    state, d = begin(fan_out_graph())
+    a, b = route(state, plan_done(d.dispatch[0], "a", "b"), [], NOW).dispatch
+    wait_a, wait_b = waiting(a, "a?"), waiting(b, "b?")
+    route(state, wait_a, [], NOW)
+    route(state, wait_b, [], NOW)
+    answer = pb.LifetimeResumed(human_input=encode(1), exec_id=wait_a.task.header.exec_id)
+    (again,) = resume(state, answer, NOW, "r1").dispatch
+    d = route(state, task_done(again, "A"), [], NOW)
+    idle = [e for e in d.events if e.WhichOneof("kind") == "paused" and e.paused.idle]
+    assert idle and wait_b.task.header.exec_id in idle[0].paused.reason
+    assert state.status == pb.LIFETIME_STATUS_PAUSED
+    # a resume without input does not answer anyone
+    assert resume(state, pb.LifetimeResumed(), NOW, "r2") == Decision()
+
+
+def test_rebuild_reproduces_waiting_and_answers() -> None:
+    state, d = begin(fan_out_graph())
+    log = list(d.events)
+    executions: dict[str, pb.ExecutionEnvelope] = {}
+
+    def apply(envelope: pb.ExecutionEnvelope) -> Decision:
+        executions[envelope.task.header.exec_id or envelope.plan.header.exec_id] = envelope
+        out = route(state, envelope, [], NOW)
+        log.extend(out.events)
+        return out
+
+    a, b = apply(plan_done(d.dispatch[0], "a", "b")).dispatch
+    wait_a = waiting(a, "a?")
+    apply(wait_a)
+    apply(task_done(b, "B"))
+    answer = pb.LifetimeResumed(human_input=encode(1), exec_id=wait_a.task.header.exec_id)
+    r = resume(state, answer, NOW, "r1")
+    log.extend(r.events)
+    apply(task_done(r.dispatch[0], "A"))
+    rebuilt = rebuild(log, executions)
+    assert rebuilt is not None
+    for field in ("status", "steps", "iterations", "pending", "waiting", "output", "held"):
+        assert getattr(rebuilt, field) == getattr(state, field), field

@@ -31,7 +31,7 @@ class Upstream:
     branch: int | None = None  # index within the fan-out, for join inputs
 
 
-class HumanInputRequired(Exception):  # noqa: N818 (control flow, not an error)
+class HumanInputRequired(Exception):
     """Raised by ``ctx.ask_human``: the Task stops here until a person answers.
 
     Do not catch it; tickrail records the question and re-runs the Task with

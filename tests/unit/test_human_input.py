@@ -50,13 +50,33 @@ def test_two_parallel_questions_answered_one_at_a_time_in_either_order(
     assert "say which question this answers with --exec" in capsys.readouterr().err
 
     second = next(name for name in asked if name != first)
-    code, after_first = cli_json(capsys, "lifetimes", "resume", lifetime_id, "--exec",
-                                 asked[first], "--input", '"approve"', "--json", "--quiet")
+    code, after_first = cli_json(
+        capsys,
+        "lifetimes",
+        "resume",
+        lifetime_id,
+        "--exec",
+        asked[first],
+        "--input",
+        '"approve"',
+        "--json",
+        "--quiet",
+    )
     assert code == 3 and after_first["status"] == "PAUSED"
     assert list(waiting_execs(capsys, lifetime_id)) == [second]
 
-    code, done = cli_json(capsys, "lifetimes", "resume", lifetime_id, "--exec", asked[second],
-                          "--input", '"approve, with a canary"', "--json", "--quiet")
+    code, done = cli_json(
+        capsys,
+        "lifetimes",
+        "resume",
+        lifetime_id,
+        "--exec",
+        asked[second],
+        "--input",
+        '"approve, with a canary"',
+        "--json",
+        "--quiet",
+    )
     assert code == 0 and done["status"] == "COMPLETED"
     assert done["output"]["value"] == {
         "approved": True,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -244,6 +245,45 @@ async def cmd_lifetimes_resume(args: argparse.Namespace) -> int:
             await runtime.control_plane.recover([args.lifetime_id])
         final = await runtime.wait(args.lifetime_id, timeout=args.timeout)
         return await _finish(runtime, args.lifetime_id, final, time.perf_counter() - t0, args.json)
+
+
+async def cmd_replay(args: argparse.Namespace) -> int:
+    from adapters import open_blob_store
+    from services.control_plane.replay import replay_lifetime
+
+    settings = _settings(args)
+    graphs: list[AgentGraph] = []
+    async with open_store(settings.store_url) as store, open_blob_store(settings.blob_url) as blobs:
+        if args.rerun_plans:
+            events = await store.events(args.lifetime_id)
+            if events:
+                started = pb.LifetimeEvent.FromString(events[0].body).started
+                target = args.graph or started.labels.get(GRAPH_LABEL)
+                if not target:
+                    raise ConfigurationError("the lifetime does not record its graph; pass --graph")
+                graphs.append(load_graph(target))
+        report = await replay_lifetime(
+            store, args.lifetime_id, graphs=graphs, rerun_plans=args.rerun_plans, blobs=blobs
+        )
+    if args.json:
+        print(json.dumps(dataclasses.asdict(report), indent=2))
+        return 0 if report.ok else 1
+    d = report.divergence
+    if d is not None:
+        print(f"DIVERGED at event seq {d.seq} ({d.event_id}) after {report.checked} equal events")
+        print(f"  recorded: {d.expected}")
+        print(f"  derived:  {d.got}")
+    else:
+        print(f"OK: {report.checked} recorded decisions re-derived identically")
+    if args.rerun_plans:
+        print(
+            f"{report.plans_rerun} plan execution(s) re-run on their recorded inputs: "
+            f"{len(report.plan_differences)} differ"
+        )
+        for p in report.plan_differences:
+            print(f"  {p.exec_id} ({p.name}): recorded {p.expected}")
+            print(f"  {' ' * len(p.exec_id)}  {' ' * len(p.name)}   now     {p.got}")
+    return 0 if report.ok else 1
 
 
 async def cmd_migrate(args: argparse.Namespace) -> int:

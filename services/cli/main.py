@@ -100,6 +100,19 @@ def build_parser() -> argparse.ArgumentParser:
     res.add_argument("--timeout", type=float, default=None)
     _common(res)
 
+    replay = sub.add_parser(
+        "replay", help="re-derive a lifetime's decisions from its log and compare (read-only)"
+    )
+    replay.add_argument("lifetime_id")
+    replay.add_argument(
+        "--rerun-plans",
+        action="store_true",
+        help="also run the Plan code again on the recorded Task results",
+    )
+    replay.add_argument("--graph", help="graph code for --rerun-plans (default: as recorded)")
+    replay.add_argument("--json", action="store_true")
+    _common(replay)
+
     migrate = sub.add_parser("migrate", help="create or upgrade the state store's schema")
     _common(migrate)
 

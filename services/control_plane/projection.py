@@ -8,11 +8,11 @@ what the live control plane held (the same code derives it).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from sdk.pb import envelope_pb2 as pb
 
-from .routing import abort, pause, resume, route, start
+from .routing import Decision, abort, pause, resume, route, start
 from .state import LifetimeState
 
 
@@ -25,8 +25,24 @@ def rebuild(
     executions: Mapping[str, pb.ExecutionEnvelope],
 ) -> LifetimeState | None:
     """Fold the log into a LifetimeState; None when it has no ``started`` event."""
+    return fold(events, executions)
+
+
+def fold(
+    events: Iterable[pb.LifetimeEvent],
+    executions: Mapping[str, pb.ExecutionEnvelope],
+    on_decision: Callable[[pb.LifetimeEvent, Decision], None] | None = None,
+) -> LifetimeState | None:
+    """Drive the routing functions with the recorded inputs, in recorded order.
+
+    Inputs are the start command, the executions, the guardrail verdicts and
+    the commands; everything else is re-derived. ``on_decision`` receives the
+    recorded event that triggered each step and what the code derived from it
+    (replay compares the two).
+    """
     state: LifetimeState | None = None
     verdicts: dict[str, list[pb.GuardrailDecision]] = defaultdict(list)
+    report = on_decision or (lambda _event, _decision: None)
     for event in events:
         kind = event.WhichOneof("kind")
         now = event_time(event)
@@ -40,7 +56,9 @@ def rebuild(
                     labels=event.started.labels,
                 ),
             )
-            state, _ = start(command, now)
+            state, decision = start(command, now)
+            decision.events[0].started.CopyFrom(event.started)  # the command, not a decision
+            report(event, decision)
             continue
         if state is None or kind is None:
             continue
@@ -50,17 +68,17 @@ def rebuild(
                 verdicts[event.guardrail.exec_id].append(event.guardrail)
             continue
         if kind == "resumed":
-            resume(state, event.resumed, now, command_id(event, "resumed"))
+            report(event, resume(state, event.resumed, now, command_id(event, "resumed")))
             continue
         if kind == "paused" and event.paused.idle:
-            continue  # informational: changes nothing
+            continue  # informational, re-derived by routing
         exec_id = getattr(event, kind).exec_id
         if exec_id in executions:
-            route(state, executions[exec_id], verdicts.pop(exec_id, []), now)
+            report(event, route(state, executions[exec_id], verdicts.pop(exec_id, []), now))
         elif not exec_id and kind == "paused":
-            pause(state, event.paused.reason, now, command_id(event, "paused"))
+            report(event, pause(state, event.paused.reason, now, command_id(event, "paused")))
         elif not exec_id and kind == "aborted":
-            abort(state, event.aborted.reason, now, command_id(event, "aborted"))
+            report(event, abort(state, event.aborted.reason, now, command_id(event, "aborted")))
     return state
 
 

@@ -286,6 +286,32 @@ async def cmd_replay(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+async def cmd_fork(args: argparse.Namespace) -> int:
+    from sdk._payload import encode
+    from services.control_plane.fork import fork_lifetime
+
+    from .main import parse_json_arg
+
+    settings = _settings(args)
+    _, _, events = await _load_lifetime(settings, args.lifetime_id)
+    started = pb.LifetimeEvent.FromString(events[0].body).started
+    target = started.labels.get(GRAPH_LABEL)
+    if not target:
+        raise ConfigurationError("the lifetime does not record its graph, so it cannot continue")
+    graph = load_graph(target)
+    result = None
+    if args.result is not None:
+        result = encode(parse_json_arg(f"@{args.result}", "--result"))
+    progress = Progress(quiet=args.quiet)
+    t0 = time.perf_counter()
+    async with _runtime(settings, [graph]) as runtime:
+        new_id = await fork_lifetime(runtime, args.lifetime_id, args.from_exec, result=result)
+        progress.line(f"forked {args.lifetime_id} at {args.from_exec} as {new_id}")
+        runtime.follow(new_id, progress.on_event)
+        final = await runtime.wait(new_id, timeout=args.timeout)
+        return await _finish(runtime, new_id, final, time.perf_counter() - t0, args.json)
+
+
 async def cmd_migrate(args: argparse.Namespace) -> int:
     settings = _settings(args)
     async with open_store(settings.store_url) as store:

@@ -113,6 +113,27 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--json", action="store_true")
     _common(replay)
 
+    fork = sub.add_parser(
+        "fork", help="new lifetime from a recorded one: keep its history up to an execution"
+    )
+    fork.add_argument("lifetime_id")
+    fork.add_argument(
+        "--from",
+        dest="from_exec",
+        required=True,
+        metavar="EXEC_ID",
+        help="the execution to continue from (it runs again, unless --result)",
+    )
+    fork.add_argument(
+        "--result",
+        metavar="FILE",
+        help="JSON file with a replacement result for that (Task) execution",
+    )
+    fork.add_argument("--json", action="store_true")
+    fork.add_argument("--quiet", action="store_true")
+    fork.add_argument("--timeout", type=float, default=None)
+    _common(fork)
+
     migrate = sub.add_parser("migrate", help="create or upgrade the state store's schema")
     _common(migrate)
 

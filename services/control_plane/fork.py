@@ -1,0 +1,171 @@
+"""Fork a lifetime from any execution: keep the recorded prefix, continue live.
+
+The new lifetime gets a copy of the original's log up to the chosen
+execution (ids rewritten to its own; blobs are shared, not copied) and a
+``started`` event naming where it came from. Then it continues live: with a
+replacement result, the chosen Task's execution is recorded with that result
+and routed; without one, the chosen node runs again. Restarting a FAILED
+lifetime from its failed node is the second case.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import TypeVar
+
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message as ProtoMessage
+
+from adapters import Message, NewEvent, NewExecution
+from sdk.errors import ConfigurationError, LifetimeNotFoundError
+from sdk.pb import envelope_pb2 as pb
+from services.runtime import Runtime
+
+from .projection import event_time, rebuild
+from .routing import execution_of
+
+ProtoMessageT = TypeVar("ProtoMessageT", bound=ProtoMessage)
+
+
+async def fork_lifetime(
+    runtime: Runtime,
+    lifetime_id: str,
+    from_exec_id: str,
+    *,
+    result: pb.Payload | None = None,
+) -> str:
+    """Create the fork and set it going; returns the new lifetime's id."""
+    store = runtime.store
+    records = await store.events(lifetime_id)
+    if not records:
+        raise LifetimeNotFoundError(f"no lifetime {lifetime_id!r} is recorded")
+    events = [pb.LifetimeEvent.FromString(r.body) for r in records]
+    executions = {
+        r.exec_id: pb.ExecutionEnvelope.FromString(r.envelope)
+        for r in await store.executions(lifetime_id)
+    }
+    chosen = executions.get(from_exec_id)
+    if chosen is None:
+        raise LifetimeNotFoundError(f"lifetime {lifetime_id} has no execution {from_exec_id!r}")
+    if result is not None and chosen.WhichOneof("execution") != "task":
+        raise ConfigurationError(
+            f"{from_exec_id} is a Plan: only a Task's result can be replaced "
+            "(fork without a result to run the Plan again)"
+        )
+    cut = next((i for i, e in enumerate(events) if from_exec_id in _exec_ids(e)), None)
+    if cut is None:
+        raise ConfigurationError(
+            f"{from_exec_id} was never routed (it arrived after the lifetime ended)"
+        )
+
+    new_id = uuid.uuid4().hex[:20]
+    prefix = [_renamed(e, lifetime_id, new_id) for e in events[:cut]]
+    prefix[0].started.forked_from_lifetime = lifetime_id
+    prefix[0].started.forked_from_exec = from_exec_id
+    kept = {x for e in events[:cut] for x in _exec_ids(e)}
+    copies = {
+        _rename_id(x, lifetime_id, new_id): _renamed(executions[x], lifetime_id, new_id)
+        for x in executions
+        if x in kept
+    }
+    state = rebuild(prefix, copies)
+    assert state is not None  # the prefix starts with the original's started event
+    if state.terminal:
+        raise ConfigurationError(f"the lifetime had already ended before {from_exec_id}")
+
+    await store.append_executions([_row(envelope) for envelope in copies.values()])
+    await store.append_events(
+        [
+            NewEvent(
+                event_id=e.event_id,
+                lifetime_id=new_id,
+                tenant_id=state.tenant_id,
+                graph_id=state.graph_id,
+                kind=e.WhichOneof("kind") or "",
+                status=state.status,
+                created_at=event_time(e),
+                body=e.SerializeToString(),
+            )
+            for e in prefix
+        ]
+    )
+
+    replaced = _renamed(chosen, lifetime_id, new_id)
+    skip_input = ""
+    out: list[Message] = []
+    topics = runtime.topics
+    if result is not None:
+        task = replaced.task
+        task.result.CopyFrom(pb.TaskResult(output=result))
+        task.header.status = pb.EXECUTION_STATUS_SUCCEEDED
+        skip_input = task.header.input_id
+        out.append(
+            Message(topics.executions(state.tenant_id), new_id, replaced.SerializeToString())
+        )
+    asked = {i.input_id for i in state.waiting.values()}
+    for node_input in state.pending.values():
+        if node_input.input_id not in asked and node_input.input_id != skip_input:
+            out.append(
+                Message(
+                    topics.inputs(node_input.kind, state.tenant_id),
+                    new_id,
+                    node_input.SerializeToString(),
+                )
+            )
+    await runtime.bus.publish(out)
+    return new_id
+
+
+def _row(envelope: pb.ExecutionEnvelope) -> NewExecution:
+    header = execution_of(envelope).header
+    return NewExecution(
+        exec_id=header.exec_id,
+        lifetime_id=header.lifetime_id,
+        tenant_id=header.tenant_id,
+        name=header.name,
+        kind=header.kind,
+        status=header.status,
+        created_at=header.created_at.ToNanoseconds() / 1e9,
+        envelope=envelope.SerializeToString(),
+    )
+
+
+def _exec_ids(event: pb.LifetimeEvent) -> Iterator[str]:
+    kind = event.WhichOneof("kind")
+    exec_id = getattr(getattr(event, kind), "exec_id", "") if kind else ""
+    if exec_id:
+        yield exec_id
+
+
+def _rename_id(value: str, old: str, new: str) -> str:
+    return value.replace(old, new)
+
+
+def _renamed(message: ProtoMessageT, old: str, new: str) -> ProtoMessageT:
+    """A copy with the lifetime id rewritten in every id-bearing string field.
+
+    Blob URIs keep the original id: the fork shares the stored blobs.
+    Payload bytes are data, never rewritten.
+    """
+    copy = type(message)()
+    copy.CopyFrom(message)
+    _rewrite(copy, old, new)
+    return copy
+
+
+def _rewrite(message: ProtoMessage, old: str, new: str) -> None:
+    for field, value in message.ListFields():
+        if field.name == "uri":
+            continue
+        if field.type == FieldDescriptor.TYPE_STRING:
+            if field.is_repeated:
+                value[:] = [v.replace(old, new) for v in value]
+            else:
+                setattr(message, field.name, value.replace(old, new))
+        elif field.type == FieldDescriptor.TYPE_MESSAGE:
+            entry = field.message_type
+            if entry is not None and entry.GetOptions().map_entry:
+                continue  # labels and task inputs: keyed by names, not ids
+            for item in value if field.is_repeated else [value]:
+                _rewrite(item, old, new)

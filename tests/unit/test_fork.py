@@ -1,0 +1,124 @@
+"""Fork a recorded lifetime from any execution, with or without an edited result."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.cli.main import main
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def cli_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any]:
+    code = main(list(argv))
+    return code, json.loads(capsys.readouterr().out)
+
+
+def executions(capsys: pytest.CaptureFixture[str], lifetime_id: str) -> list[dict[str, Any]]:
+    code, shown = cli_json(capsys, "lifetimes", "show", lifetime_id, "--json")
+    assert code == 0
+    return list(shown["executions"])
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+
+
+def test_fork_with_an_edited_result_keeps_the_prefix_and_follows_the_edit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, original = cli_json(capsys, "run", str(EXAMPLES / "coding_agent.py"), "--json", "--quiet")
+    assert code == 0
+    before = executions(capsys, original["lifetime_id"])
+    first_test = next(e for e in before if e["header"]["name"] == "test_api")
+    report = first_test["result"]["output"]["value"]
+    assert report["passed"] is False  # the first validation fails in the recording
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps({**report, "passed": True, "failures": []}))
+
+    code, forked = cli_json(
+        capsys,
+        "fork",
+        original["lifetime_id"],
+        "--from",
+        first_test["header"]["exec_id"],
+        "--result",
+        str(edited),
+        "--json",
+        "--quiet",
+    )
+    assert code == 0 and forked["status"] == "COMPLETED"
+    after = executions(capsys, forked["lifetime_id"])
+
+    # earlier executions are the recorded ones (same nodes, same outputs)
+    cut = before.index(first_test)
+    assert [e["header"]["name"] for e in after[:cut]] == [e["header"]["name"] for e in before[:cut]]
+
+    def decided(e: dict[str, Any]) -> Any:  # outputs and choices; ids differ by design
+        r = e.get("result", {})
+        return r.get("output"), r.get("next_task_names"), r.get("task_inputs")
+
+    assert [decided(e) for e in after[:cut]] == [decided(e) for e in before[:cut]]
+    assert all(e["header"]["lifetime_id"] == forked["lifetime_id"] for e in after)
+    # later ones follow the edit: the api branch ships without a fix
+    names = [e["header"]["name"] for e in after]
+    assert "fix_api" not in names and "fix_tests" in names and "ship_api" in names
+    # the fork records where it came from, and replays clean
+    _, shown = cli_json(capsys, "lifetimes", "show", forked["lifetime_id"], "--json")
+    started = next(e for e in shown["events"] if e["kind"] == "started")["started"]
+    assert started["forked_from_lifetime"] == original["lifetime_id"]
+    assert started["forked_from_exec"] == first_test["header"]["exec_id"]
+    assert cli_json(capsys, "replay", forked["lifetime_id"], "--json")[1]["ok"]
+    # the original is unchanged
+    assert executions(capsys, original["lifetime_id"]) == before
+
+
+def test_restarting_a_failed_lifetime_from_its_failed_node(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    marker = tmp_path / "service-is-up"
+    graph = tmp_path / "needs_service.py"
+    graph.write_text(
+        "from pathlib import Path\n"
+        "from sdk import AgentGraph, Finish, Next, Plan, Task, final, normal\n"
+        "class Start(Plan):\n"
+        "    async def plan(self, ctx):\n"
+        "        return Finish(ctx.upstream[0].value) if ctx.upstream else Next('call')\n"
+        "class Call(Task):\n"
+        "    async def run(self, ctx):\n"
+        f"        if not Path({str(marker)!r}).exists():\n"
+        "            raise ConnectionError('service is down')\n"
+        "        return 'called'\n"
+        "graph = AgentGraph('needs_service', version='1.0.0', entry='start',\n"
+        "    nodes=[Start(), Call()], edges=[normal('start', 'call'), normal('call', 'start'),\n"
+        "    final('start')])\n"
+    )
+    code, failed = cli_json(capsys, "run", str(graph), "--json", "--quiet")
+    assert code == 1 and failed["status"] == "FAILED"
+    failed_exec = executions(capsys, failed["lifetime_id"])[-1]["header"]
+    assert failed_exec["name"] == "call" and failed_exec["status"] == "EXECUTION_STATUS_FAILED"
+    marker.touch()
+    code, restarted = cli_json(
+        capsys, "fork", failed["lifetime_id"], "--from", failed_exec["exec_id"], "--json", "--quiet"
+    )
+    assert code == 0 and restarted["status"] == "COMPLETED"
+    assert restarted["output"]["value"] == "called"
+
+
+def test_fork_refuses_a_plan_result_and_unknown_executions(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, done = cli_json(capsys, "run", str(EXAMPLES / "hello.yaml"), "--json", "--quiet")
+    assert main(["fork", done["lifetime_id"], "--from", "nope"]) == 2
+    assert "has no execution 'nope'" in capsys.readouterr().err
+    code, agent = cli_json(capsys, "run", str(EXAMPLES / "coding_agent.py"), "--json", "--quiet")
+    plan_exec = executions(capsys, agent["lifetime_id"])[0]["header"]["exec_id"]
+    result = tmp_path / "r.json"
+    result.write_text("{}")
+    assert main(["fork", agent["lifetime_id"], "--from", plan_exec, "--result", str(result)]) == 2
+    assert "only a Task's result can be replaced" in capsys.readouterr().err

@@ -114,9 +114,11 @@ def test_fork_refuses_a_plan_result_and_unknown_executions(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     code, done = cli_json(capsys, "run", str(EXAMPLES / "hello.yaml"), "--json", "--quiet")
+    assert code == 0
     assert main(["fork", done["lifetime_id"], "--from", "nope"]) == 2
     assert "has no execution 'nope'" in capsys.readouterr().err
     code, agent = cli_json(capsys, "run", str(EXAMPLES / "coding_agent.py"), "--json", "--quiet")
+    assert code == 0
     plan_exec = executions(capsys, agent["lifetime_id"])[0]["header"]["exec_id"]
     result = tmp_path / "r.json"
     result.write_text("{}")

@@ -24,6 +24,16 @@ from sdk.graph import AgentGraph, Edge, EdgeKind, final, join, normal, parallel
 from sdk.loading import load_graph
 from sdk.node import Plan, Retry, Task
 
+
+def __getattr__(name: str) -> object:
+    # The client needs the grpc extra; import it on first use so `import sdk` never does.
+    if name == "TickrailClient":
+        from sdk.client import TickrailClient
+
+        return TickrailClient
+    raise AttributeError(f"module 'sdk' has no attribute {name!r}")
+
+
 __all__ = [
     "AdapterError",
     "AgentGraph",
@@ -44,6 +54,7 @@ __all__ = [
     "RoutingError",
     "Task",
     "TaskContext",
+    "TickrailClient",
     "TickrailError",
     "Upstream",
     "Usage",

@@ -2,6 +2,8 @@
 
     TickrailError
     ├── ConfigurationError        bad settings, unknown URL scheme, missing extra
+    │   ├── AuthenticationError   the API refused the credentials (UNAUTHENTICATED)
+    │   └── PermissionDeniedError the credentials do not cover this tenant or lifetime
     ├── AdapterError              a bus, store, blob or KV operation failed (.retriable)
     │   ├── AdapterClosedError    the adapter was used after close()
     │   └── BlobIntegrityError    a blob's bytes do not match its recorded digest
@@ -29,6 +31,14 @@ class TickrailError(Exception):
 
 class ConfigurationError(TickrailError):
     """Settings are invalid, or name something that cannot be used."""
+
+
+class AuthenticationError(ConfigurationError):
+    """The lifecycle API did not accept the token (UNAUTHENTICATED)."""
+
+
+class PermissionDeniedError(ConfigurationError):
+    """The token is valid, but not for this tenant or lifetime (PERMISSION_DENIED)."""
 
 
 class AdapterError(TickrailError):

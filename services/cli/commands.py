@@ -10,7 +10,7 @@ import sys
 import time
 from typing import Any
 
-from adapters import open_store
+from adapters import EventRecord, ExecutionRecord, LifetimeSummary, open_store
 from sdk.errors import ConfigurationError, LifetimeNotFoundError
 from sdk.graph import AgentGraph
 from sdk.loading import load_graph
@@ -139,8 +139,90 @@ async def _load_lifetime(settings: Settings, lifetime_id: str) -> tuple[Any, Any
     return summary, executions, events
 
 
+async def cmd_serve(args: argparse.Namespace) -> int:
+    from services.api.serve import run_api_server
+
+    settings = _settings(args)
+    graphs = [load_graph(target) for target in settings.graphs]
+    tokens = dict(_token_reference(item) for item in args.token)
+    return await run_api_server(
+        settings, graphs, address=args.address, tokens=tokens or None, insecure=args.insecure
+    )
+
+
+def _token_reference(item: str) -> tuple[str, str]:
+    tenant, sep, variable = item.partition("=")
+    if not sep or not tenant or not variable:
+        raise ConfigurationError(f"--token {item!r} must look like TENANT=ENV_VAR")
+    return tenant, variable
+
+
+def _client(args: argparse.Namespace, settings: Settings) -> Any:
+    """A TickrailClient for --server (imported here: it needs the grpc extra)."""
+    from sdk.client import TickrailClient
+
+    return TickrailClient(
+        args.server,
+        tenant=args.tenant or settings.tenant,
+        token=os.environ.get(args.token_env) or None,
+        secure=args.secure,
+    )
+
+
+def _summary_of(info: Any) -> LifetimeSummary:
+    return LifetimeSummary(
+        lifetime_id=info.lifetime_id,
+        tenant_id=info.tenant_id,
+        graph_id=info.graph_id,
+        status=pb.LifetimeStatus.Value(f"LIFETIME_STATUS_{info.status}"),
+        started_at=info.started_at.timestamp(),
+        updated_at=info.updated_at.timestamp(),
+        events=info.events,
+    )
+
+
+async def _load_remote(args: argparse.Namespace, settings: Settings) -> tuple[Any, Any, Any]:
+    """``_load_lifetime`` through the API: the same records, rebuilt from its answer."""
+    async with _client(args, settings) as client:
+        detail = await client.get(args.lifetime_id)
+    summary = _summary_of(detail.info)
+    executions = [
+        ExecutionRecord(
+            seq=e.seq,
+            exec_id=e.header.exec_id,
+            lifetime_id=e.header.lifetime_id,
+            tenant_id=e.header.tenant_id,
+            name=e.header.name,
+            kind=e.header.kind,
+            status=e.header.status,
+            created_at=e.header.created_at.ToNanoseconds() / 1e9,
+            envelope=e.envelope.SerializeToString(),
+        )
+        for e in detail.executions
+    ]
+    events = [
+        EventRecord(
+            seq=e.seq,
+            event_id=e.event_id,
+            lifetime_id=e.lifetime_id,
+            tenant_id=e.tenant_id,
+            graph_id=summary.graph_id,
+            kind=e.WhichOneof("kind") or "",
+            status=summary.status,
+            created_at=e.created_at.ToNanoseconds() / 1e9,
+            body=e.SerializeToString(),
+        )
+        for e in detail.events
+    ]
+    return summary, executions, events
+
+
 async def cmd_lifetimes_show(args: argparse.Namespace) -> int:
-    summary, executions, events = await _load_lifetime(_settings(args), args.lifetime_id)
+    settings = _settings(args)
+    if args.server:
+        summary, executions, events = await _load_remote(args, settings)
+    else:
+        summary, executions, events = await _load_lifetime(settings, args.lifetime_id)
     if args.json:
         print(json.dumps(render.lifetime_json(summary, executions, events), indent=2))
     else:
@@ -151,9 +233,16 @@ async def cmd_lifetimes_show(args: argparse.Namespace) -> int:
 async def cmd_lifetimes_list(args: argparse.Namespace) -> int:
     settings = _settings(args)
     status = getattr(pb, f"LIFETIME_STATUS_{args.status}") if args.status else None
-    async with open_store(settings.store_url) as store:
-        await store.setup()
-        rows = await store.list_lifetimes(tenant_id=args.tenant, status=status, limit=args.limit)
+    if args.server:
+        async with _client(args, settings) as client:
+            page = await client.list(status=args.status, page_size=args.limit)
+        rows = [_summary_of(info) for info in page.lifetimes]
+    else:
+        async with open_store(settings.store_url) as store:
+            await store.setup()
+            rows = await store.list_lifetimes(
+                tenant_id=args.tenant, status=status, limit=args.limit
+            )
     if args.json:
         print(
             json.dumps(
@@ -187,6 +276,7 @@ async def cmd_lifetimes_list(args: argparse.Namespace) -> int:
 
 async def cmd_lifetimes_resume(args: argparse.Namespace) -> int:
     from sdk._payload import encode
+    from services.control_plane.commands import ResumeRefused, resume_command
     from services.control_plane.projection import rebuild
 
     from .main import parse_json_arg
@@ -203,22 +293,16 @@ async def cmd_lifetimes_resume(args: argparse.Namespace) -> int:
     )
     assert state is not None
     human = parse_json_arg(args.input, "--input")
-    resume = pb.LifetimeResumed(reason="resumed from the command line")
-    if human is not None or args.exec_id:
-        asked = ", ".join(f"{e} ({i.name})" for e, i in state.waiting.items()) or "none"
-        if args.exec_id and args.exec_id not in state.waiting:
-            raise ConfigurationError(f"{args.exec_id} is not waiting for input; waiting: {asked}")
-        if not args.exec_id and len(state.waiting) != 1:
-            raise ConfigurationError(
-                f"say which question this answers with --exec; waiting: {asked}"
-            )
-        if human is None:
-            raise ConfigurationError("--exec needs --input: the answer to deliver")
-        resume.human_input.CopyFrom(encode(human))
-        resume.exec_id = args.exec_id or next(iter(state.waiting))
-    elif not state.held:
-        asked = ", ".join(f"{e} ({i.name})" for e, i in state.waiting.items())
-        raise ConfigurationError(f"the lifetime waits for a person; answer with --input: {asked}")
+    try:
+        resume = resume_command(
+            state,
+            answer=None if human is None else encode(human),
+            exec_id=args.exec_id or "",
+            reason="resumed from the command line",
+        )
+    except ResumeRefused as exc:
+        flag = {"exec_id": "--exec", "input": "--input"}.get(exc.field)
+        raise ConfigurationError(f"{exc} (use {flag})" if flag else str(exc)) from exc
     started = pb.LifetimeEvent.FromString(events[0].body).started
     target = args.graph or started.labels.get(GRAPH_LABEL)
     if not target:

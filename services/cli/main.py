@@ -46,6 +46,18 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _remote(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("through a lifecycle API server instead of the store")
+    group.add_argument("--server", metavar="HOST:PORT", help="a `tickrail serve` address")
+    group.add_argument(
+        "--token-env",
+        default="TICKRAIL_TOKEN",
+        metavar="VAR",
+        help="environment variable holding the API token (default TICKRAIL_TOKEN)",
+    )
+    group.add_argument("--secure", action="store_true", help="connect with TLS")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tickrail", description="Run agent graphs with every step recorded."
@@ -79,10 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--limit", type=int, default=20)
     ls.add_argument("--json", action="store_true")
     _common(ls)
+    _remote(ls)
     show = lsub.add_parser("show", help="every execution and decision of one lifetime")
     show.add_argument("lifetime_id")
+    show.add_argument("--tenant", help="tenant of the lifetime (with --server)")
     show.add_argument("--json", action="store_true")
     _common(show)
+    _remote(show)
     res = lsub.add_parser("resume", help="continue a PAUSED lifetime where it stopped")
     res.add_argument("lifetime_id")
     res.add_argument("--graph", help="graph to run it with (default: the one it was started with)")
@@ -133,6 +148,32 @@ def build_parser() -> argparse.ArgumentParser:
     fork.add_argument("--quiet", action="store_true")
     fork.add_argument("--timeout", type=float, default=None)
     _common(fork)
+
+    srv = sub.add_parser("serve", help="serve the lifecycle API over gRPC (docs/api.md)")
+    srv.add_argument(
+        "--address", default="127.0.0.1:50051", help="host:port to listen on (default %(default)s)"
+    )
+    srv.add_argument(
+        "--graph",
+        action="append",
+        dest="graphs",
+        metavar="GRAPH",
+        help="graph to serve: file.py, module:attr or graph.yaml "
+        "(repeatable; default: the 'graphs' setting)",
+    )
+    srv.add_argument(
+        "--token",
+        action="append",
+        default=[],
+        metavar="TENANT=ENV_VAR",
+        help="a tenant and the environment variable holding its API token (repeatable)",
+    )
+    srv.add_argument(
+        "--insecure",
+        action="store_true",
+        help="no authentication (development only; loopback addresses only)",
+    )
+    _common(srv)
 
     migrate = sub.add_parser("migrate", help="create or upgrade the state store's schema")
     _common(migrate)

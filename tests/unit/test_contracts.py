@@ -47,6 +47,7 @@ def test_public_api_is_exactly_what_we_document() -> None:
             "RoutingError",
             "Task",
             "TaskContext",
+            "TickrailClient",
             "TickrailError",
             "Upstream",
             "Usage",

@@ -47,7 +47,9 @@ def test_two_parallel_questions_answered_one_at_a_time_in_either_order(
 
     # two questions are open: an answer must say which one it is for
     assert main(["lifetimes", "resume", lifetime_id, "--input", '"approve"']) == 2
-    assert "say which question this answers with --exec" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "say which waiting execution the input answers" in err and "(use --exec)" in err
+    assert asked["legal_review"] in err and asked["security_review"] in err
 
     second = next(name for name in asked if name != first)
     code, after_first = cli_json(

@@ -1,0 +1,99 @@
+"""``tickrail serve``: the lifecycle API in front of an embedded or a cloud deployment.
+
+In the embedded and test profiles the process also runs every role (data
+plane, control plane, executor) over the configured adapters; in the cloud
+profile it runs none and only publishes commands and reads the store, like
+``tickrail run --profile cloud``. SIGTERM or SIGINT stops the API server first
+(running calls get a grace period), then the runtime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Mapping, Sequence
+
+from sdk.errors import ConfigurationError
+from sdk.graph import AgentGraph
+from services.config import Settings
+from services.runtime import Runtime
+
+from .auth import Authenticator
+from .server import serve_api
+
+log = logging.getLogger("tickrail.api")
+
+#: Seconds running calls (watch streams included) get to finish on shutdown.
+STOP_GRACE_S = 5.0
+
+
+def authenticator(address: str, tokens: Mapping[str, str] | None, insecure: bool) -> Authenticator:
+    """Tokens by reference (tenant -> environment variable), or insecure on loopback."""
+    if insecure:
+        if tokens:
+            raise ConfigurationError("choose tenant tokens or insecure mode, not both")
+        return Authenticator.insecure_on(address)
+    if not tokens:
+        raise ConfigurationError(
+            "the API needs tenant tokens (tenant -> environment variable holding the "
+            "token), or insecure mode on a loopback address for local development"
+        )
+    return Authenticator.from_references(tokens)
+
+
+async def run_api_server(
+    settings: Settings,
+    graphs: Sequence[AgentGraph],
+    *,
+    address: str,
+    tokens: Mapping[str, str] | None,
+    insecure: bool,
+) -> int:
+    """Serve until SIGTERM or SIGINT. Returns 0 after a requested stop, 1 if a role died.
+
+    ``tokens`` maps each tenant to the *name* of the environment variable
+    holding its token; every variable is read (and checked) before anything starts.
+    """
+    auth = authenticator(address, tokens, insecure)
+    if settings.resolved().profile == "cloud":
+        runtime = Runtime(settings, graphs, roles=(), watch=False)
+    else:
+        runtime = Runtime(settings, graphs)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
+            installed.append(signum)
+    try:
+        async with runtime:
+            if runtime.control_plane is not None:
+                # Work in flight when a previous embedded process stopped died with it.
+                recovered = await runtime.control_plane.recover()
+                if recovered:
+                    log.warning("re-dispatched %d input(s) of running lifetimes", recovered)
+            api = await serve_api(runtime, address=address, auth=auth)
+            log.warning("tickrail API serving on %s (port %d)", address, api.port)
+            try:
+                return await _until_stopped(runtime, stop)
+            finally:
+                await api.set_serving(False)
+                await api.stop(STOP_GRACE_S)  # the server first, then the runtime
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+
+
+async def _until_stopped(runtime: Runtime, stop: asyncio.Event) -> int:
+    while not stop.is_set():
+        if not runtime.alive():
+            log.error("a runtime role stopped unexpectedly; shutting the API down")
+            return 1
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(1.0):
+                await stop.wait()
+    log.warning("tickrail API stopping (grace %.0f s)", STOP_GRACE_S)
+    return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import json
 import os
@@ -274,6 +275,116 @@ async def cmd_lifetimes_list(args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_lifetimes_watch(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    progress = Progress(stream=sys.stdout)
+    if args.server:
+        async with _client(args, settings) as client:
+            async for event in client.watch(args.lifetime_id):
+                progress.on_event(event)
+        return 0
+    async with open_store(settings.store_url) as store:
+        if not await store.events(args.lifetime_id):
+            raise LifetimeNotFoundError(f"no lifetime {args.lifetime_id!r} in {settings.store_url}")
+        after = 0
+        while True:
+            for record in await store.events(args.lifetime_id, after_seq=after):
+                after = record.seq
+                progress.on_event(pb.LifetimeEvent.FromString(record.body))
+                if record.kind in {"completed", "failed", "aborted"}:
+                    return 0
+            await asyncio.sleep(0.2)
+
+
+async def cmd_lifetimes_pause(args: argparse.Namespace) -> int:
+    return await _steer(args, "pause")
+
+
+async def cmd_lifetimes_abort(args: argparse.Namespace) -> int:
+    return await _steer(args, "abort")
+
+
+async def _steer(args: argparse.Namespace, verb: str) -> int:
+    """Pause or abort: through the API, over the bus (cloud), or here (embedded)."""
+    settings = _settings(args)
+    if args.server:
+        async with _client(args, settings) as client:
+            await getattr(client, verb)(args.lifetime_id, reason=args.reason)
+        print(f"{verb} sent for {args.lifetime_id}")
+        return 0
+    summary, _, _ = await _load_lifetime(settings, args.lifetime_id)
+    if summary.status in (
+        pb.LIFETIME_STATUS_COMPLETED,
+        pb.LIFETIME_STATUS_FAILED,
+        pb.LIFETIME_STATUS_ABORTED,
+    ):
+        raise ConfigurationError(
+            f"lifetime {args.lifetime_id} is {render.LIFETIME[summary.status]} already"
+        )
+    command = pb.LifetimeCommand(
+        command_id=f"{verb}-{time.time_ns()}",
+        lifetime_id=args.lifetime_id,
+        tenant_id=summary.tenant_id,
+    )
+    reason = args.reason or f"{verb} from the command line"
+    if verb == "pause":
+        command.pause.CopyFrom(pb.LifetimePaused(reason=reason))
+    else:
+        command.abort.CopyFrom(pb.LifetimeAborted(reason=reason))
+    if settings.profile == "cloud":  # a control-plane process takes it from the bus
+        async with Runtime(settings, roles=(), watch=False) as runtime:
+            await runtime.send(command)
+        print(f"{verb} sent for {args.lifetime_id}")
+        return 0
+    # Embedded: the lifetime's control plane lives in the process running it.
+    running = summary.status == pb.LIFETIME_STATUS_RUNNING
+    if verb == "pause" or (running and not getattr(args, "force", False)):
+        force = ", or --force if no process runs it any more" if verb == "abort" else ""
+        raise ConfigurationError(
+            "in the embedded profile a RUNNING lifetime is steered by the process running it; "
+            f"use a server (tickrail serve, then --server){force}"
+        )
+    async with Runtime(settings, roles=("control_plane",)) as runtime:
+        runtime.follow(args.lifetime_id, lambda _e: None)
+        await runtime.send(command)
+        final = await runtime.wait(args.lifetime_id, timeout=30)
+    print(f"{args.lifetime_id}: {render.describe_event(final) or final.WhichOneof('kind')}")
+    return 0
+
+
+async def cmd_usage(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    rows: list[tuple[str, int, int, float, int]]
+    if args.server:
+        async with _client(args, settings) as client:
+            found = await client.usage(lifetime_id=args.lifetime, group_by=args.by)
+        rows = [(r.key, r.tokens_in, r.tokens_out, r.cost_usd, r.executions) for r in found]
+    else:
+        from sdk.pb import lifecycle_pb2 as api
+        from services.api._usage import usage_rows
+
+        async with open_store(settings.store_url) as store:
+            if args.lifetime:
+                ids = [args.lifetime]
+            else:
+                listed = await store.list_lifetimes(tenant_id=args.tenant, limit=1_000_000)
+                ids = [s.lifetime_id for s in listed]
+            records = [r for lifetime_id in ids for r in await store.executions(lifetime_id)]
+        grouping = api.UsageGrouping.Value(f"USAGE_GROUPING_{args.by.upper()}")
+        rows = [
+            (r.key, r.tokens_in, r.tokens_out, r.cost_usd, r.executions)
+            for r in usage_rows(records, grouping)
+        ]
+    if args.json:
+        keys = ("key", "tokens_in", "tokens_out", "cost_usd", "executions")
+        print(json.dumps([dict(zip(keys, row, strict=True)) for row in rows], indent=2))
+        return 0
+    print(f"{args.by:<32} {'tokens in':>11} {'tokens out':>11} {'cost $':>10} {'executions':>10}")
+    for key, t_in, t_out, cost, count in rows:
+        print(f"{key[:32]:<32} {t_in:>11,} {t_out:>11,} {cost:>10.4f} {count:>10,}")
+    return 0
+
+
 async def cmd_lifetimes_resume(args: argparse.Namespace) -> int:
     from sdk._payload import encode
     from services.control_plane.commands import ResumeRefused, resume_command
@@ -282,6 +393,8 @@ async def cmd_lifetimes_resume(args: argparse.Namespace) -> int:
     from .main import parse_json_arg
 
     settings = _settings(args)
+    if args.server:
+        return await _resume_remote(args, settings)
     summary, executions, events = await _load_lifetime(settings, args.lifetime_id)
     if summary.status != pb.LIFETIME_STATUS_PAUSED:
         raise ConfigurationError(
@@ -329,6 +442,31 @@ async def cmd_lifetimes_resume(args: argparse.Namespace) -> int:
             await runtime.control_plane.recover([args.lifetime_id])
         final = await runtime.wait(args.lifetime_id, timeout=args.timeout)
         return await _finish(runtime, args.lifetime_id, final, time.perf_counter() - t0, args.json)
+
+
+async def _resume_remote(args: argparse.Namespace, settings: Settings) -> int:
+    from .main import parse_json_arg
+
+    human = parse_json_arg(args.input, "--input")
+    progress = Progress(quiet=args.quiet)
+    async with _client(args, settings) as client:
+        before = await client.get(args.lifetime_id)
+        after = max((e.seq for e in before.events), default=0)
+        await client.resume(args.lifetime_id, input=human, exec_id=args.exec_id)
+        last = None
+        async with asyncio.timeout(args.timeout):
+            async for event in client.watch(args.lifetime_id, after_seq=after):
+                progress.on_event(event)
+                last = event
+                if event.WhichOneof("kind") == "paused":
+                    break
+        detail = await client.get(args.lifetime_id)
+    status = pb.LifetimeStatus.Value(f"LIFETIME_STATUS_{detail.info.status}")
+    out = {"lifetime_id": args.lifetime_id, "status": detail.info.status}
+    if last is not None and last.WhichOneof("kind") == "completed":
+        out["output"] = render.payload_json(last.completed.output)
+    print(json.dumps(out, indent=2) if args.json else f"{detail.info.status} {args.lifetime_id}")
+    return EXIT_CODES.get(int(status), 1)
 
 
 async def cmd_replay(args: argparse.Namespace) -> int:

@@ -98,6 +98,28 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true")
     _common(show)
     _remote(show)
+    watch = lsub.add_parser("watch", help="print a lifetime's decisions as they happen")
+    watch.add_argument("lifetime_id")
+    watch.add_argument("--tenant", help="tenant of the lifetime (with --server)")
+    _remote(watch)
+    _common(watch)
+    for verb, text in (
+        ("pause", "hold a running lifetime: routing stops until it is resumed"),
+        ("abort", "end a lifetime now (terminal)"),
+    ):
+        steer = lsub.add_parser(verb, help=text)
+        steer.add_argument("lifetime_id")
+        steer.add_argument("--reason", default="", help="recorded with the decision")
+        steer.add_argument("--tenant", help="tenant of the lifetime (with --server)")
+        if verb == "abort":
+            steer.add_argument(
+                "--force",
+                action="store_true",
+                help="embedded profile: abort a RUNNING lifetime no process is running any more",
+            )
+        _remote(steer)
+        _common(steer)
+
     res = lsub.add_parser("resume", help="continue a PAUSED lifetime where it stopped")
     res.add_argument("lifetime_id")
     res.add_argument("--graph", help="graph to run it with (default: the one it was started with)")
@@ -113,7 +135,17 @@ def build_parser() -> argparse.ArgumentParser:
     res.add_argument("--json", action="store_true")
     res.add_argument("--quiet", action="store_true")
     res.add_argument("--timeout", type=float, default=None)
+    res.add_argument("--tenant", help="tenant of the lifetime (with --server)")
+    _remote(res)
     _common(res)
+
+    usage = sub.add_parser("usage", help="tokens and cost, by tenant, lifetime, node or day")
+    usage.add_argument("--by", choices=["tenant", "lifetime", "node", "day"], default="tenant")
+    usage.add_argument("--lifetime", metavar="ID", help="only this lifetime")
+    usage.add_argument("--tenant", help="only this tenant (default: every tenant, locally)")
+    usage.add_argument("--json", action="store_true")
+    _remote(usage)
+    _common(usage)
 
     replay = sub.add_parser(
         "replay", help="re-derive a lifetime's decisions from its log and compare (read-only)"

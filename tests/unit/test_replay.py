@@ -118,3 +118,41 @@ def test_a_plan_that_picks_a_random_branch_is_reported_by_rerun_plans(
             break
     assert found and found[0]["name"] == "flip"
     assert code == 1 and not report["ok"]
+
+
+def test_lifetimes_with_retries_and_a_pause_then_resume_replay_ok(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    counter = tmp_path / "calls"
+    graph = tmp_path / "flaky.py"
+    graph.write_text(
+        "from pathlib import Path\n"
+        "from sdk import AgentGraph, Retry, Task, final\n"
+        "class Flaky(Task):\n"
+        "    retry = Retry(max_attempts=3, backoff=0.001)\n"
+        "    async def run(self, ctx):\n"
+        f"        p = Path({str(counter)!r})\n"
+        "        n = int(p.read_text()) + 1 if p.exists() else 1\n"
+        "        p.write_text(str(n))\n"
+        "        if n < 3:\n"
+        "            raise ConnectionError(f'try {n}')\n"
+        "        return n\n"
+        "graph = AgentGraph('flaky', version='1.0.0', entry='flaky', nodes=[Flaky()],\n"
+        "    edges=[final('flaky')])\n"
+    )
+    retried = run(capsys, str(graph))
+    hold = tmp_path / "hold.yaml"
+    hold.write_text(
+        "apiVersion: tickrail/v1\nkind: GuardrailPolicy\nrules:\n"
+        "  - name: hold\n    scope: execution\n"
+        '    condition: execution.name == "integrate"\n'
+        "    action: PAUSE_LIFETIME\n    message: look first\n"
+    )
+    paused = run(capsys, str(EXAMPLES / "coding_agent.py"), "--policy", str(hold))
+    assert main(["lifetimes", "resume", paused, "--quiet"]) == 0
+    capsys.readouterr()
+    for lifetime_id in (retried, paused):
+        code, report = cli_json(capsys, "replay", lifetime_id, "--rerun-plans", "--json")
+        assert code == 0 and report["ok"], report
+    _, shown = cli_json(capsys, "lifetimes", "show", retried, "--json")
+    assert [e["header"]["attempt"] for e in shown["executions"]] == [1, 2, 3]

@@ -17,9 +17,10 @@ from typing import TypeVar
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message as ProtoMessage
 
-from adapters import Message, NewEvent, NewExecution
+from adapters import Message, NewEvent
 from sdk.errors import ConfigurationError, LifetimeNotFoundError
 from sdk.pb import envelope_pb2 as pb
+from services.data_plane.service import execution_row
 from services.runtime import Runtime
 
 from .projection import event_time, rebuild
@@ -74,7 +75,9 @@ async def fork_lifetime(
     if state.terminal:
         raise ConfigurationError(f"the lifetime had already ended before {from_exec_id}")
 
-    await store.append_executions([_row(envelope) for envelope in copies.values()])
+    await store.append_executions(
+        [execution_row(execution_of(e).header, e.SerializeToString()) for e in copies.values()]
+    )
     await store.append_events(
         [
             NewEvent(
@@ -115,20 +118,6 @@ async def fork_lifetime(
             )
     await runtime.bus.publish(out)
     return new_id
-
-
-def _row(envelope: pb.ExecutionEnvelope) -> NewExecution:
-    header = execution_of(envelope).header
-    return NewExecution(
-        exec_id=header.exec_id,
-        lifetime_id=header.lifetime_id,
-        tenant_id=header.tenant_id,
-        name=header.name,
-        kind=header.kind,
-        status=header.status,
-        created_at=header.created_at.ToNanoseconds() / 1e9,
-        envelope=envelope.SerializeToString(),
-    )
 
 
 def _exec_ids(event: pb.LifetimeEvent) -> Iterator[str]:

@@ -18,6 +18,7 @@ from typing import Protocol
 from adapters import Consumer, EventBus, Message, NewEvent, StateStore
 from sdk.errors import EnvelopeError, PolicyError
 from sdk.pb import envelope_pb2 as pb
+from services.consume import consume_batches
 from services.metrics import Metrics
 from services.topics import Topics, check_envelope, decode, publish_dead_letters
 
@@ -84,19 +85,9 @@ class ControlPlane:
             await self.subscribe()
         consumer = self._consumer
         assert consumer is not None
-        try:
-            while not stopping.is_set():
-                messages = await consumer.poll(self.batch_size, timeout=0.2)
-                self.metrics.report_lag(consumer)
-                if messages:
-                    await self.handle(messages)
-                    await consumer.commit(messages)
-            # Finish what was already delivered, so a clean stop redelivers nothing.
-            while messages := await consumer.poll(self.batch_size, timeout=0):
-                await self.handle(messages)
-                await consumer.commit(messages)
-        finally:
-            await consumer.close()
+        await consume_batches(
+            consumer, self.handle, stopping, batch_size=self.batch_size, metrics=self.metrics
+        )
 
     # ---- one batch ----------------------------------------------------------
 

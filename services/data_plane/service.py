@@ -27,6 +27,7 @@ from adapters.store.base import unit_of_work
 from sdk._payload import DEFAULT_OFFLOAD_THRESHOLD
 from sdk.errors import EnvelopeError
 from sdk.pb import envelope_pb2 as pb
+from services.consume import consume_batches
 from services.metrics import Metrics
 from services.offload import offload_large
 from services.topics import Topics, check_envelope, decode, encode_ref, publish_dead_letters
@@ -40,6 +41,20 @@ class Downstream(Protocol):
     async def decide(self, messages: list[Message]) -> Any: ...
 
     async def publish(self, outgoing: Any) -> None: ...
+
+
+def execution_row(header: pb.ExecutionHeader, envelope: bytes) -> NewExecution:
+    """The store row for a serialized envelope with this header."""
+    return NewExecution(
+        exec_id=header.exec_id,
+        lifetime_id=header.lifetime_id,
+        tenant_id=header.tenant_id,
+        name=header.name,
+        kind=header.kind,
+        status=header.status,
+        created_at=header.created_at.ToNanoseconds() / 1e9,
+        envelope=envelope,
+    )
 
 
 class DataPlane:
@@ -75,19 +90,9 @@ class DataPlane:
             await self.subscribe()
         consumer = self._consumer
         assert consumer is not None
-        try:
-            while not stopping.is_set():
-                messages = await consumer.poll(self.batch_size, timeout=0.2)
-                self.metrics.report_lag(consumer)
-                if messages:
-                    await self.handle(messages)
-                    await consumer.commit(messages)
-            # Finish what was already delivered, so a clean stop redelivers nothing.
-            while messages := await consumer.poll(self.batch_size, timeout=0):
-                await self.handle(messages)
-                await consumer.commit(messages)
-        finally:
-            await consumer.close()
+        await consume_batches(
+            consumer, self.handle, stopping, batch_size=self.batch_size, metrics=self.metrics
+        )
 
     async def handle(self, messages: list[Message]) -> None:
         started = self.metrics.clock()
@@ -105,18 +110,7 @@ class DataPlane:
             if await offload_large(envelope, self.blobs, self.offload_threshold):
                 value = envelope.SerializeToString()
             values.append(value)
-            rows.append(
-                NewExecution(
-                    exec_id=header.exec_id,
-                    lifetime_id=header.lifetime_id,
-                    tenant_id=header.tenant_id,
-                    name=header.name,
-                    kind=header.kind,
-                    status=header.status,
-                    created_at=header.created_at.ToNanoseconds() / 1e9,
-                    envelope=value,
-                )
-            )
+            rows.append(execution_row(header, value))
         if self.downstream is not None:
             async with unit_of_work(self.store):
                 records = await self.store.append_executions(rows) if rows else []

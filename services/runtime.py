@@ -153,6 +153,7 @@ class Runtime:
                 self.topics,
                 guard=self._guard or self._policy_guard(),
                 group=self.topics.group("control-plane"),
+                observe=self._observe if direct and self.watch else None,
                 forward_inputs=executor.submit
                 if direct and isinstance(executor, Executor)
                 else None,
@@ -173,7 +174,7 @@ class Runtime:
         for role in created.values():
             await role.subscribe()
         watcher = None
-        if self.watch:
+        if self.watch and not (direct and self.control_plane is not None):
             group = self.topics.group(f"watch-{uuid.uuid4().hex}")
             watcher = await self.bus.subscribe([self.topics.events()], group)
         for name, role in created.items():
@@ -205,11 +206,16 @@ class Runtime:
         try:
             while True:
                 messages = await consumer.poll(1000, timeout=0.2)
-                for message in messages:
-                    self._deliver(pb.LifetimeEvent.FromString(message.value))
+                self._observe(messages)
                 await consumer.commit(messages)
         finally:
             await consumer.close()
+
+    def _observe(self, messages: list[Message]) -> None:
+        """Events from this process's control plane, handed over without the bus."""
+        for message in messages:
+            if message.key in self._stops or message.key in self._listeners:
+                self._deliver(pb.LifetimeEvent.FromString(message.value))
 
     def _deliver(self, event: pb.LifetimeEvent) -> None:
         for listener in self._listeners.get(event.lifetime_id, ()):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import asdict
 from typing import Any
 
 from .._lifecycle import Lifecycle
@@ -33,8 +32,33 @@ class MemoryStore(Lifecycle):
             if existing is not None:
                 out.append(existing)
                 continue
-            record = ExecutionRecord(seq=next(self._seq), **asdict(new), created=True)
-            stored = ExecutionRecord(**{**asdict(record), "created": False})
+            # Built field by field: dataclasses.asdict deep-copies every envelope.
+            seq = next(self._seq)
+            n = new
+            record = ExecutionRecord(
+                seq,
+                n.exec_id,
+                n.lifetime_id,
+                n.tenant_id,
+                n.name,
+                n.kind,
+                n.status,
+                n.created_at,
+                n.envelope,
+                True,
+            )
+            stored = ExecutionRecord(
+                seq,
+                n.exec_id,
+                n.lifetime_id,
+                n.tenant_id,
+                n.name,
+                n.kind,
+                n.status,
+                n.created_at,
+                n.envelope,
+                False,
+            )
             self._executions[new.exec_id] = stored
             self._by_lifetime.setdefault(new.lifetime_id, []).append(stored)
             out.append(record)
@@ -52,7 +76,20 @@ class MemoryStore(Lifecycle):
             if events is None:
                 events = self._events[new.lifetime_id] = []
                 self._order.append(new.lifetime_id)
-            events.append(EventRecord(seq=next(self._seq), **asdict(new)))
+            n = new
+            events.append(
+                EventRecord(
+                    next(self._seq),
+                    n.event_id,
+                    n.lifetime_id,
+                    n.tenant_id,
+                    n.graph_id,
+                    n.kind,
+                    n.status,
+                    n.created_at,
+                    n.body,
+                )
+            )
             out.append(True)
         return out
 

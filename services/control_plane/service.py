@@ -64,6 +64,7 @@ class ControlPlane:
         clock: Callable[[], float] = time.time,
         metrics: Metrics | None = None,
         forward_inputs: Callable[[list[Message]], Awaitable[None]] | None = None,
+        observe: Callable[[list[Message]], None] | None = None,
     ) -> None:
         self.bus, self.store, self.topics = bus, store, topics
         self.guard = guard
@@ -72,8 +73,10 @@ class ControlPlane:
         self.clock = clock
         self.metrics = metrics or Metrics("control_plane")
         self._states: dict[str, LifetimeState] = {}
-        # In one process, node inputs can go straight to the executor.
+        # In one process, node inputs can go straight to the executor, and events
+        # straight to whoever follows lifetimes here (they still go on the bus).
         self.forward_inputs = forward_inputs
+        self.observe = observe
         self._consumer: Consumer | None = None
 
     async def subscribe(self) -> None:
@@ -128,6 +131,8 @@ class ControlPlane:
             await self.forward_inputs(outgoing.inputs)
         else:
             await self.bus.publish(outgoing.events + outgoing.inputs)
+        if self.observe is not None and outgoing.events:
+            self.observe(outgoing.events)
         await publish_dead_letters(self.bus, self.topics, outgoing.rejected)
         for lifetime_id in outgoing.finished:
             self._states.pop(lifetime_id, None)

@@ -7,8 +7,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from sdk._payload import BlobReader, encode, read_value
 from sdk.context import (
     _NO_ANSWER,
@@ -61,12 +59,6 @@ async def prepare(node_input: pb.NodeInput, blobs: BlobReader | None) -> Prepare
     if len(upstream) == 1 and node_input.edge_taken != pb.EDGE_KIND_JOIN:
         return Prepared(upstream[0].value, upstream, node_input.upstream[0].result.output)
     return Prepared([u.value for u in upstream], upstream, None)
-
-
-def _ts(seconds: float) -> Timestamp:
-    ts = Timestamp()
-    ts.FromNanoseconds(int(seconds * 1e9))
-    return ts
 
 
 def qualname(exc: BaseException) -> str:
@@ -129,54 +121,53 @@ async def attempt(
         status = pb.EXECUTION_STATUS_TIMED_OUT
     else:
         status = pb.EXECUTION_STATUS_FAILED
-    header = pb.ExecutionHeader(
-        name=node_input.name,
-        exec_id=exec_id,
-        input_id=node_input.input_id,
-        graph_id=node_input.graph_id,
-        graph_version=node_input.graph_version,
-        lifetime_id=node_input.lifetime_id,
-        tenant_id=node_input.tenant_id,
-        attempt=attempt_no,
-        iteration=node_input.iteration,
-        created_at=node_input.created_at,
-        started_at=_ts(started_wall),
-        finished_at=_ts(started_wall + latency_ms / 1000),
-        status=status,
-        edge_taken=node_input.edge_taken,
-        parent_exec_ids=node_input.parent_exec_ids,
-        branch=node_input.branch,
-        kind=node_input.kind,
-    )
+    # Built in place inside one envelope: constructing the parts separately and
+    # passing them in would copy each nested message once more, on every step.
+    envelope = pb.ExecutionEnvelope()
+    execution = envelope.task if is_task else envelope.plan
+    header = execution.header
+    header.name = node_input.name
+    header.exec_id = exec_id
+    header.input_id = node_input.input_id
+    header.graph_id = node_input.graph_id
+    header.graph_version = node_input.graph_version
+    header.lifetime_id = node_input.lifetime_id
+    header.tenant_id = node_input.tenant_id
+    header.attempt = attempt_no
+    header.iteration = node_input.iteration
+    header.created_at.CopyFrom(node_input.created_at)
+    header.started_at.FromNanoseconds(int(started_wall * 1e9))
+    header.finished_at.FromNanoseconds(int((started_wall + latency_ms / 1000) * 1e9))
+    header.status = status
+    header.edge_taken = node_input.edge_taken
+    header.parent_exec_ids.extend(node_input.parent_exec_ids)
+    header.branch.extend(node_input.branch)
+    header.kind = node_input.kind
     usage = ctx.usage
-    telemetry = pb.PolicyTelemetry(
-        tokens_in=usage.tokens_in,
-        tokens_out=usage.tokens_out,
-        cost_usd=usage.cost_usd,
-        latency_ms=latency_ms,
-        model=usage.model,
-        metrics=usage.metrics,
-    )
+    telemetry = execution.telemetry
+    telemetry.tokens_in = usage.tokens_in
+    telemetry.tokens_out = usage.tokens_out
+    telemetry.cost_usd = usage.cost_usd
+    telemetry.latency_ms = latency_ms
+    telemetry.model = usage.model
+    if usage.metrics:
+        telemetry.metrics.update(usage.metrics)
     error_text = "" if error is None else (str(error) or type(error).__name__)
     error_type = "" if error is None else qualname(error)
     if is_task:
-        result = pb.TaskResult(error=error_text, error_type=error_type, human_prompt=prompt)
-        if error is None and not prompt:
-            result.output.CopyFrom(value)
-        envelope = pb.ExecutionEnvelope(
-            task=pb.TaskExecution(header=header, telemetry=telemetry, result=result)
-        )
+        task_result = envelope.task.result
+        task_result.error, task_result.error_type = error_text, error_type
+        if prompt:
+            task_result.human_prompt = prompt
+        elif error is None:
+            task_result.output.CopyFrom(value)
     else:
-        plan_result = (
-            value
-            if error is None
-            else pb.PlanResult(
-                error=error_text, error_type=error_type, upstream=node_input.upstream
-            )
-        )
-        envelope = pb.ExecutionEnvelope(
-            plan=pb.PlanExecution(header=header, telemetry=telemetry, result=plan_result)
-        )
+        plan_result = envelope.plan.result
+        if error is None:
+            plan_result.CopyFrom(value)
+        else:
+            plan_result.error, plan_result.error_type = error_text, error_type
+            plan_result.upstream.extend(node_input.upstream)
     return envelope, error is not None
 
 

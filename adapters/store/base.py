@@ -42,6 +42,22 @@ class ExecutionRecord:
     envelope: bytes
     created: bool = False
 
+    @classmethod
+    def of(cls, seq: int, new: NewExecution, created: bool) -> ExecutionRecord:
+        """The record of ``new`` stored at ``seq`` (field by field: asdict deep-copies)."""
+        return cls(
+            seq,
+            new.exec_id,
+            new.lifetime_id,
+            new.tenant_id,
+            new.name,
+            new.kind,
+            new.status,
+            new.created_at,
+            new.envelope,
+            created,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class NewEvent:

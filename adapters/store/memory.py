@@ -32,33 +32,9 @@ class MemoryStore(Lifecycle):
             if existing is not None:
                 out.append(existing)
                 continue
-            # Built field by field: dataclasses.asdict deep-copies every envelope.
             seq = next(self._seq)
-            n = new
-            record = ExecutionRecord(
-                seq,
-                n.exec_id,
-                n.lifetime_id,
-                n.tenant_id,
-                n.name,
-                n.kind,
-                n.status,
-                n.created_at,
-                n.envelope,
-                True,
-            )
-            stored = ExecutionRecord(
-                seq,
-                n.exec_id,
-                n.lifetime_id,
-                n.tenant_id,
-                n.name,
-                n.kind,
-                n.status,
-                n.created_at,
-                n.envelope,
-                False,
-            )
+            record = ExecutionRecord.of(seq, new, created=True)
+            stored = ExecutionRecord.of(seq, new, created=False)
             self._executions[new.exec_id] = stored
             self._by_lifetime.setdefault(new.lifetime_id, []).append(stored)
             out.append(record)

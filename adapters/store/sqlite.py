@@ -219,20 +219,7 @@ class SQLiteStore(Lifecycle):
                 ),
             ).fetchone()
             if row is not None:
-                out.append(
-                    ExecutionRecord(
-                        row[0],
-                        n.exec_id,
-                        n.lifetime_id,
-                        n.tenant_id,
-                        n.name,
-                        n.kind,
-                        n.status,
-                        n.created_at,
-                        n.envelope,
-                        True,
-                    )
-                )
+                out.append(ExecutionRecord.of(row[0], n, created=True))
             else:
                 existing = db.execute(
                     f"SELECT {_EXEC_COLUMNS} FROM executions WHERE exec_id = ?",

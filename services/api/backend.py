@@ -28,10 +28,10 @@ from sdk.pb import envelope_pb2 as pb
 from sdk.pb import lifecycle_pb2 as api
 from services.control_plane.projection import rebuild
 from services.runtime import Runtime
+from services.usage import usage_rows
 
 from ._paging import LifetimeQuery, list_page, page_size
 from ._resume import resume_command
-from ._usage import usage_rows
 from ._validate import check_graph_spec, check_new_id, check_payload, require, same_structure
 from .errors import (
     AlreadyExists,

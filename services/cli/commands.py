@@ -361,7 +361,7 @@ async def cmd_usage(args: argparse.Namespace) -> int:
         rows = [(r.key, r.tokens_in, r.tokens_out, r.cost_usd, r.executions) for r in found]
     else:
         from sdk.pb import lifecycle_pb2 as api
-        from services.api._usage import usage_rows
+        from services.usage import usage_rows
 
         async with open_store(settings.store_url) as store:
             if args.lifetime:

@@ -21,6 +21,18 @@ from . import commands
 
 EXIT_OK, EXIT_NOT_COMPLETED, EXIT_USAGE, EXIT_PAUSED = 0, 1, 2, 3
 
+# Optional drivers and the extra that installs each (adapters say the same for URLs).
+_EXTRAS = {
+    "grpc": "grpc",
+    "grpc_reflection": "grpc",
+    "grpc_health": "grpc",
+    "aiokafka": "kafka",
+    "asyncpg": "postgres",
+    "boto3": "s3",
+    "botocore": "s3",
+    "redis": "redis",
+}
+
 
 def _common(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
@@ -274,6 +286,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(asyncio.run(handler(args)))
     except TickrailError as exc:
         print(f"tickrail: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ModuleNotFoundError as exc:
+        extra = _EXTRAS.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(
+            f"tickrail: this needs the optional {exc.name!r} package: "
+            f"pip install 'tickrail[{extra}]'",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     except BrokenPipeError:  # e.g. piped into head: not an error worth a traceback
         sys.stderr.close()

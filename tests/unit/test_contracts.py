@@ -97,3 +97,17 @@ def test_unknown_url_schemes_and_missing_drivers_are_explained() -> None:
 
     with pytest.raises(ConfigurationError, match="scheme must be one of"):
         open_store("mongodb://x")
+
+
+def test_the_embedded_cli_paths_never_import_optional_drivers() -> None:
+    # run, lifetimes, usage, replay and policies must work with only the core install
+    code = (
+        "import sys\n"
+        "import services.cli.commands, services.usage, services.api\n"
+        "import services.control_plane.guardrails, services.control_plane.replay\n"
+        "import services.control_plane.fork, services.runtime\n"
+        "optional = ('grpc', 'aiokafka', 'asyncpg', 'boto3', 'botocore', 'redis')\n"
+        "bad = sorted({m.split('.')[0] for m in sys.modules} & set(optional))\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

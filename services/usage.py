@@ -15,8 +15,7 @@ from datetime import UTC, datetime
 from adapters import ExecutionRecord
 from sdk.pb import envelope_pb2 as pb
 from sdk.pb import lifecycle_pb2 as api
-
-from .errors import InvalidArgument
+from services.api.errors import InvalidArgument
 
 
 @dataclass(slots=True)

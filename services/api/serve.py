@@ -72,7 +72,8 @@ async def run_api_server(
         async with runtime:
             if runtime.control_plane is not None:
                 # Work in flight when a previous embedded process stopped died with it.
-                recovered = await runtime.control_plane.recover()
+                served = {graph.graph_id for graph in graphs}
+                recovered = await runtime.control_plane.recover(graph_ids=served)
                 if recovered:
                     log.warning("re-dispatched %d input(s) of running lifetimes", recovered)
             api = await serve_api(runtime, address=address, auth=auth)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -250,12 +250,19 @@ class ControlPlane:
             await restore(lifetime_id, list(executions.values()))
         return state
 
-    async def recover(self, lifetime_ids: Sequence[str] | None = None) -> int:
+    async def recover(
+        self,
+        lifetime_ids: Sequence[str] | None = None,
+        *,
+        graph_ids: Collection[str] | None = None,
+    ) -> int:
         """Re-publish the pending inputs of running lifetimes (after a crash).
 
         An input may have been dispatched and even executed already; executors
         derive exec ids from input ids, so a second run is deduplicated by the
-        data plane. Returns how many inputs were re-published.
+        data plane. ``graph_ids`` limits it to lifetimes of those graphs (a
+        process whose executor serves only them must not claim the others).
+        Returns how many inputs were re-published.
         """
         if lifetime_ids is None:
             summaries = await self.store.list_lifetimes(
@@ -266,6 +273,8 @@ class ControlPlane:
         for lifetime_id in lifetime_ids:
             state = await self._state(lifetime_id)
             if state is None or state.terminal:
+                continue
+            if graph_ids is not None and state.graph_id not in graph_ids:
                 continue
             asked = {i.input_id for i in state.waiting.values()}  # those wait for a person
             for node_input in state.pending.values():

@@ -222,3 +222,16 @@ async def test_many_concurrent_lifetimes_all_complete(tmp_path: Path) -> None:
         counts = [len(await rt.store.executions(i)) for i in ids]
     assert {f.WhichOneof("kind") for f in finals} == {"completed"}
     assert counts == [11] * 50
+
+
+async def test_recovery_claims_only_the_graphs_this_process_serves(tmp_path: Path) -> None:
+    served, other = loop_graph(2), single_task_graph(Flaky(failures=0), "elsewhere")
+    s = settings(tmp_path, "embedded")
+    async with Runtime(s, [served, other], roles=("data_plane", "control_plane")) as rt:
+        await rt.start_lifetime(served)
+        await rt.start_lifetime(other)
+        await asyncio.sleep(0.2)  # both entry inputs dispatched; no executor runs them
+    async with Runtime(s, [served], roles=("data_plane", "control_plane")) as rt:
+        assert rt.control_plane is not None
+        assert await rt.control_plane.recover(graph_ids={"loop"}) == 1
+        assert await rt.control_plane.recover() == 2

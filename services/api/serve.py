@@ -14,6 +14,10 @@ import contextlib
 import logging
 import signal
 from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import grpc
 
 from sdk.errors import ConfigurationError
 from sdk.graph import AgentGraph
@@ -43,6 +47,19 @@ def authenticator(address: str, tokens: Mapping[str, str] | None, insecure: bool
     return Authenticator.from_references(tokens)
 
 
+def tls_credentials(cert: str | None, key: str | None) -> Any:
+    """Server TLS credentials from PEM files, or None for plaintext."""
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise ConfigurationError("TLS needs both a certificate and its private key")
+    try:
+        chain, private = Path(cert).read_bytes(), Path(key).read_bytes()
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read TLS file: {exc}") from exc
+    return grpc.ssl_server_credentials([(private, chain)])
+
+
 async def run_api_server(
     settings: Settings,
     graphs: Sequence[AgentGraph],
@@ -50,6 +67,8 @@ async def run_api_server(
     address: str,
     tokens: Mapping[str, str] | None,
     insecure: bool,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
 ) -> int:
     """Serve until SIGTERM or SIGINT. Returns 0 after a requested stop, 1 if a role died.
 
@@ -57,6 +76,13 @@ async def run_api_server(
     holding its token; every variable is read (and checked) before anything starts.
     """
     auth = authenticator(address, tokens, insecure)
+    credentials = tls_credentials(tls_cert, tls_key)
+    if credentials is None and not insecure and not _loopback(address):
+        log.warning(
+            "serving %s without TLS: bearer tokens cross the network in the clear unless "
+            "a TLS-terminating proxy is in front (use --tls-cert/--tls-key)",
+            address,
+        )
     if settings.resolved().profile == "cloud":
         runtime = Runtime(settings, graphs, roles=(), watch=False)
     else:
@@ -76,7 +102,7 @@ async def run_api_server(
                 recovered = await runtime.control_plane.recover(graph_ids=served)
                 if recovered:
                     log.warning("re-dispatched %d input(s) of running lifetimes", recovered)
-            api = await serve_api(runtime, address=address, auth=auth)
+            api = await serve_api(runtime, address=address, auth=auth, credentials=credentials)
             log.warning("tickrail API serving on %s (port %d)", address, api.port)
             try:
                 return await _until_stopped(runtime, stop)
@@ -86,6 +112,11 @@ async def run_api_server(
     finally:
         for signum in installed:
             loop.remove_signal_handler(signum)
+
+
+def _loopback(address: str) -> bool:
+    host = address.rsplit(":", 1)[0].strip("[]")
+    return host in {"localhost", "127.0.0.1", "::1"} or host.startswith("127.")
 
 
 async def _until_stopped(runtime: Runtime, stop: asyncio.Event) -> int:

@@ -9,6 +9,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from adapters import EventRecord, ExecutionRecord, LifetimeSummary, open_store
@@ -147,7 +148,13 @@ async def cmd_serve(args: argparse.Namespace) -> int:
     graphs = [load_graph(target) for target in settings.graphs]
     tokens = dict(_token_reference(item) for item in args.token)
     return await run_api_server(
-        settings, graphs, address=args.address, tokens=tokens or None, insecure=args.insecure
+        settings,
+        graphs,
+        address=args.address,
+        tokens=tokens or None,
+        insecure=args.insecure,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
     )
 
 
@@ -160,13 +167,23 @@ def _token_reference(item: str) -> tuple[str, str]:
 
 def _client(args: argparse.Namespace, settings: Settings) -> Any:
     """A TickrailClient for --server (imported here: it needs the grpc extra)."""
+    import grpc
+
     from sdk.client import TickrailClient
 
+    credentials = None
+    if args.ca_cert:
+        try:
+            roots = Path(args.ca_cert).read_bytes()
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read --ca-cert: {exc}") from exc
+        credentials = grpc.ssl_channel_credentials(root_certificates=roots)
     return TickrailClient(
         args.server,
         tenant=args.tenant or settings.tenant,
         token=os.environ.get(args.token_env) or None,
         secure=args.secure,
+        credentials=credentials,
     )
 
 

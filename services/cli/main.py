@@ -68,6 +68,9 @@ def _remote(parser: argparse.ArgumentParser) -> None:
         help="environment variable holding the API token (default TICKRAIL_TOKEN)",
     )
     group.add_argument("--secure", action="store_true", help="connect with TLS")
+    group.add_argument(
+        "--ca-cert", metavar="PEM", help="trust this CA (implies --secure; for a private CA)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -217,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="no authentication (development only; loopback addresses only)",
     )
+    srv.add_argument("--tls-cert", metavar="PEM", help="serve TLS with this certificate chain")
+    srv.add_argument("--tls-key", metavar="PEM", help="the certificate's private key")
     _common(srv)
 
     migrate = sub.add_parser("migrate", help="create or upgrade the state store's schema")

@@ -156,3 +156,82 @@ async def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any
     # main() runs its own event loop; keep it off this test's loop
     code = await asyncio.to_thread(main, list(argv))
     return code, json.loads(capsys.readouterr().out)
+
+
+def test_serve_over_tls_with_a_tenant_token(
+    here: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cert, key = here / "cert.pem", here / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    address = f"127.0.0.1:{free_port()}"
+    env = {**__import__("os").environ, "ACME_TOKEN": "s3cret-token-for-acme"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "services.cli.main",
+            "serve",
+            "--address",
+            address,
+            "--graph",
+            str(EXAMPLES / "hello.yaml"),
+            "--token",
+            "acme=ACME_TOKEN",
+            "--tls-cert",
+            str(cert),
+            "--tls-key",
+            str(key),
+            "--home",
+            str(here / "srv"),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            try:
+                socket.create_connection(("127.0.0.1", int(address.split(":")[1])), 0.2).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        remote = ["--server", address, "--tenant", "acme", "--ca-cert", str(cert), "--json"]
+        monkeypatch.setenv("TICKRAIL_TOKEN", "s3cret-token-for-acme")
+        assert main(["lifetimes", "list", *remote]) == 0
+        assert json.loads(capsys.readouterr().out) == []
+        plaintext = ["--server", address, "--tenant", "acme", "--json"]
+        assert main(["lifetimes", "list", *plaintext]) == 2  # TLS only
+        capsys.readouterr()
+        monkeypatch.setenv("TICKRAIL_TOKEN", "wrong-token-wrong-token")
+        assert main(["lifetimes", "list", *remote]) == 2
+        assert "token" in capsys.readouterr().err.lower()
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0
+        if proc.stderr:
+            proc.stderr.close()

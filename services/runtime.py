@@ -14,7 +14,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from adapters import (
     BlobStore,
@@ -37,6 +37,9 @@ from services.control_plane.service import ControlPlane, Guard
 from services.data_plane.service import DataPlane
 from services.executor.worker import Executor
 from services.topics import Topics
+
+if TYPE_CHECKING:
+    from services.control_plane.guardrails import Guardrails
 
 log = logging.getLogger("tickrail.runtime")
 
@@ -85,6 +88,7 @@ class Runtime:
         self.blobs: BlobStore
         self.kv: KVStore
         self.control_plane: ControlPlane | None = None
+        self._guardrails: Guardrails | None = None
         self.started = False
         self._followed: dict[str, int] = {}  # store-following: last event seen per lifetime
 
@@ -99,6 +103,7 @@ class Runtime:
             await self.store.setup()
             await self.bus.ensure_topics(self.topics.all())
             await self._start_roles()
+            await self._restore_tenant_aggregates()
         except BaseException:
             await self._shutdown()
             raise
@@ -194,7 +199,25 @@ class Runtime:
         self._background.append(asyncio.create_task(watcher.run()))
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             watcher.install_sighup(asyncio.get_running_loop())  # main thread, Unix only
-        return Guardrails(watcher, self.kv)
+        self._guardrails = Guardrails(watcher, self.kv)
+        return self._guardrails
+
+    async def _restore_tenant_aggregates(self) -> None:
+        """An in-memory KV starts empty in every process: rebuild what tenant-scoped
+        rules count from the store, so a tenant budget spans separate runs."""
+        guardrails = self._guardrails
+        if guardrails is None or not self.settings.kv_url.startswith("memory:"):
+            return
+        if not guardrails.policies.reads_tenant:
+            return
+        by_tenant: dict[str, list[pb.ExecutionEnvelope]] = {}
+        for summary in await self.store.list_lifetimes(limit=1_000_000):
+            records = await self.store.executions(summary.lifetime_id)
+            by_tenant.setdefault(summary.tenant_id, []).extend(
+                pb.ExecutionEnvelope.FromString(r.envelope) for r in records
+            )
+        for tenant_id, envelopes in by_tenant.items():
+            await guardrails.restore_tenant(tenant_id, envelopes)
 
     async def _run_role(self, role: Role, stopping: asyncio.Event) -> None:
         if isinstance(role, Executor):

@@ -227,3 +227,18 @@ def test_a_budget_still_counts_what_was_spent_before_a_resume_in_a_new_process(
     )
     assert code == 1 and resumed["status"] == "ABORTED"
     assert "budget" in resumed["reason"]
+
+
+async def test_a_tenant_budget_spans_separate_embedded_runs(tmp_path: Path) -> None:
+    # Each fan_out lifetime records 30 tokens; every Runtime starts a fresh in-memory KV.
+    budget = rule("tenant-budget", "tenant", "tenant.sum.tokens_used > 40", "ABORT_LIFETIME")
+    graph = fan_out_graph()
+    s = settings(tmp_path, [policy(tmp_path, budget)])
+    async with Runtime(s, [graph]) as rt:
+        first = await run(rt, graph, tenant="acme")
+    async with Runtime(s, [graph]) as rt:  # a second `tickrail run`
+        second = await run(rt, graph, tenant="acme")
+        other = await run(rt, graph, tenant="globex")
+    assert first.WhichOneof("kind") == "completed"
+    assert second.WhichOneof("kind") == "aborted" and "tenant-budget" in second.aborted.reason
+    assert other.WhichOneof("kind") == "completed"

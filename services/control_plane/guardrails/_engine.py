@@ -17,6 +17,7 @@ from ._aggregates import (
     header_of,
     lifetime_key,
     rebuild_lifetime_aggregates,
+    rebuild_tenant_aggregates,
     record_fields,
     telemetry_of,
     tenant_day_key,
@@ -54,6 +55,12 @@ class Guardrails:
     def policies(self) -> PolicySet:
         source = self._policies
         return source.current if isinstance(source, PolicyWatcher) else source
+
+    async def restore_tenant(
+        self, tenant_id: str, envelopes: Sequence[envelope_pb2.ExecutionEnvelope]
+    ) -> None:
+        """Recompute a tenant's all-time and per-day aggregates from its executions."""
+        await rebuild_tenant_aggregates(self._kv, tenant_id, envelopes, prefix=self._prefix)
 
     async def restore_lifetime(
         self, lifetime_id: str, envelopes: Sequence[envelope_pb2.ExecutionEnvelope]

@@ -46,6 +46,7 @@ class PolicySet:
         )
         self._all_nodes = any(r.condition.dynamic_nodes for r in every)
         self._has_rules = bool(every)
+        self._reads_tenant = any(r.scope == "tenant" for r in every)
         # Selection depends only on (tenant, graph, node); caching it keeps
         # evaluation to the CEL calls. Bounded, since those keys are open-ended.
         self._selected: dict[tuple[str, str, str], _Plan] = {}
@@ -73,6 +74,11 @@ class PolicySet:
     def has_rules(self) -> bool:
         """Whether any rule, default or tenant override, is loaded."""
         return self._has_rules
+
+    @property
+    def reads_tenant(self) -> bool:
+        """Whether any rule has tenant scope (and so needs tenant aggregates)."""
+        return self._reads_tenant
 
     def __repr__(self) -> str:
         return (

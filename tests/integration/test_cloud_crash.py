@@ -1,0 +1,74 @@
+"""Crashes in the cloud profile lose nothing: a role killed mid-lifetime (SIGKILL: no
+shutdown, no commit) and started again picks up exactly where the log says."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from adapters import open_store
+from services.config import Settings
+from services.control_plane.replay import replay_lifetime
+
+from .cloud import EXAMPLES, ROOT, Deployment
+
+pytestmark = pytest.mark.integration
+
+
+def start_run(config: Path) -> subprocess.Popen[str]:
+    """``tickrail run`` of parallel_tools (three 1 s tools), in the background."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "services.cli.main",
+            "run",
+            str(EXAMPLES / "parallel_tools.py"),
+            "--json",
+            "--quiet",
+            "--timeout",
+            "150",
+            "--config",
+            str(config),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+async def check_one_record_each(config: Path, lifetime_id: str) -> None:
+    settings = Settings(**yaml.safe_load(config.read_text())).resolved()
+    async with open_store(settings.store_url) as store:
+        records = await store.executions(lifetime_id)
+        report = await replay_lifetime(store, lifetime_id)
+    names = sorted(r.name for r in records)
+    assert names == sorted(
+        ["planner", "web_search", "weather", "stock_quote", "synthesize", "answer"]
+    ), names
+    assert report.ok, report.divergence
+
+
+@pytest.mark.parametrize(
+    ("victim", "role"), [("control-plane", "control-plane"), ("executor-1", "executor")]
+)
+async def test_a_role_killed_mid_lifetime_and_restarted_loses_nothing(
+    victim: str, role: str, deployment: Deployment
+) -> None:
+    run = start_run(deployment.config)
+    await asyncio.sleep(2.0)  # the planner has fanned out; the three tools are sleeping
+    deployment.kill(victim)
+    await asyncio.sleep(1.5)  # the tools finish (or die with the executor) while it is down
+    deployment.restart(victim, role)
+    out, err = run.communicate(timeout=180)
+    assert run.returncode == 0, err + out
+    summary = json.loads(out)
+    assert summary["status"] == "COMPLETED" and summary["executions"] == 6
+    await check_one_record_each(deployment.config, summary["lifetime_id"])

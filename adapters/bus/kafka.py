@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -327,9 +327,13 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         # member delivered; late commits for these partitions are skipped.
         for tp in revoked:
             self.consumer.partitions.pop(tp, None)
+        if revoked:
+            self.consumer.notify_rebalance()
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         self.assigned.set()  # also when empty: more members than partitions
+        if assigned:
+            self.consumer.notify_rebalance()
 
 
 def _leave_generation_zero(raw: AIOKafkaConsumer) -> None:
@@ -365,6 +369,16 @@ class KafkaConsumer:
         self.listener = _Listener(self)
         self.partitions: dict[TopicPartition, _Partition] = {}
         self._closed = False
+        self._rebalance_listeners: list[Callable[[], None]] = []
+
+    def on_rebalance(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` whenever this member's partitions change (optional
+        capability: a role that caches per-key state must drop it then)."""
+        self._rebalance_listeners.append(callback)
+
+    def notify_rebalance(self) -> None:
+        for callback in self._rebalance_listeners:
+            callback()
 
     async def poll(self, max_messages: int = 500, timeout: float = 1.0) -> list[Message]:
         if self._closed:

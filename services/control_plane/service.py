@@ -82,6 +82,11 @@ class ControlPlane:
     async def subscribe(self) -> None:
         topics = [*self.topics.every("persisted"), self.topics.commands()]
         self._consumer = await self.bus.subscribe(topics, self.group)
+        # With several replicas, a partition can move away and come back; the
+        # states cached meanwhile would miss what the other replica decided.
+        on_rebalance = getattr(self._consumer, "on_rebalance", None)
+        if on_rebalance is not None:
+            on_rebalance(self._states.clear)
 
     async def run(self, stopping: asyncio.Event) -> None:
         if self._consumer is None:

@@ -7,6 +7,7 @@ update plus the reply cost one round trip.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -118,7 +119,12 @@ class RedisKV(Lifecycle):
 
     async def _start(self) -> None:
         try:
-            client = aioredis.Redis.from_url(self._url, decode_responses=False)
+            # Credentials are not settings: a URL without a password takes the
+            # standard REDIS_PASSWORD variable (a Kubernetes secret reference).
+            password = None if urlsplit(self._url).password else os.environ.get("REDIS_PASSWORD")
+            client = aioredis.Redis.from_url(
+                self._url, decode_responses=False, password=password or None
+            )
         except ValueError as exc:
             raise ConfigurationError(f"bad Redis URL for {self.where}: {exc}") from exc
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -91,3 +92,59 @@ async def test_use_after_close_is_refused(kv: KVStore) -> None:
         await kv.get("k")
     with pytest.raises(AdapterClosedError):
         await kv.update_counters("c", add={"n": 1})
+
+
+async def test_redis_takes_its_password_from_redis_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A private server that requires a password (the shared test Redis has none).
+    import shutil
+    import socket
+    import subprocess
+
+    from adapters import open_kv
+    from sdk.errors import AdapterError
+
+    server = shutil.which("redis-server")
+    assert server, "redis-server is needed for this test (it is on the CI machines)"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [
+            server,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--requirepass",
+            "s3cret-pass",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"redis://127.0.0.1:{port}/0"
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.1).close()
+                break
+            except OSError:
+                await asyncio.sleep(0.05)
+        monkeypatch.delenv("REDIS_PASSWORD", raising=False)
+        with pytest.raises(AdapterError):
+            async with open_kv(url):
+                pass
+        monkeypatch.setenv("REDIS_PASSWORD", "s3cret-pass")
+        async with open_kv(url) as kv:
+            await kv.set("k", b"v")
+            assert await kv.get("k") == b"v"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

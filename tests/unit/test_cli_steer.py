@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -72,24 +73,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def server(here: Path) -> Iterator[str]:
-    address = f"127.0.0.1:{free_port()}"
+def start_server(address: str, *args: str, env: dict[str, str] | None = None) -> Any:
+    """Start ``tickrail serve`` on ``address`` and return once it accepts connections."""
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "services.cli.main",
-            "serve",
-            "--address",
-            address,
-            "--graph",
-            str(EXAMPLES / "human_review.py"),
-            "--insecure",
-            "--home",
-            str(here / "srv"),
-        ],
+        [sys.executable, "-m", "services.cli.main", "serve", "--address", address, *args],
         cwd=ROOT,
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -99,17 +88,34 @@ def server(here: Path) -> Iterator[str]:
         assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
         try:
             socket.create_connection((host, int(port)), timeout=0.2).close()
-            break
+            return proc
         except OSError:
-            assert time.monotonic() < deadline
+            assert time.monotonic() < deadline, "the server never listened"
             time.sleep(0.1)
+
+
+def stop_server(proc: Any) -> None:
+    proc.terminate()
+    assert proc.wait(timeout=30) == 0
+    if proc.stderr:
+        proc.stderr.close()
+
+
+@pytest.fixture
+def server(here: Path) -> Iterator[str]:
+    address = f"127.0.0.1:{free_port()}"
+    proc = start_server(
+        address,
+        "--graph",
+        str(EXAMPLES / "human_review.py"),
+        "--insecure",
+        "--home",
+        str(here / "srv"),
+    )
     try:
         yield address
     finally:
-        proc.terminate()
-        assert proc.wait(timeout=30) == 0
-        if proc.stderr:
-            proc.stderr.close()
+        stop_server(proc)
 
 
 async def test_the_cli_steers_a_lifetime_through_a_server(
@@ -185,41 +191,22 @@ def test_serve_over_tls_with_a_tenant_token(
         capture_output=True,
     )
     address = f"127.0.0.1:{free_port()}"
-    env = {**__import__("os").environ, "ACME_TOKEN": "s3cret-token-for-acme"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "services.cli.main",
-            "serve",
-            "--address",
-            address,
-            "--graph",
-            str(EXAMPLES / "hello.yaml"),
-            "--token",
-            "acme=ACME_TOKEN",
-            "--tls-cert",
-            str(cert),
-            "--tls-key",
-            str(key),
-            "--home",
-            str(here / "srv"),
-        ],
-        cwd=ROOT,
+    env = {**os.environ, "ACME_TOKEN": "s3cret-token-for-acme"}
+    proc = start_server(
+        address,
+        "--graph",
+        str(EXAMPLES / "hello.yaml"),
+        "--token",
+        "acme=ACME_TOKEN",
+        "--tls-cert",
+        str(cert),
+        "--tls-key",
+        str(key),
+        "--home",
+        str(here / "srv"),
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-            try:
-                socket.create_connection(("127.0.0.1", int(address.split(":")[1])), 0.2).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline
-                time.sleep(0.1)
         remote = ["--server", address, "--tenant", "acme", "--ca-cert", str(cert), "--json"]
         monkeypatch.setenv("TICKRAIL_TOKEN", "s3cret-token-for-acme")
         assert main(["lifetimes", "list", *remote]) == 0
@@ -231,7 +218,4 @@ def test_serve_over_tls_with_a_tenant_token(
         assert main(["lifetimes", "list", *remote]) == 2
         assert "token" in capsys.readouterr().err.lower()
     finally:
-        proc.terminate()
-        assert proc.wait(timeout=30) == 0
-        if proc.stderr:
-            proc.stderr.close()
+        stop_server(proc)

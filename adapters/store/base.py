@@ -101,6 +101,23 @@ class LifetimeSummary:
     events: int
 
 
+def summarize(events: Sequence[EventRecord]) -> LifetimeSummary:
+    """A lifetime's summary from its own events (in order; at least one).
+
+    The same answer ``list_lifetimes`` gives for it, without listing the rest.
+    """
+    first, last = events[0], events[-1]
+    return LifetimeSummary(
+        lifetime_id=first.lifetime_id,
+        tenant_id=first.tenant_id,
+        graph_id=first.graph_id,
+        status=last.status,
+        started_at=first.created_at,
+        updated_at=last.created_at,
+        events=len(events),
+    )
+
+
 @runtime_checkable
 class StateStore(Protocol):
     """Append-only store of executions and events. Chosen by URL scheme."""

@@ -22,6 +22,7 @@ from typing import Any
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from adapters import EventRecord, LifetimeSummary, Message, StateStore
+from adapters.store.base import summarize
 from sdk._payload import read_bytes
 from sdk.errors import LifetimeNotFoundError
 from sdk.pb import envelope_pb2 as pb
@@ -297,16 +298,7 @@ class LifecycleBackend:
 
     async def get(self, tenant: str, request: api.GetLifetimeRequest) -> api.GetLifetimeResponse:
         records = await self._events(tenant, request.lifetime_id)
-        first, last = records[0], records[-1]
-        summary = LifetimeSummary(
-            lifetime_id=first.lifetime_id,
-            tenant_id=first.tenant_id,
-            graph_id=first.graph_id,
-            status=last.status,
-            started_at=first.created_at,
-            updated_at=last.created_at,
-            events=len(records),
-        )
+        summary = summarize(records)
         executions = await self.store.executions(request.lifetime_id)
         return api.GetLifetimeResponse(
             summary=summary_message(summary),

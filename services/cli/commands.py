@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters import EventRecord, ExecutionRecord, LifetimeSummary, open_store
+from adapters.store.base import summarize
 from sdk.errors import ConfigurationError, LifetimeNotFoundError
 from sdk.graph import AgentGraph
 from sdk.loading import load_graph
@@ -68,10 +69,9 @@ async def cmd_run(args: argparse.Namespace) -> int:
 async def _finish(
     runtime: Runtime, lifetime_id: str, final: pb.LifetimeEvent, wall: float, as_json: bool
 ) -> int:
-    summary = await runtime.store.list_lifetimes(limit=1_000_000)
-    match = next((s for s in summary if s.lifetime_id == lifetime_id), None)
+    events = await runtime.store.events(lifetime_id)
     executions = await runtime.store.executions(lifetime_id)
-    status = match.status if match else pb.LIFETIME_STATUS_UNSPECIFIED
+    status = summarize(events).status if events else pb.LIFETIME_STATUS_UNSPECIFIED
     kind = final.WhichOneof("kind")
     out: dict[str, Any] = {
         "lifetime_id": lifetime_id,
@@ -135,10 +135,7 @@ async def _load_lifetime(settings: Settings, lifetime_id: str) -> tuple[Any, Any
         if not events:
             raise LifetimeNotFoundError(f"no lifetime {lifetime_id!r} in {settings.store_url}")
         executions = await store.executions(lifetime_id)
-        summary = next(
-            s for s in await store.list_lifetimes(limit=1_000_000) if s.lifetime_id == lifetime_id
-        )
-    return summary, executions, events
+    return summarize(events), executions, events
 
 
 async def cmd_serve(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +127,22 @@ def _label(item: str) -> tuple[str, str]:
     if not sep or not key:
         raise ConfigurationError(f"--label {item!r} must look like KEY=VALUE")
     return key, value
+
+
+def _recorded_graph(events: Sequence[EventRecord], override: str | None) -> AgentGraph:
+    """The graph a lifetime was started with (or ``override``), checked to be the
+    same graph id and version: running a lifetime on other code is refused."""
+    started = pb.LifetimeEvent.FromString(events[0].body).started
+    target = override or started.labels.get(GRAPH_LABEL)
+    if not target:
+        raise ConfigurationError("the lifetime does not record its graph; pass --graph")
+    graph = load_graph(target)
+    if (graph.graph_id, graph.version) != (started.graph.graph_id, started.graph.version):
+        raise ConfigurationError(
+            f"{target} is {graph.graph_id}@{graph.version}, but the lifetime runs "
+            f"{started.graph.graph_id}@{started.graph.version}"
+        )
+    return graph
 
 
 async def _load_lifetime(settings: Settings, lifetime_id: str) -> tuple[Any, Any, Any]:
@@ -430,16 +447,7 @@ async def cmd_lifetimes_resume(args: argparse.Namespace) -> int:
     except ResumeRefused as exc:
         flag = {"exec_id": "--exec", "input": "--input"}.get(exc.field)
         raise ConfigurationError(f"{exc} (use {flag})" if flag else str(exc)) from exc
-    started = pb.LifetimeEvent.FromString(events[0].body).started
-    target = args.graph or started.labels.get(GRAPH_LABEL)
-    if not target:
-        raise ConfigurationError("the lifetime does not record its graph; pass --graph")
-    graph: AgentGraph = load_graph(target)
-    if (graph.graph_id, graph.version) != (started.graph.graph_id, started.graph.version):
-        raise ConfigurationError(
-            f"{target} is {graph.graph_id}@{graph.version}, but the lifetime runs "
-            f"{started.graph.graph_id}@{started.graph.version}"
-        )
+    graph = _recorded_graph(events, args.graph)
     progress = Progress(quiet=args.quiet)
     t0 = time.perf_counter()
     async with _runtime(settings, [graph]) as runtime:
@@ -493,11 +501,7 @@ async def cmd_replay(args: argparse.Namespace) -> int:
         if args.rerun_plans:
             events = await store.events(args.lifetime_id)
             if events:
-                started = pb.LifetimeEvent.FromString(events[0].body).started
-                target = args.graph or started.labels.get(GRAPH_LABEL)
-                if not target:
-                    raise ConfigurationError("the lifetime does not record its graph; pass --graph")
-                graphs.append(load_graph(target))
+                graphs.append(_recorded_graph(events, args.graph))
         report = await replay_lifetime(
             store, args.lifetime_id, graphs=graphs, rerun_plans=args.rerun_plans, blobs=blobs
         )
@@ -530,11 +534,7 @@ async def cmd_fork(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     _, _, events = await _load_lifetime(settings, args.lifetime_id)
-    started = pb.LifetimeEvent.FromString(events[0].body).started
-    target = started.labels.get(GRAPH_LABEL)
-    if not target:
-        raise ConfigurationError("the lifetime does not record its graph, so it cannot continue")
-    graph = load_graph(target)
+    graph = _recorded_graph(events, None)
     result = None
     if args.result is not None:
         result = encode(parse_json_arg(f"@{args.result}", "--result"))

@@ -124,3 +124,24 @@ def test_fork_refuses_a_plan_result_and_unknown_executions(
     result.write_text("{}")
     assert main(["fork", agent["lifetime_id"], "--from", plan_exec, "--result", str(result)]) == 2
     assert "only a Task's result can be replaced" in capsys.readouterr().err
+
+
+def test_fork_refuses_graph_code_of_another_version(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    graph = tmp_path / "hello_v.py"
+    source = (
+        "from sdk import AgentGraph, Task, final\n"
+        "class Hi(Task):\n"
+        "    async def run(self, ctx):\n"
+        "        return 'hi'\n"
+        "graph = AgentGraph('hello_v', version='VERSION', entry='hi', nodes=[Hi()],"
+        " edges=[final('hi')])\n"
+    )
+    graph.write_text(source.replace("VERSION", "1.0.0"))
+    code, done = cli_json(capsys, "run", str(graph), "--json", "--quiet")
+    assert code == 0
+    first = executions(capsys, done["lifetime_id"])[0]["header"]["exec_id"]
+    graph.write_text(source.replace("VERSION", "2.0.0"))  # the code moved on
+    assert main(["fork", done["lifetime_id"], "--from", first]) == 2
+    assert "is hello_v@2.0.0, but the lifetime runs hello_v@1.0.0" in capsys.readouterr().err

@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Self
 
-from sdk.errors import AdapterClosedError
+from tickrail.sdk.errors import AdapterClosedError
 
 
 class Lifecycle:

@@ -12,7 +12,7 @@ import importlib
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from sdk.errors import ConfigurationError
+from tickrail.sdk.errors import ConfigurationError
 
 from .blob.base import BlobStore
 from .bus.base import EventBus
@@ -23,24 +23,24 @@ T = TypeVar("T")
 
 # scheme -> (module:Class, the pip extra that provides its driver)
 BUSES: dict[str, tuple[str, str | None]] = {
-    "memory": ("adapters.bus.memory:MemoryBus", None),
-    "kafka": ("adapters.bus.kafka:KafkaBus", "kafka"),
+    "memory": ("tickrail.adapters.bus.memory:MemoryBus", None),
+    "kafka": ("tickrail.adapters.bus.kafka:KafkaBus", "kafka"),
 }
 STORES: dict[str, tuple[str, str | None]] = {
-    "memory": ("adapters.store.memory:MemoryStore", None),
-    "sqlite": ("adapters.store.sqlite:SQLiteStore", None),
-    "postgres": ("adapters.store.postgres:PostgresStore", "postgres"),
-    "postgresql": ("adapters.store.postgres:PostgresStore", "postgres"),
+    "memory": ("tickrail.adapters.store.memory:MemoryStore", None),
+    "sqlite": ("tickrail.adapters.store.sqlite:SQLiteStore", None),
+    "postgres": ("tickrail.adapters.store.postgres:PostgresStore", "postgres"),
+    "postgresql": ("tickrail.adapters.store.postgres:PostgresStore", "postgres"),
 }
 BLOBS: dict[str, tuple[str, str | None]] = {
-    "file": ("adapters.blob.file:FileBlobStore", None),
-    "memory": ("adapters.blob.memory:MemoryBlobStore", None),
-    "s3": ("adapters.blob.s3:S3BlobStore", "s3"),
+    "file": ("tickrail.adapters.blob.file:FileBlobStore", None),
+    "memory": ("tickrail.adapters.blob.memory:MemoryBlobStore", None),
+    "s3": ("tickrail.adapters.blob.s3:S3BlobStore", "s3"),
 }
 KVS: dict[str, tuple[str, str | None]] = {
-    "memory": ("adapters.kv.memory:MemoryKV", None),
-    "redis": ("adapters.kv.redis:RedisKV", "redis"),
-    "rediss": ("adapters.kv.redis:RedisKV", "redis"),
+    "memory": ("tickrail.adapters.kv.memory:MemoryKV", None),
+    "redis": ("tickrail.adapters.kv.redis:RedisKV", "redis"),
+    "rediss": ("tickrail.adapters.kv.redis:RedisKV", "redis"),
 }
 
 

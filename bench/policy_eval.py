@@ -33,11 +33,11 @@ from typing import Any
 import cel
 import yaml
 
-from adapters.kv.memory import MemoryKV
-from sdk.pb import envelope_pb2
-from services.control_plane.guardrails import Guardrails, PolicySet
-from services.control_plane.guardrails._aggregates import usage_of
-from services.control_plane.guardrails._leaves import Inputs
+from tickrail.adapters.kv.memory import MemoryKV
+from tickrail.sdk.pb import envelope_pb2
+from tickrail.services.control_plane.guardrails import Guardrails, PolicySet
+from tickrail.services.control_plane.guardrails._aggregates import usage_of
+from tickrail.services.control_plane.guardrails._leaves import Inputs
 
 T0 = 1_700_000_000.0
 

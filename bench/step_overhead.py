@@ -24,9 +24,19 @@ from typing import Any, TypedDict
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sdk import AgentGraph, Finish, Next, Plan, PlanContext, Task, TaskContext, final, normal
-from services.config import Settings
-from services.runtime import Runtime
+from tickrail import (
+    AgentGraph,
+    Finish,
+    Next,
+    Plan,
+    PlanContext,
+    Task,
+    TaskContext,
+    final,
+    normal,
+)
+from tickrail.services.config import Settings
+from tickrail.services.runtime import Runtime
 
 
 class Decide(Plan):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sdk import (
+from tickrail import (
     AgentGraph,
     Finish,
     Next,
@@ -58,6 +58,6 @@ graph = AgentGraph(
 )
 
 if __name__ == "__main__":
-    from services.cli.main import main
+    from tickrail.services.cli.main import main
 
     raise SystemExit(main(["run", __file__, *__import__("sys").argv[1:]]))

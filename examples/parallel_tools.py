@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from sdk import (
+from tickrail import (
     AgentGraph,
     Finish,
     Next,
@@ -111,6 +111,6 @@ graph = AgentGraph(
 )
 
 if __name__ == "__main__":
-    from services.cli.main import main
+    from tickrail.services.cli.main import main
 
     raise SystemExit(main(["run", __file__, *__import__("sys").argv[1:]]))

@@ -3,7 +3,7 @@
 Usage: python scripts/gen_proto.py [--check]
 
 protoc emits absolute imports (``from tickrail.v1 import x_pb2``) that would
-need ``tickrail`` on sys.path; we rewrite them to ``sdk.pb`` so the generated
+need ``tickrail`` on sys.path; we rewrite them to ``tickrail.sdk.pb`` so the generated
 modules are ordinary members of the SDK package. ``--check`` regenerates into a
 temporary folder and exits 1 if the committed files differ.
 """
@@ -42,7 +42,7 @@ def generate(out: Path) -> list[Path]:
             raise SystemExit("protoc failed")
         written = []
         for src in sorted((Path(tmp) / "tickrail" / "v1").iterdir()):
-            text = _IMPORT.sub(r"from sdk.pb import \1", src.read_text())
+            text = _IMPORT.sub(r"from tickrail.sdk.pb import \1", src.read_text())
             if src.name.endswith("_pb2_grpc.py") and "class " not in text:
                 continue  # a proto without services: nothing worth committing
             dest = out / src.name

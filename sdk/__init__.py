@@ -2,14 +2,14 @@
 
 ::
 
-    from sdk import AgentGraph, Finish, Next, Plan, Task, final, join, parallel
+    from tickrail.sdk import AgentGraph, Finish, Next, Plan, Task, final, join, parallel
 
 Run a graph with ``tickrail run my_graph.py``.
 """
 
-from sdk.context import NodeContext, PlanContext, TaskContext, Upstream, Usage
-from sdk.decision import Finish, Next
-from sdk.errors import (
+from tickrail.sdk.context import NodeContext, PlanContext, TaskContext, Upstream, Usage
+from tickrail.sdk.decision import Finish, Next
+from tickrail.sdk.errors import (
     AdapterError,
     ConfigurationError,
     DefinitionError,
@@ -20,15 +20,15 @@ from sdk.errors import (
     RoutingError,
     TickrailError,
 )
-from sdk.graph import AgentGraph, Edge, EdgeKind, final, join, normal, parallel
-from sdk.loading import load_graph
-from sdk.node import Plan, Retry, Task
+from tickrail.sdk.graph import AgentGraph, Edge, EdgeKind, final, join, normal, parallel
+from tickrail.sdk.loading import load_graph
+from tickrail.sdk.node import Plan, Retry, Task
 
 
 def __getattr__(name: str) -> object:
     # The client needs the grpc extra; import it on first use so `import sdk` never does.
     if name == "TickrailClient":
-        from sdk.client import TickrailClient
+        from tickrail.sdk.client import TickrailClient
 
         return TickrailClient
     raise AttributeError(f"module 'sdk' has no attribute {name!r}")

@@ -6,8 +6,8 @@ import hashlib
 import json
 from typing import Any, Protocol
 
-from sdk.errors import BlobIntegrityError, EnvelopeError
-from sdk.pb import envelope_pb2 as pb
+from tickrail.sdk.errors import BlobIntegrityError, EnvelopeError
+from tickrail.sdk.pb import envelope_pb2 as pb
 
 JSON = "application/json"
 TEXT = "text/plain; charset=utf-8"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sdk.context import PlanContext, TaskContext
-from sdk.decision import Finish, Next
-from sdk.node import Plan, Task
+from tickrail.sdk.context import PlanContext, TaskContext
+from tickrail.sdk.decision import Finish, Next
+from tickrail.sdk.node import Plan, Task
 
 
 class Echo(Task):

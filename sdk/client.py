@@ -2,7 +2,7 @@
 
 ::
 
-    from sdk.client import TickrailClient
+    from tickrail.sdk.client import TickrailClient
 
     async with TickrailClient("localhost:50051", tenant="acme", token=token) as client:
         lifetime_id = await client.start(graph, {"question": "..."})
@@ -11,7 +11,7 @@
         print(await client.usage(lifetime_id=lifetime_id, group_by="node"))
 
 Every call acts for ``tenant`` and sends ``token`` as ``authorization: Bearer``.
-Failures raise the SDK's errors (``sdk.errors``); the gRPC error is chained as
+Failures raise the SDK's errors (``tickrail.sdk.errors``); the gRPC error is chained as
 ``__cause__``. Needs the ``grpc`` extra: ``pip install 'tickrail[grpc]'``.
 """
 
@@ -28,8 +28,8 @@ from typing import Any, Self, TypeVar
 
 from google.protobuf.message import Message
 
-from sdk._payload import decode_bytes, encode
-from sdk.errors import (
+from tickrail.sdk._payload import decode_bytes, encode
+from tickrail.sdk.errors import (
     AdapterError,
     AuthenticationError,
     BlobIntegrityError,
@@ -38,14 +38,16 @@ from sdk.errors import (
     PermissionDeniedError,
     TickrailError,
 )
-from sdk.graph import AgentGraph
-from sdk.pb import envelope_pb2 as pb
-from sdk.pb import lifecycle_pb2 as api
+from tickrail.sdk.graph import AgentGraph
+from tickrail.sdk.pb import envelope_pb2 as pb
+from tickrail.sdk.pb import lifecycle_pb2 as api
 
 try:
     import grpc
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
-    raise ConfigurationError("sdk.client needs grpcio: pip install 'tickrail[grpc]'") from exc
+    raise ConfigurationError(
+        "tickrail.sdk.client needs grpcio: pip install 'tickrail[grpc]'"
+    ) from exc
 
 _ResponseT = TypeVar("_ResponseT", bound=Message)
 _SERVICE = "/tickrail.v1.LifecycleService/"

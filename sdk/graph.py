@@ -12,9 +12,9 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from sdk.errors import GraphValidationError
-from sdk.node import NAME_PATTERN, Plan, Task
-from sdk.pb import envelope_pb2 as pb
+from tickrail.sdk.errors import GraphValidationError
+from tickrail.sdk.node import NAME_PATTERN, Plan, Task
+from tickrail.sdk.pb import envelope_pb2 as pb
 
 VERSION_PATTERN = re.compile(r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
 

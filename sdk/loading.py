@@ -10,9 +10,9 @@ from typing import Any
 
 import yaml
 
-from sdk.errors import ConfigurationError, DefinitionError, GraphValidationError
-from sdk.graph import AgentGraph, Edge, EdgeKind
-from sdk.node import Plan, Task
+from tickrail.sdk.errors import ConfigurationError, DefinitionError, GraphValidationError
+from tickrail.sdk.graph import AgentGraph, Edge, EdgeKind
+from tickrail.sdk.node import Plan, Task
 
 _GRAPH_FIELDS = {
     "apiVersion",
@@ -37,6 +37,10 @@ def load_graph(target: str) -> AgentGraph:
     if target.endswith(".py"):
         return _from_module(_import_file(Path(target)), None, target)
     module_name, _, attr = target.partition(":")
+    # A console script's sys.path lacks the working directory; `pkg.mod:attr`
+    # means the user's package here, as `python -m` would find it.
+    if "" not in sys.path and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
@@ -54,11 +58,12 @@ def _import_file(path: Path) -> Any:
     module = importlib.util.module_from_spec(spec)
     # Executors import the same file; registering it keeps the classes unique.
     sys.modules[name] = module
-    sys.path.insert(0, str(path.resolve().parent))
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(path.resolve().parent))
+    # The file's folder stays importable: its Tasks may import the user's own
+    # packages (a `services/` or `sdk/` of theirs) lazily, inside run().
+    folder = str(path.resolve().parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    spec.loader.exec_module(module)
     return module
 
 

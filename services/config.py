@@ -17,8 +17,8 @@ from typing import Any
 
 import yaml
 
-from sdk._payload import DEFAULT_OFFLOAD_THRESHOLD
-from sdk.errors import ConfigurationError
+from tickrail.sdk._payload import DEFAULT_OFFLOAD_THRESHOLD
+from tickrail.sdk.errors import ConfigurationError
 
 ENV_PREFIX = "TICKRAIL_"
 

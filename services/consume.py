@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from adapters import Consumer, Message
-from services.metrics import Metrics
+from tickrail.adapters import Consumer, Message
+from tickrail.services.metrics import Metrics
 
 
 async def consume_batches(

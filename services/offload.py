@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from sdk._payload import BlobWriter, inline_size, offload
-from sdk.pb import envelope_pb2 as pb
+from tickrail.sdk._payload import BlobWriter, inline_size, offload
+from tickrail.sdk.pb import envelope_pb2 as pb
 
 
 def _payloads(envelope: pb.ExecutionEnvelope) -> Iterator[tuple[str, pb.Payload]]:

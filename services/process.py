@@ -13,10 +13,10 @@ import logging
 import signal
 from collections.abc import Sequence
 
-from sdk.graph import AgentGraph
-from services.config import Settings
-from services.health import HealthServer
-from services.runtime import Runtime
+from tickrail.sdk.graph import AgentGraph
+from tickrail.services.config import Settings
+from tickrail.services.health import HealthServer
+from tickrail.services.runtime import Runtime
 
 log = logging.getLogger("tickrail.process")
 

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
-from adapters import (
+from tickrail.adapters import (
     BlobStore,
     Consumer,
     EventBus,
@@ -28,18 +28,18 @@ from adapters import (
     open_kv,
     open_store,
 )
-from sdk._payload import encode
-from sdk.errors import ConfigurationError
-from sdk.graph import AgentGraph
-from sdk.pb import envelope_pb2 as pb
-from services.config import Settings
-from services.control_plane.service import ControlPlane, Guard
-from services.data_plane.service import DataPlane
-from services.executor.worker import Executor
-from services.topics import Topics
+from tickrail.sdk._payload import encode
+from tickrail.sdk.errors import ConfigurationError
+from tickrail.sdk.graph import AgentGraph
+from tickrail.sdk.pb import envelope_pb2 as pb
+from tickrail.services.config import Settings
+from tickrail.services.control_plane.service import ControlPlane, Guard
+from tickrail.services.data_plane.service import DataPlane
+from tickrail.services.executor.worker import Executor
+from tickrail.services.topics import Topics
 
 if TYPE_CHECKING:
-    from services.control_plane.guardrails import Guardrails
+    from tickrail.services.control_plane.guardrails import Guardrails
 
 log = logging.getLogger("tickrail.runtime")
 
@@ -193,7 +193,7 @@ class Runtime:
         """Guardrails from the ``policies`` setting, reloaded on change and on SIGHUP."""
         if not self.settings.policies:
             return None
-        from services.control_plane.guardrails import Guardrails, PolicyWatcher
+        from tickrail.services.control_plane.guardrails import Guardrails, PolicyWatcher
 
         watcher = PolicyWatcher(self.settings.policies)  # a bad file refuses to start
         self._background.append(asyncio.create_task(watcher.run()))

@@ -10,9 +10,9 @@ from typing import TypeVar
 from google.protobuf.message import DecodeError
 from google.protobuf.message import Message as ProtoMessage
 
-from adapters import EventBus, Message
-from sdk.errors import EnvelopeError
-from sdk.pb import envelope_pb2 as pb
+from tickrail.adapters import EventBus, Message
+from tickrail.sdk.errors import EnvelopeError
+from tickrail.sdk.pb import envelope_pb2 as pb
 
 log = logging.getLogger("tickrail.bus")
 ProtoMessageT = TypeVar("ProtoMessageT", bound=ProtoMessage)

@@ -12,10 +12,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from adapters import ExecutionRecord
-from sdk.pb import envelope_pb2 as pb
-from sdk.pb import lifecycle_pb2 as api
-from services.api.errors import InvalidArgument
+from tickrail.adapters import ExecutionRecord
+from tickrail.sdk.pb import envelope_pb2 as pb
+from tickrail.sdk.pb import lifecycle_pb2 as api
+from tickrail.services.api.errors import InvalidArgument
 
 
 @dataclass(slots=True)

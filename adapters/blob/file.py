@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from sdk.errors import AdapterError, ConfigurationError
+from tickrail.sdk.errors import AdapterError, ConfigurationError
 
 from .._lifecycle import Lifecycle
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sdk.errors import AdapterError
+from tickrail.sdk.errors import AdapterError
 
 from .._lifecycle import Lifecycle
 

@@ -20,7 +20,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from sdk.errors import AdapterError, BlobIntegrityError, ConfigurationError
+from tickrail.sdk.errors import AdapterError, BlobIntegrityError, ConfigurationError
 
 from .._lifecycle import Lifecycle
 

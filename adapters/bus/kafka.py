@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
-from sdk.errors import AdapterError, ConfigurationError
+from tickrail.sdk.errors import AdapterError, ConfigurationError
 
 from .._lifecycle import Lifecycle
 from .base import Consumer, Message

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import redis.asyncio as aioredis
 from redis.exceptions import ReadOnlyError, RedisError, TryAgainError
 
-from sdk.errors import AdapterError, ConfigurationError
+from tickrail.sdk.errors import AdapterError, ConfigurationError
 
 from .._lifecycle import Lifecycle
 

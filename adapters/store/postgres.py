@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg  # type: ignore[import-untyped,unused-ignore]  # no stubs; see pyproject
 
-from sdk.errors import AdapterError, ConfigurationError
+from tickrail.sdk.errors import AdapterError, ConfigurationError
 
 from .._lifecycle import Lifecycle
 from .base import EventRecord, ExecutionRecord, LifetimeSummary, NewEvent, NewExecution

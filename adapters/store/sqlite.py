@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from sdk.errors import AdapterError, ConfigurationError
+from tickrail.sdk.errors import AdapterError, ConfigurationError
 
 from .._lifecycle import Lifecycle
 from .base import EventRecord, ExecutionRecord, LifetimeSummary, NewEvent, NewExecution

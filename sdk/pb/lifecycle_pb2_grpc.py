@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from sdk.pb import lifecycle_pb2 as tickrail_dot_v1_dot_lifecycle__pb2
+from tickrail.sdk.pb import lifecycle_pb2 as tickrail_dot_v1_dot_lifecycle__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__

@@ -2,7 +2,7 @@
 
 ``serve_api(runtime, address=..., auth=...)`` serves it for a started Runtime;
 ``run_api_server`` is ``tickrail serve``. The service is
-``proto/tickrail/v1/lifecycle.proto``; the Python client is ``sdk.client``.
+``proto/tickrail/v1/lifecycle.proto``; the Python client is ``tickrail.sdk.client``.
 See docs/api.md.
 
 grpcio is an optional extra (``tickrail[grpc]``), so the names below are

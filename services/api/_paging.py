@@ -22,7 +22,7 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from adapters import LifetimeSummary
+from tickrail.adapters import LifetimeSummary
 
 from .errors import InvalidArgument
 

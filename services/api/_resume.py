@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from sdk.pb import envelope_pb2 as pb
-from sdk.pb import lifecycle_pb2 as api
-from services.control_plane.commands import ResumeRefused
-from services.control_plane.commands import resume_command as _resume_command
-from services.control_plane.state import LifetimeState
+from tickrail.sdk.pb import envelope_pb2 as pb
+from tickrail.sdk.pb import lifecycle_pb2 as api
+from tickrail.services.control_plane.commands import ResumeRefused
+from tickrail.services.control_plane.commands import resume_command as _resume_command
+from tickrail.services.control_plane.state import LifetimeState
 
 from .errors import FailedPrecondition, InvalidArgument
 

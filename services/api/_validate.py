@@ -12,11 +12,11 @@ import json
 import re
 from typing import Any
 
-from sdk._payload import JSON
-from sdk.errors import DefinitionError
-from sdk.graph import AgentGraph, Edge, EdgeKind
-from sdk.node import NAME_PATTERN, Plan, Task
-from sdk.pb import envelope_pb2 as pb
+from tickrail.sdk._payload import JSON
+from tickrail.sdk.errors import DefinitionError
+from tickrail.sdk.graph import AgentGraph, Edge, EdgeKind
+from tickrail.sdk.node import NAME_PATTERN, Plan, Task
+from tickrail.sdk.pb import envelope_pb2 as pb
 
 from .errors import InvalidArgument
 

@@ -19,7 +19,7 @@ import logging
 import os
 from collections.abc import Iterable, Mapping
 
-from sdk.errors import ConfigurationError
+from tickrail.sdk.errors import ConfigurationError
 
 from .errors import InvalidArgument, PermissionDenied, Unauthenticated
 

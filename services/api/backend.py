@@ -21,15 +21,15 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from adapters import EventRecord, LifetimeSummary, Message, StateStore
-from adapters.store.base import summarize
-from sdk._payload import read_bytes
-from sdk.errors import LifetimeNotFoundError
-from sdk.pb import envelope_pb2 as pb
-from sdk.pb import lifecycle_pb2 as api
-from services.control_plane.projection import rebuild
-from services.runtime import Runtime
-from services.usage import usage_rows
+from tickrail.adapters import EventRecord, LifetimeSummary, Message, StateStore
+from tickrail.adapters.store.base import summarize
+from tickrail.sdk._payload import read_bytes
+from tickrail.sdk.errors import LifetimeNotFoundError
+from tickrail.sdk.pb import envelope_pb2 as pb
+from tickrail.sdk.pb import lifecycle_pb2 as api
+from tickrail.services.control_plane.projection import rebuild
+from tickrail.services.runtime import Runtime
+from tickrail.services.usage import usage_rows
 
 from ._paging import LifetimeQuery, list_page, page_size
 from ._resume import resume_command
@@ -410,7 +410,9 @@ class LifecycleBackend:
         self, tenant: str, request: api.ReplayLifetimeRequest
     ) -> api.ReplayLifetimeResponse:
         await self._events(tenant, request.lifetime_id)
-        replay_lifetime = _optional("services.control_plane.replay", "replay_lifetime", "replay")
+        replay_lifetime = _optional(
+            "tickrail.services.control_plane.replay", "replay_lifetime", "replay"
+        )
         report = await replay_lifetime(
             self.store,
             request.lifetime_id,
@@ -436,7 +438,7 @@ class LifecycleBackend:
         check_payload(request.result, "result", limit=self.runtime.settings.offload_threshold)
         from_exec = require(request.from_exec_id, "from_exec_id")
         await self._check_execution(tenant, request.lifetime_id, from_exec, "from_exec_id")
-        fork_lifetime = _optional("services.control_plane.fork", "fork_lifetime", "fork")
+        fork_lifetime = _optional("tickrail.services.control_plane.fork", "fork_lifetime", "fork")
         new_id: str = await fork_lifetime(
             self.runtime,
             request.lifetime_id,

@@ -1,13 +1,13 @@
 """Errors the lifecycle API raises on purpose, each naming the gRPC status it maps to.
 
 The backend stays free of grpc: it raises ``ApiError`` (or one of the SDK's
-errors) and ``services.api.server`` turns each into a status code. The code is
+errors) and ``tickrail.services.api.server`` turns each into a status code. The code is
 kept as the name of a ``grpc.StatusCode`` member.
 """
 
 from __future__ import annotations
 
-from sdk.errors import TickrailError
+from tickrail.sdk.errors import TickrailError
 
 
 class ApiError(TickrailError):

@@ -19,10 +19,10 @@ from typing import Any
 
 import grpc
 
-from sdk.errors import ConfigurationError
-from sdk.graph import AgentGraph
-from services.config import Settings
-from services.runtime import Runtime
+from tickrail.sdk.errors import ConfigurationError
+from tickrail.sdk.graph import AgentGraph
+from tickrail.services.config import Settings
+from tickrail.services.runtime import Runtime
 
 from .auth import Authenticator
 from .server import serve_api

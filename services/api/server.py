@@ -34,7 +34,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from sdk.errors import (
+from tickrail.sdk.errors import (
     AdapterError,
     BlobIntegrityError,
     ConfigurationError,
@@ -43,9 +43,9 @@ from sdk.errors import (
     LifetimeNotFoundError,
     PolicyError,
 )
-from sdk.pb import lifecycle_pb2 as api
-from sdk.pb import lifecycle_pb2_grpc as api_grpc
-from services.runtime import Runtime
+from tickrail.sdk.pb import lifecycle_pb2 as api
+from tickrail.sdk.pb import lifecycle_pb2_grpc as api_grpc
+from tickrail.services.runtime import Runtime
 
 from .auth import Authenticator
 from .backend import LifecycleBackend

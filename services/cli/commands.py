@@ -13,15 +13,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from adapters import EventRecord, ExecutionRecord, LifetimeSummary, open_store
-from adapters.store.base import summarize
-from sdk.errors import ConfigurationError, LifetimeNotFoundError
-from sdk.graph import AgentGraph
-from sdk.loading import load_graph
-from sdk.pb import envelope_pb2 as pb
-from services.config import Settings, load_settings
-from services.process import serve
-from services.runtime import Runtime
+from tickrail.adapters import EventRecord, ExecutionRecord, LifetimeSummary, open_store
+from tickrail.adapters.store.base import summarize
+from tickrail.sdk.errors import ConfigurationError, LifetimeNotFoundError
+from tickrail.sdk.graph import AgentGraph
+from tickrail.sdk.loading import load_graph
+from tickrail.sdk.pb import envelope_pb2 as pb
+from tickrail.services.config import Settings, load_settings
+from tickrail.services.process import serve
+from tickrail.services.runtime import Runtime
 
 from . import render
 from .progress import Progress
@@ -156,7 +156,7 @@ async def _load_lifetime(settings: Settings, lifetime_id: str) -> tuple[Any, Any
 
 
 async def cmd_serve(args: argparse.Namespace) -> int:
-    from services.api.serve import run_api_server
+    from tickrail.services.api.serve import run_api_server
 
     settings = _settings(args)
     graphs = [load_graph(target) for target in settings.graphs]
@@ -183,7 +183,7 @@ def _client(args: argparse.Namespace, settings: Settings) -> Any:
     """A TickrailClient for --server (imported here: it needs the grpc extra)."""
     import grpc
 
-    from sdk.client import TickrailClient
+    from tickrail.sdk.client import TickrailClient
 
     credentials = None
     if args.ca_cert:
@@ -391,8 +391,8 @@ async def cmd_usage(args: argparse.Namespace) -> int:
             found = await client.usage(lifetime_id=args.lifetime, group_by=args.by)
         rows = [(r.key, r.tokens_in, r.tokens_out, r.cost_usd, r.executions) for r in found]
     else:
-        from sdk.pb import lifecycle_pb2 as api
-        from services.usage import usage_rows
+        from tickrail.sdk.pb import lifecycle_pb2 as api
+        from tickrail.services.usage import usage_rows
 
         async with open_store(settings.store_url) as store:
             if args.lifetime:
@@ -417,9 +417,9 @@ async def cmd_usage(args: argparse.Namespace) -> int:
 
 
 async def cmd_lifetimes_resume(args: argparse.Namespace) -> int:
-    from sdk._payload import encode
-    from services.control_plane.commands import ResumeRefused, resume_command
-    from services.control_plane.projection import rebuild
+    from tickrail.sdk._payload import encode
+    from tickrail.services.control_plane.commands import ResumeRefused, resume_command
+    from tickrail.services.control_plane.projection import rebuild
 
     from .main import parse_json_arg
 
@@ -492,8 +492,8 @@ async def _resume_remote(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_replay(args: argparse.Namespace) -> int:
-    from adapters import open_blob_store
-    from services.control_plane.replay import replay_lifetime
+    from tickrail.adapters import open_blob_store
+    from tickrail.services.control_plane.replay import replay_lifetime
 
     settings = _settings(args)
     graphs: list[AgentGraph] = []
@@ -527,8 +527,8 @@ async def cmd_replay(args: argparse.Namespace) -> int:
 
 
 async def cmd_fork(args: argparse.Namespace) -> int:
-    from sdk._payload import encode
-    from services.control_plane.fork import fork_lifetime
+    from tickrail.sdk._payload import encode
+    from tickrail.services.control_plane.fork import fork_lifetime
 
     from .main import parse_json_arg
 
@@ -557,7 +557,7 @@ async def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 async def cmd_policy_check(args: argparse.Namespace) -> int:
-    from services.control_plane.guardrails import check_files
+    from tickrail.services.control_plane.guardrails import check_files
 
     problems = check_files(args.files)
     for problem in problems:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sdk.errors import TickrailError
+from tickrail.sdk.errors import TickrailError
 
 from . import commands
 
@@ -312,7 +312,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def parse_json_arg(raw: str | None, what: str) -> Any:
     """``--input`` values: JSON text, or @path to a JSON file."""
-    from sdk.errors import ConfigurationError
+    from tickrail.sdk.errors import ConfigurationError
 
     if raw is None:
         return None

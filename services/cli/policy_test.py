@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 
-from adapters import open_store
-from sdk.errors import LifetimeNotFoundError
-from sdk.pb import envelope_pb2 as pb
-from services.config import Settings
-from services.control_plane.guardrails import PolicySet, what_if
+from tickrail.adapters import open_store
+from tickrail.sdk.errors import LifetimeNotFoundError
+from tickrail.sdk.pb import envelope_pb2 as pb
+from tickrail.services.config import Settings
+from tickrail.services.control_plane.guardrails import PolicySet, what_if
 
 
 async def run_policy_test(args: argparse.Namespace, settings: Settings) -> int:

@@ -6,7 +6,7 @@ import sys
 import time
 from typing import TextIO
 
-from sdk.pb import envelope_pb2 as pb
+from tickrail.sdk.pb import envelope_pb2 as pb
 
 from .render import EDGE, LIFETIME_WORDS, STATUS, describe_event, preview
 

@@ -11,9 +11,9 @@ from typing import Any
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message as ProtoMessage
 
-from adapters import EventRecord, ExecutionRecord, LifetimeSummary
-from sdk._payload import decode_bytes
-from sdk.pb import envelope_pb2 as pb
+from tickrail.adapters import EventRecord, ExecutionRecord, LifetimeSummary
+from tickrail.sdk._payload import decode_bytes
+from tickrail.sdk.pb import envelope_pb2 as pb
 
 PREVIEW_BYTES = 4096
 

@@ -9,8 +9,8 @@ hold; it cannot answer anybody, so it is refused when nothing is held.
 
 from __future__ import annotations
 
-from sdk.errors import ConfigurationError
-from sdk.pb import envelope_pb2 as pb
+from tickrail.sdk.errors import ConfigurationError
+from tickrail.sdk.pb import envelope_pb2 as pb
 
 from .state import LifetimeState
 

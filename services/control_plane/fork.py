@@ -17,11 +17,11 @@ from typing import TypeVar
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message as ProtoMessage
 
-from adapters import Message, NewEvent
-from sdk.errors import ConfigurationError, LifetimeNotFoundError
-from sdk.pb import envelope_pb2 as pb
-from services.data_plane.service import execution_row
-from services.runtime import Runtime
+from tickrail.adapters import Message, NewEvent
+from tickrail.sdk.errors import ConfigurationError, LifetimeNotFoundError
+from tickrail.sdk.pb import envelope_pb2 as pb
+from tickrail.services.data_plane.service import execution_row
+from tickrail.services.runtime import Runtime
 
 from .projection import event_time, rebuild
 from .routing import execution_of

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 
-from sdk.pb import envelope_pb2 as pb
+from tickrail.sdk.pb import envelope_pb2 as pb
 
 from .routing import Decision, abort, pause, resume, route, start
 from .state import LifetimeState

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from google.protobuf import text_format
 from google.protobuf.message import Message
 
-from adapters import BlobStore, StateStore
-from sdk.errors import ConfigurationError, LifetimeNotFoundError
-from sdk.graph import AgentGraph
-from sdk.node import Plan
-from sdk.pb import envelope_pb2 as pb
+from tickrail.adapters import BlobStore, StateStore
+from tickrail.sdk.errors import ConfigurationError, LifetimeNotFoundError
+from tickrail.sdk.graph import AgentGraph
+from tickrail.sdk.node import Plan
+from tickrail.sdk.pb import envelope_pb2 as pb
 
 from .projection import fold
 from .routing import Decision
@@ -158,7 +158,7 @@ async def rerun(
     blobs: BlobStore | None,
 ) -> tuple[list[PlanDifference], int]:
     """Run each recorded Plan again on its recorded input; no Task runs."""
-    from services.executor.run_node import attempt, prepare
+    from tickrail.services.executor.run_node import attempt, prepare
 
     inputs = {
         node_input.input_id: node_input

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from sdk.pb import envelope_pb2 as pb
+from tickrail.sdk.pb import envelope_pb2 as pb
 
 from .state import FINAL_STATUSES, LifetimeState, index_graph
 

@@ -15,12 +15,12 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from adapters import Consumer, EventBus, Message, NewEvent, StateStore
-from sdk.errors import EnvelopeError, PolicyError
-from sdk.pb import envelope_pb2 as pb
-from services.consume import consume_batches
-from services.metrics import Metrics
-from services.topics import Topics, check_envelope, decode, publish_dead_letters
+from tickrail.adapters import Consumer, EventBus, Message, NewEvent, StateStore
+from tickrail.sdk.errors import EnvelopeError, PolicyError
+from tickrail.sdk.pb import envelope_pb2 as pb
+from tickrail.services.consume import consume_batches
+from tickrail.services.metrics import Metrics
+from tickrail.services.topics import Topics, check_envelope, decode, publish_dead_letters
 
 from .projection import rebuild
 from .routing import PAUSE, Decision, abort, pause, resume, route, start

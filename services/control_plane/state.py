@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from sdk.pb import envelope_pb2 as pb
+from tickrail.sdk.pb import envelope_pb2 as pb
 
 FINAL_STATUSES = frozenset(
     {pb.EXECUTION_STATUS_SUCCEEDED, pb.EXECUTION_STATUS_FAILED, pb.EXECUTION_STATUS_TIMED_OUT}

@@ -14,7 +14,7 @@ import asyncio
 import logging
 from typing import Any, Protocol
 
-from adapters import (
+from tickrail.adapters import (
     BlobStore,
     Consumer,
     EventBus,
@@ -23,14 +23,20 @@ from adapters import (
     NewExecution,
     StateStore,
 )
-from adapters.store.base import unit_of_work
-from sdk._payload import DEFAULT_OFFLOAD_THRESHOLD
-from sdk.errors import EnvelopeError
-from sdk.pb import envelope_pb2 as pb
-from services.consume import consume_batches
-from services.metrics import Metrics
-from services.offload import offload_large
-from services.topics import Topics, check_envelope, decode, encode_ref, publish_dead_letters
+from tickrail.adapters.store.base import unit_of_work
+from tickrail.sdk._payload import DEFAULT_OFFLOAD_THRESHOLD
+from tickrail.sdk.errors import EnvelopeError
+from tickrail.sdk.pb import envelope_pb2 as pb
+from tickrail.services.consume import consume_batches
+from tickrail.services.metrics import Metrics
+from tickrail.services.offload import offload_large
+from tickrail.services.topics import (
+    Topics,
+    check_envelope,
+    decode,
+    encode_ref,
+    publish_dead_letters,
+)
 
 log = logging.getLogger("tickrail.data_plane")
 

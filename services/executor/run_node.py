@@ -7,8 +7,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sdk._payload import BlobReader, encode, read_value
-from sdk.context import (
+from tickrail.sdk._payload import BlobReader, encode, read_value
+from tickrail.sdk.context import (
     _NO_ANSWER,
     HumanInputRequired,
     NodeContext,
@@ -16,10 +16,10 @@ from sdk.context import (
     TaskContext,
     Upstream,
 )
-from sdk.decision import Finish, as_decision
-from sdk.errors import NodeTimeoutError
-from sdk.node import Plan, Task
-from sdk.pb import envelope_pb2 as pb
+from tickrail.sdk.decision import Finish, as_decision
+from tickrail.sdk.errors import NodeTimeoutError
+from tickrail.sdk.node import Plan, Task
+from tickrail.sdk.pb import envelope_pb2 as pb
 
 
 @dataclass(slots=True)

@@ -12,15 +12,15 @@ import asyncio
 import logging
 from collections.abc import Iterable
 
-from adapters import BlobStore, Consumer, EventBus, Message
-from sdk._payload import DEFAULT_OFFLOAD_THRESHOLD
-from sdk.errors import EnvelopeError, TickrailError
-from sdk.graph import AgentGraph
-from sdk.node import Plan, Task
-from sdk.pb import envelope_pb2 as pb
-from services.metrics import Metrics
-from services.offload import offload_large
-from services.topics import Topics, decode, publish_dead_letters
+from tickrail.adapters import BlobStore, Consumer, EventBus, Message
+from tickrail.sdk._payload import DEFAULT_OFFLOAD_THRESHOLD
+from tickrail.sdk.errors import EnvelopeError, TickrailError
+from tickrail.sdk.graph import AgentGraph
+from tickrail.sdk.node import Plan, Task
+from tickrail.sdk.pb import envelope_pb2 as pb
+from tickrail.services.metrics import Metrics
+from tickrail.services.offload import offload_large
+from tickrail.services.topics import Topics, decode, publish_dead_letters
 
 from .run_node import attempt, prepare, qualname
 

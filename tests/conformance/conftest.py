@@ -17,9 +17,9 @@ from urllib.parse import urlencode
 
 import pytest
 
-from adapters import BlobStore, EventBus, KVStore, StateStore
-from adapters.registry import open_blob_store, open_bus, open_kv, open_store
 from tests.services import kafka_url, postgres_url, random_name, redis_url, s3_url
+from tickrail.adapters import BlobStore, EventBus, KVStore, StateStore
+from tickrail.adapters.registry import open_blob_store, open_bus, open_kv, open_store
 
 __all__ = ["kafka_url", "postgres_url", "redis_url", "s3_url"]  # session fixtures
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from adapters import BlobStore
-from adapters.registry import open_blob_store
-from sdk.errors import AdapterClosedError, AdapterError, BlobIntegrityError
+from tickrail.adapters import BlobStore
+from tickrail.adapters.registry import open_blob_store
+from tickrail.sdk.errors import AdapterClosedError, AdapterError, BlobIntegrityError
 
 from .conftest import s3_store_url
 

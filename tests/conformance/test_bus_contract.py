@@ -9,9 +9,9 @@ from collections.abc import Sequence
 
 import pytest
 
-from adapters import Consumer, EventBus, Message
-from sdk.errors import AdapterClosedError
 from tests.services import random_name
+from tickrail.adapters import Consumer, EventBus, Message
+from tickrail.sdk.errors import AdapterClosedError
 
 
 async def collect(consumer: Consumer, count: int, timeout: float = 30.0) -> list[Message]:
@@ -158,7 +158,7 @@ async def test_use_after_close_is_refused(bus: EventBus) -> None:
 
 async def test_kafka_members_hear_about_rebalances(kafka_url: str) -> None:
     # Optional capability: roles that cache per-key state drop it on a rebalance.
-    from adapters import open_bus
+    from tickrail.adapters import open_bus
 
     topic, group = random_name("rebal"), random_name("g")
     async with open_bus(kafka_url, partitions=4) as bus:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from adapters import KVStore
-from adapters.registry import open_kv
-from sdk.errors import AdapterClosedError
+from tickrail.adapters import KVStore
+from tickrail.adapters.registry import open_kv
+from tickrail.sdk.errors import AdapterClosedError
 
 
 async def test_set_get_delete(kv: KVStore) -> None:
@@ -102,8 +102,8 @@ async def test_redis_takes_its_password_from_redis_password(
     import socket
     import subprocess
 
-    from adapters import open_kv
-    from sdk.errors import AdapterError
+    from tickrail.adapters import open_kv
+    from tickrail.sdk.errors import AdapterError
 
     server = shutil.which("redis-server")
     assert server, "redis-server is needed for this test (it is on the CI machines)"

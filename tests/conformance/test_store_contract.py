@@ -8,8 +8,8 @@ from dataclasses import replace
 
 import pytest
 
-from adapters import NewEvent, NewExecution, StateStore
-from sdk.errors import AdapterClosedError
+from tickrail.adapters import NewEvent, NewExecution, StateStore
+from tickrail.sdk.errors import AdapterClosedError
 
 from .conftest import StoreCase
 

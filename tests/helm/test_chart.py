@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import yaml
 
-from services.cli.main import build_parser
-from services.config import load_settings
-from services.control_plane.guardrails import check_files
+from tickrail.services.cli.main import build_parser
+from tickrail.services.config import load_settings
+from tickrail.services.control_plane.guardrails import check_files
 
 try:
     import helm_python

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sdk import AgentGraph, Task, TaskContext, final
+from tickrail.sdk import AgentGraph, Task, TaskContext, final
 
 SIZE = 3 * 1024 * 1024
 

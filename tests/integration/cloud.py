@@ -34,7 +34,7 @@ def free_port() -> int:
 
 def cli(config: Path, *argv: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "services.cli.main", *argv, "--config", str(config)],
+        [sys.executable, "-m", "tickrail.services.cli.main", *argv, "--config", str(config)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -58,7 +58,7 @@ class Deployment:
             [
                 sys.executable,
                 "-m",
-                "services.cli.main",
+                "tickrail.services.cli.main",
                 *argv,
                 "--config",
                 str(self.config),

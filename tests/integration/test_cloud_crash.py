@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from adapters import open_store
-from services.config import Settings
-from services.control_plane.replay import replay_lifetime
+from tickrail.adapters import open_store
+from tickrail.services.config import Settings
+from tickrail.services.control_plane.replay import replay_lifetime
 
 from .cloud import EXAMPLES, ROOT, Deployment
 
@@ -27,7 +27,7 @@ def start_run(config: Path) -> subprocess.Popen[str]:
         [
             sys.executable,
             "-m",
-            "services.cli.main",
+            "tickrail.services.cli.main",
             "run",
             str(EXAMPLES / "parallel_tools.py"),
             "--json",

@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 import yaml
 
-from adapters import open_blob_store, open_store
-from sdk import load_graph
-from sdk._payload import read_bytes
-from sdk.pb import envelope_pb2 as pb
-from services.config import Settings
-from services.runtime import Runtime
 from tests.services import random_name
+from tickrail.adapters import open_blob_store, open_store
+from tickrail.sdk import load_graph
+from tickrail.sdk._payload import read_bytes
+from tickrail.sdk.pb import envelope_pb2 as pb
+from tickrail.services.config import Settings
+from tickrail.services.runtime import Runtime
 
 from .big_result import payload
 from .cloud import EXAMPLES, GRAPHS, Deployment, cli

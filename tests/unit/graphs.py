@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from sdk import (
+from tickrail.sdk import (
     AgentGraph,
     Finish,
     Next,

@@ -13,14 +13,14 @@ from typing import Any, TypeVar
 import grpc
 import pytest
 
-from sdk import Task, TaskContext
-from sdk.client import TickrailClient
-from sdk.errors import AdapterError, ConfigurationError, LifetimeNotFoundError
-from sdk.loading import load_graph
-from sdk.pb import envelope_pb2 as pb
-from services.api import ApiServer, Authenticator, LifecycleBackend, serve_api
-from services.config import Settings
-from services.runtime import Runtime
+from tickrail.sdk import Task, TaskContext
+from tickrail.sdk.client import TickrailClient
+from tickrail.sdk.errors import AdapterError, ConfigurationError, LifetimeNotFoundError
+from tickrail.sdk.loading import load_graph
+from tickrail.sdk.pb import envelope_pb2 as pb
+from tickrail.services.api import ApiServer, Authenticator, LifecycleBackend, serve_api
+from tickrail.services.config import Settings
+from tickrail.services.runtime import Runtime
 
 from .graphs import fan_out_graph, single_task_graph
 
@@ -111,8 +111,8 @@ async def until(check: Callable[[], Awaitable[T | None]], timeout: float = 10) -
             await asyncio.sleep(0.02)
 
 
-HAVE_REPLAY = importlib.util.find_spec("services.control_plane.replay") is not None
-HAVE_FORK = importlib.util.find_spec("services.control_plane.fork") is not None
+HAVE_REPLAY = importlib.util.find_spec("tickrail.services.control_plane.replay") is not None
+HAVE_FORK = importlib.util.find_spec("tickrail.services.control_plane.fork") is not None
 
 
 @pytest.fixture

@@ -16,14 +16,14 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from sdk.client import AuthenticationError, PermissionDeniedError, TickrailClient
-from sdk.errors import ConfigurationError
-from sdk.pb import lifecycle_pb2 as api
-from sdk.pb import lifecycle_pb2_grpc as api_grpc
-from services.api import Authenticator, run_api_server, serve_api
-from services.api.auth import is_loopback
-from services.config import Settings
-from services.runtime import Runtime
+from tickrail.sdk.client import AuthenticationError, PermissionDeniedError, TickrailClient
+from tickrail.sdk.errors import ConfigurationError
+from tickrail.sdk.pb import lifecycle_pb2 as api
+from tickrail.sdk.pb import lifecycle_pb2_grpc as api_grpc
+from tickrail.services.api import Authenticator, run_api_server, serve_api
+from tickrail.services.api.auth import is_loopback
+from tickrail.services.config import Settings
+from tickrail.services.runtime import Runtime
 
 from .test_api import TOKENS, Served, code, events_of, graphs, run_to_end, served
 
@@ -189,8 +189,8 @@ async def test_replay_and_fork_answer_unimplemented_when_their_modules_are_absen
         lifetime_id = await run_to_end(client, stack.graph("fan_out"))
         exec_id = (await client.get(lifetime_id)).executions[0].header.exec_id
         # None in sys.modules makes the import fail as if the module did not exist
-        monkeypatch.setitem(sys.modules, "services.control_plane.replay", None)
-        monkeypatch.setitem(sys.modules, "services.control_plane.fork", None)
+        monkeypatch.setitem(sys.modules, "tickrail.services.control_plane.replay", None)
+        monkeypatch.setitem(sys.modules, "tickrail.services.control_plane.fork", None)
         for call in (client.replay(lifetime_id), client.fork(lifetime_id, exec_id)):
             with pytest.raises(ConfigurationError) as missing:
                 await call

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from services.cli.main import main
+from tickrail.services.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from sdk import load_graph
-from sdk.client import TickrailClient
-from services.cli.main import main
+from tickrail.sdk import load_graph
+from tickrail.sdk.client import TickrailClient
+from tickrail.services.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -76,7 +76,7 @@ def free_port() -> int:
 def start_server(address: str, *args: str, env: dict[str, str] | None = None) -> Any:
     """Start ``tickrail serve`` on ``address`` and return once it accepts connections."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "services.cli.main", "serve", "--address", address, *args],
+        [sys.executable, "-m", "tickrail.services.cli.main", "serve", "--address", address, *args],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

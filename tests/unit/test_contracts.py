@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-import sdk
-from sdk.errors import ConfigurationError
-from services.config import Settings, load_settings
+import tickrail
+import tickrail.sdk
+from tickrail.sdk.errors import ConfigurationError
+from tickrail.services.config import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,7 +27,7 @@ def test_committed_protobuf_code_matches_the_proto_files() -> None:
 
 
 def test_public_api_is_exactly_what_we_document() -> None:
-    assert sorted(sdk.__all__) == sorted(
+    assert sorted(tickrail.__all__) == sorted(
         [
             "AdapterError",
             "AgentGraph",
@@ -58,14 +59,17 @@ def test_public_api_is_exactly_what_we_document() -> None:
             "parallel",
         ]
     )
-    for name in sdk.__all__:
-        assert getattr(sdk, name) is not None
+    for name in tickrail.__all__:
+        assert getattr(tickrail, name) is not None
+    # the SDK package re-exports the same objects, so either spelling is one class
+    assert tickrail.Task is tickrail.sdk.Task and tickrail.Next is tickrail.sdk.Next
 
 
 def test_the_sdk_never_imports_services_or_adapters() -> None:
     code = (
-        "import sys, sdk, sdk.loading, sdk.builtins\n"
-        "bad = [m for m in sys.modules if m.split('.')[0] in ('services', 'adapters')]\n"
+        "import sys, tickrail, tickrail.sdk.loading, tickrail.sdk.builtins\n"
+        "roles = ('tickrail.services', 'tickrail.adapters')\n"
+        "bad = [m for m in sys.modules if m.startswith(roles)]\n"
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
@@ -93,7 +97,7 @@ def test_unknown_settings_and_bad_values_are_named(tmp_path: Path) -> None:
 
 
 def test_unknown_url_schemes_and_missing_drivers_are_explained() -> None:
-    from adapters import open_store
+    from tickrail.adapters import open_store
 
     with pytest.raises(ConfigurationError, match="scheme must be one of"):
         open_store("mongodb://x")
@@ -103,9 +107,10 @@ def test_the_embedded_cli_paths_never_import_optional_drivers() -> None:
     # run, lifetimes, usage, replay and policies must work with only the core install
     code = (
         "import sys\n"
-        "import services.cli.commands, services.usage, services.api\n"
-        "import services.control_plane.guardrails, services.control_plane.replay\n"
-        "import services.control_plane.fork, services.runtime\n"
+        "import tickrail.services.cli.commands, tickrail.services.usage, tickrail.services.api\n"
+        "import tickrail.services.control_plane.guardrails\n"
+        "import tickrail.services.control_plane.replay\n"
+        "import tickrail.services.control_plane.fork, tickrail.services.runtime\n"
         "optional = ('grpc', 'aiokafka', 'asyncpg', 'boto3', 'botocore', 'redis')\n"
         "bad = sorted({m.split('.')[0] for m in sys.modules} & set(optional))\n"
         "assert not bad, bad\n"

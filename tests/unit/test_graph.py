@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sdk import (
+from tickrail.sdk import (
     AgentGraph,
     DefinitionError,
     GraphValidationError,
@@ -18,7 +18,7 @@ from sdk import (
     normal,
     parallel,
 )
-from sdk.pb import envelope_pb2 as pb
+from tickrail.sdk.pb import envelope_pb2 as pb
 
 from .graphs import Gather, Start, Work
 

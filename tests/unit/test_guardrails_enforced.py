@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from sdk import AgentGraph, load_graph
-from sdk.pb import envelope_pb2 as pb
-from services.cli.main import main
-from services.config import Settings
-from services.runtime import Runtime
+from tickrail.sdk import AgentGraph, load_graph
+from tickrail.sdk.pb import envelope_pb2 as pb
+from tickrail.services.cli.main import main
+from tickrail.services.config import Settings
+from tickrail.services.runtime import Runtime
 
 from .graphs import fan_out_graph
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from services.cli.main import main
+from tickrail.services.cli.main import main
 
 EXAMPLE = str(Path(__file__).resolve().parents[2] / "examples" / "human_review.py")
 

@@ -39,7 +39,7 @@ def test_a_role_process_serves_probes_and_stops_cleanly_on_sigterm(
         [
             sys.executable,
             "-m",
-            "services.cli.main",
+            "tickrail.services.cli.main",
             role,
             "--port",
             str(port),
@@ -77,7 +77,7 @@ def test_a_role_process_serves_probes_and_stops_cleanly_on_sigterm(
 
 def test_an_executor_without_graphs_is_refused(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "services.cli.main", "executor", "--home", str(tmp_path)],
+        [sys.executable, "-m", "tickrail.services.cli.main", "executor", "--home", str(tmp_path)],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from sdk.pb import envelope_pb2 as pb
-from services.cli.main import main
+from tickrail.sdk.pb import envelope_pb2 as pb
+from tickrail.services.cli.main import main
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from sdk import AgentGraph, final, normal
-from sdk._payload import encode
-from sdk.pb import envelope_pb2 as pb
-from services.control_plane.projection import rebuild
-from services.control_plane.routing import Decision, abort, pause, resume, route, start
-from services.control_plane.state import LifetimeState
+from tickrail.sdk import AgentGraph, final, normal
+from tickrail.sdk._payload import encode
+from tickrail.sdk.pb import envelope_pb2 as pb
+from tickrail.services.control_plane.projection import rebuild
+from tickrail.services.control_plane.routing import Decision, abort, pause, resume, route, start
+from tickrail.services.control_plane.state import LifetimeState
 
 from .graphs import Gather, Loop, Start, Step, Work, fan_out_graph, loop_graph
 

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from adapters import Message
-from sdk import AgentGraph, Task, TaskContext
-from sdk._payload import read_bytes
-from sdk.pb import envelope_pb2 as pb
-from services.config import Settings
-from services.data_plane.service import DataPlane
-from services.runtime import Runtime
+from tickrail.adapters import Message
+from tickrail.sdk import AgentGraph, Task, TaskContext
+from tickrail.sdk._payload import read_bytes
+from tickrail.sdk.pb import envelope_pb2 as pb
+from tickrail.services.config import Settings
+from tickrail.services.data_plane.service import DataPlane
+from tickrail.services.runtime import Runtime
 
 from .graphs import Flaky, fan_out_graph, loop_graph, single_task_graph
 
@@ -103,7 +103,7 @@ async def test_corrupt_blob_is_refused(tmp_path: Path) -> None:
         final = await run_once(rt, graph)
         payload = final.completed.output
         Path(payload.blob.uri.removeprefix("file://")).write_bytes(b"tampered")
-        from sdk.errors import BlobIntegrityError
+        from tickrail.sdk.errors import BlobIntegrityError
 
         with pytest.raises(BlobIntegrityError, match="does not match its recorded digest"):
             await read_bytes(payload, rt.blobs)

@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote
 
-from adapters.kv.base import KVStore
-from adapters.kv.memory import MemoryKV
-from sdk.pb import envelope_pb2
+from tickrail.adapters.kv.base import KVStore
+from tickrail.adapters.kv.memory import MemoryKV
+from tickrail.sdk.pb import envelope_pb2
 
 DEFAULT_PREFIX = "guardrails"
 DAY_TTL_S = 2 * 86400.0

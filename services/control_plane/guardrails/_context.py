@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sdk.pb import envelope_pb2
+from tickrail.sdk.pb import envelope_pb2
 
 from ._aggregates import BUILTIN_METRICS, parse_counters
 from ._leaves import EXECUTION_FIELDS, Inputs

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-from adapters.kv.base import KVStore
-from adapters.kv.memory import MemoryKV
-from sdk.pb import envelope_pb2
+from tickrail.adapters.kv.base import KVStore
+from tickrail.adapters.kv.memory import MemoryKV
+from tickrail.sdk.pb import envelope_pb2
 
 from ._aggregates import (
     DEFAULT_PREFIX,

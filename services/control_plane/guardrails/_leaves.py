@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from sdk.pb import envelope_pb2
+from tickrail.sdk.pb import envelope_pb2
 
 from ._aggregates import BUILTIN_METRICS, INT_METRICS, node_prefix
 

@@ -17,8 +17,8 @@ import cel
 import yaml
 from yaml.constructor import SafeConstructor
 
-from sdk.errors import PolicyError
-from sdk.pb import envelope_pb2
+from tickrail.sdk.errors import PolicyError
+from tickrail.sdk.pb import envelope_pb2
 
 from ._aggregates import BUILTIN_METRICS, usage_of
 from ._context import ROOTS, root_views

@@ -10,8 +10,8 @@ from typing import Any
 
 import cel
 
-from sdk.errors import PolicyError, join_problems
-from sdk.pb import envelope_pb2
+from tickrail.sdk.errors import PolicyError, join_problems
+from tickrail.sdk.pb import envelope_pb2
 
 from ._context import EvaluationContext, build_context, root_views
 from ._expressions import ConditionError

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sdk.pb import envelope_pb2
+from tickrail.sdk.pb import envelope_pb2
 
 from ._model import SEVERITY
 

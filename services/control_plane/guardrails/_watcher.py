@@ -10,7 +10,7 @@ import signal
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from sdk.errors import PolicyError
+from tickrail.sdk.errors import PolicyError
 
 from ._policyset import PolicySet
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from adapters.kv.memory import MemoryKV
-from sdk.pb import envelope_pb2
+from tickrail.adapters.kv.memory import MemoryKV
+from tickrail.sdk.pb import envelope_pb2
 
 #: 2023-11-14T22:13:20Z: a fixed "now" for envelopes and clocks.
 T0 = 1_700_000_000.0

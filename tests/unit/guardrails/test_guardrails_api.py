@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 
-import services.control_plane.guardrails as guardrails
+import tickrail.services.control_plane.guardrails as guardrails
 
 
 def test_public_names_are_curated() -> None:

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from conftest import T0, MakeEnvelope, WriteRules, rule
 
-from adapters.kv.memory import MemoryKV
-from sdk.errors import PolicyError
-from sdk.pb import envelope_pb2
-from services.control_plane.guardrails import Guardrails, PolicySet
+from tickrail.adapters.kv.memory import MemoryKV
+from tickrail.sdk.errors import PolicyError
+from tickrail.sdk.pb import envelope_pb2
+from tickrail.services.control_plane.guardrails import Guardrails, PolicySet
 
 
 async def fired(

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from conftest import T0, MakeEnvelope, WriteRules, rule
 
-from adapters.kv.base import KVStore
-from adapters.kv.memory import MemoryKV
-from sdk.pb import envelope_pb2
-from services.control_plane.guardrails import (
+from tickrail.adapters.kv.base import KVStore
+from tickrail.adapters.kv.memory import MemoryKV
+from tickrail.sdk.pb import envelope_pb2
+from tickrail.services.control_plane.guardrails import (
     DAY_TTL_S,
     Guardrails,
     PolicySet,

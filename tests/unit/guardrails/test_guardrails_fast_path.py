@@ -16,17 +16,20 @@ import cel
 import pytest
 from conftest import T0, MakeEnvelope, WriteRules, rule
 
-from adapters.kv.memory import MemoryKV
-from sdk.errors import PolicyError
-from sdk.pb import envelope_pb2
-from services.control_plane.guardrails import (
+from tickrail.adapters.kv.memory import MemoryKV
+from tickrail.sdk.errors import PolicyError
+from tickrail.sdk.pb import envelope_pb2
+from tickrail.services.control_plane.guardrails import (
     EvaluationContext,
     Guardrails,
     PolicySet,
     tenant_day_key,
 )
-from services.control_plane.guardrails._aggregates import usage_of, utc_day
-from services.control_plane.guardrails._expressions import ConditionError, compile_condition
+from tickrail.services.control_plane.guardrails._aggregates import usage_of, utc_day
+from tickrail.services.control_plane.guardrails._expressions import (
+    ConditionError,
+    compile_condition,
+)
 
 # Conditions that never fail; they share one policy set (and so its pre-filled names).
 SAFE = {

@@ -10,8 +10,8 @@ import pytest
 import yaml
 from conftest import WriteRules, WriteText, rule
 
-from sdk.errors import PolicyError
-from services.control_plane.guardrails import ACTIONS, SCOPES, PolicySet, check_files
+from tickrail.sdk.errors import PolicyError
+from tickrail.services.control_plane.guardrails import ACTIONS, SCOPES, PolicySet, check_files
 
 REPO = Path(__file__).resolve().parents[3]
 SHIPPED = [

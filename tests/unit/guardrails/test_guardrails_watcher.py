@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import WriteRules, rule
 
-from sdk.errors import PolicyError
-from services.control_plane.guardrails import PolicyWatcher
+from tickrail.sdk.errors import PolicyError
+from tickrail.services.control_plane.guardrails import PolicyWatcher
 
 
 async def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> None:

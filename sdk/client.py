@@ -11,29 +11,39 @@
         print(await client.usage(lifetime_id=lifetime_id, group_by="node"))
 
 Every call acts for ``tenant`` and sends ``token`` as ``authorization: Bearer``.
-Failures raise the SDK's errors (``tickrail.sdk.errors``); the gRPC error is chained as
-``__cause__``. Needs the ``grpc`` extra: ``pip install 'tickrail[grpc]'``.
+Failures raise the SDK's errors (``tickrail.sdk.errors``): the server names the
+class it raised, so a caller catches the same class whether the service runs
+in this process or across the network; the gRPC error is chained as ``__cause__``.
+
+The client speaks to the lifecycle service through a ``Transport`` (one method
+per call shape, like httpx's transports): gRPC over TCP or a Unix socket
+(``address`` is ``host:port`` or ``unix:/path``), or, given ``transport=``,
+anything else with the same two methods, such as the in-process transport of
+``tickrail.services.lifecycle``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Protocol, Self, TypeVar
 
 from google.protobuf.message import Message
 
+from tickrail.sdk import errors as _errors
 from tickrail.sdk._payload import decode_bytes, encode
 from tickrail.sdk.errors import (
     AdapterError,
     AuthenticationError,
     BlobIntegrityError,
     ConfigurationError,
+    InvalidArgumentError,
     LifetimeNotFoundError,
     PermissionDeniedError,
     TickrailError,
@@ -61,6 +71,23 @@ GROUPINGS = {
     "day": api.USAGE_GROUPING_DAY,
 }
 _KEEP: Any = object()  # ``fork(result=...)`` not given: keep the recorded result
+#: Trailing metadata naming the SDK error class the server raised (and its field).
+ERROR_KEY = "tickrail-error"
+FIELD_KEY = "tickrail-error-field"
+
+
+class Transport(Protocol):
+    """How a client reaches a lifecycle service: one unary call, one stream."""
+
+    async def unary(
+        self, method: str, request: Message, response: type[_ResponseT], timeout: float | None
+    ) -> _ResponseT: ...
+
+    def stream(
+        self, method: str, request: Message, response: type[_ResponseT]
+    ) -> AsyncIterator[_ResponseT]: ...
+
+    async def close(self) -> None: ...
 
 
 # ---- results ------------------------------------------------------------------
@@ -162,6 +189,14 @@ class ReplayResult:
 
 
 @dataclass(frozen=True, slots=True)
+class Forked:
+    """A new fork: its id, and the seq its own events come after (the copied history)."""
+
+    lifetime_id: str
+    history_seq: int
+
+
+@dataclass(frozen=True, slots=True)
 class UsageRow:
     key: str
     tokens_in: int
@@ -183,10 +218,34 @@ class ExecutionResult:
 # ---- errors -------------------------------------------------------------------
 
 
+def _named_error(exc: Any, details: str) -> TickrailError | None:
+    """The SDK error the server named in its trailing metadata, if it named one."""
+    try:
+        trailing = dict(exc.trailing_metadata() or ())
+    except Exception:
+        return None
+    name = trailing.get(ERROR_KEY)
+    cls = getattr(_errors, name, None) if isinstance(name, str) else None
+    if not (isinstance(cls, type) and issubclass(cls, TickrailError)):
+        return None
+    field = trailing.get(FIELD_KEY)
+    if issubclass(cls, InvalidArgumentError):
+        prefix = f"{field}: "
+        problem = details[len(prefix) :] if details.startswith(prefix) else details
+        return cls(str(field or "request"), problem)
+    try:
+        return cls(details)
+    except TypeError:  # a class whose constructor needs more than a message
+        return None
+
+
 def error_for(exc: Any) -> TickrailError:
     """The SDK error for a ``grpc.aio.AioRpcError``."""
     code = exc.code()
     details = exc.details() or code.name
+    named = _named_error(exc, details)
+    if named is not None:
+        return named
     message = f"{details} ({code.name})"
     S = grpc.StatusCode
     if code == S.NOT_FOUND:
@@ -213,11 +272,9 @@ def error_for(exc: Any) -> TickrailError:
 # ---- the client -----------------------------------------------------------------
 
 
-class TickrailClient:
-    """Async client for one tenant of a tickrail API server.
+class GrpcTransport:
+    """The lifecycle service over a gRPC channel (``host:port`` or ``unix:/path``).
 
-    ``address`` is ``host:port``. ``secure`` uses TLS with the system's root
-    certificates (or pass ``credentials=grpc.ssl_channel_credentials(...)``).
     At most ``max_concurrency`` unary calls run at once on the channel: past a
     few hundred simultaneous calls gRPC starts cancelling some of them.
     """
@@ -226,18 +283,12 @@ class TickrailClient:
         self,
         address: str,
         *,
-        tenant: str,
         token: str | None = None,
         secure: bool = False,
         credentials: Any = None,
         max_concurrency: int = 100,
-        timeout: float | None = 30.0,
     ) -> None:
-        if not tenant:
-            raise ConfigurationError("TickrailClient needs a tenant")
         self.address = address
-        self.tenant = tenant
-        self.timeout = timeout
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         options = [("grpc.max_receive_message_length", MAX_RECEIVE_BYTES)]
         if secure or credentials is not None:
@@ -246,6 +297,77 @@ class TickrailClient:
         else:
             self._channel = grpc.aio.insecure_channel(address, options=options)
         self._slots = asyncio.Semaphore(max_concurrency)
+
+    def _method(self, name: str, response: type[Message], *, stream: bool = False) -> Any:
+        factory = self._channel.unary_stream if stream else self._channel.unary_unary
+        return factory(
+            _SERVICE + name,
+            request_serializer=lambda message: message.SerializeToString(),
+            response_deserializer=response.FromString,
+        )
+
+    async def unary(
+        self, method: str, request: Message, response: type[_ResponseT], timeout: float | None
+    ) -> _ResponseT:
+        call = self._method(method, response)
+        async with self._slots:
+            try:
+                result: _ResponseT = await call(request, metadata=self._metadata, timeout=timeout)
+            except grpc.aio.AioRpcError as exc:
+                raise error_for(exc) from exc
+        return result
+
+    async def stream(
+        self, method: str, request: Message, response: type[_ResponseT]
+    ) -> AsyncIterator[_ResponseT]:
+        call = self._method(method, response, stream=True)(request, metadata=self._metadata)
+        try:
+            async for reply in call:
+                yield reply
+        except grpc.aio.AioRpcError as exc:
+            raise error_for(exc) from exc
+        finally:
+            call.cancel()  # the consumer stopped early: end the stream on the server too
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+
+class TickrailClient:
+    """Async client for one tenant of a tickrail lifecycle service.
+
+    ``address`` is ``host:port`` (or ``unix:/path``). ``secure`` uses TLS with the
+    system's root certificates (or pass ``credentials=grpc.ssl_channel_credentials(...)``).
+    ``transport`` replaces the gRPC channel altogether (``address`` is then only
+    a label, e.g. ``"in-process"``).
+    """
+
+    def __init__(
+        self,
+        address: str = "",
+        *,
+        tenant: str,
+        token: str | None = None,
+        secure: bool = False,
+        credentials: Any = None,
+        max_concurrency: int = 100,
+        timeout: float | None = 30.0,
+        transport: Transport | None = None,
+    ) -> None:
+        if not tenant:
+            raise ConfigurationError("TickrailClient needs a tenant")
+        if transport is None and not address:
+            raise ConfigurationError("TickrailClient needs an address or a transport")
+        self.address = address
+        self.tenant = tenant
+        self.timeout = timeout
+        self._transport: Transport = transport or GrpcTransport(
+            address,
+            token=token,
+            secure=secure,
+            credentials=credentials,
+            max_concurrency=max_concurrency,
+        )
         self._closed = False
 
     async def __aenter__(self) -> Self:
@@ -260,33 +382,17 @@ class TickrailClient:
         await self.close()
 
     async def close(self) -> None:
-        """Close the channel (idempotent); running calls are cancelled."""
+        """Close the transport (idempotent); running calls are cancelled."""
         if not self._closed:
             self._closed = True
-            await self._channel.close()
+            await self._transport.close()
 
     # ---- plumbing -------------------------------------------------------------
-
-    def _method(self, name: str, response: type[Message], *, stream: bool = False) -> Any:
-        factory = self._channel.unary_stream if stream else self._channel.unary_unary
-        return factory(
-            _SERVICE + name,
-            request_serializer=lambda message: message.SerializeToString(),
-            response_deserializer=response.FromString,
-        )
 
     async def _call(self, name: str, request: Message, response: type[_ResponseT]) -> _ResponseT:
         if self._closed:
             raise ConfigurationError("the client is closed")
-        method = self._method(name, response)
-        async with self._slots:
-            try:
-                result: _ResponseT = await method(
-                    request, metadata=self._metadata, timeout=self.timeout
-                )
-            except grpc.aio.AioRpcError as exc:
-                raise error_for(exc) from exc
-        return result
+        return await self._transport.unary(name, request, response, self.timeout)
 
     # ---- lifetimes --------------------------------------------------------------
 
@@ -381,16 +487,10 @@ class TickrailClient:
             after_seq=after_seq,
             follow_forever=follow_forever,
         )
-        call = self._method("WatchLifetime", api.WatchLifetimeResponse, stream=True)(
-            request, metadata=self._metadata
-        )
-        try:
-            async for reply in call:
+        stream = self._transport.stream("WatchLifetime", request, api.WatchLifetimeResponse)
+        async with contextlib.aclosing(stream):  # type: ignore[type-var]
+            async for reply in stream:
                 yield reply.event
-        except grpc.aio.AioRpcError as exc:
-            raise error_for(exc) from exc
-        finally:
-            call.cancel()  # the consumer stopped early: end the stream on the server too
 
     async def pause(self, lifetime_id: str, *, reason: str = "") -> str:
         """Ask for a pause; returns the command id (the ``paused`` event follows)."""
@@ -448,13 +548,31 @@ class TickrailClient:
         ``result`` replaces that execution's recorded result (any value the
         node could have returned, ``None`` included); omit it to keep the record.
         """
+        return (await self.fork_lifetime(lifetime_id, from_exec_id, result=result)).lifetime_id
+
+    async def fork_lifetime(
+        self,
+        lifetime_id: str,
+        from_exec_id: str,
+        *,
+        result: Any = _KEEP,
+        rerun_finished_branches: bool = False,
+    ) -> Forked:
+        """``fork``, also telling the seq its own events come after (see ``Forked``).
+
+        Parallel branches that had finished before ``from_exec_id`` keep their
+        recorded results unless ``rerun_finished_branches``.
+        """
         request = api.ForkLifetimeRequest(
-            tenant_id=self.tenant, lifetime_id=lifetime_id, from_exec_id=from_exec_id
+            tenant_id=self.tenant,
+            lifetime_id=lifetime_id,
+            from_exec_id=from_exec_id,
+            rerun_finished_branches=rerun_finished_branches,
         )
         if result is not _KEEP:
             request.result.CopyFrom(encode(result))
         reply = await self._call("ForkLifetime", request, api.ForkLifetimeResponse)
-        return reply.lifetime_id
+        return Forked(reply.lifetime_id, reply.history_seq)
 
     async def usage(
         self, *, lifetime_id: str | None = None, group_by: str = "tenant"
@@ -484,6 +602,8 @@ __all__ = [
     "Divergence",
     "Execution",
     "ExecutionResult",
+    "Forked",
+    "GrpcTransport",
     "LifetimeDetail",
     "LifetimeInfo",
     "LifetimePage",
@@ -491,6 +611,7 @@ __all__ = [
     "PlanDifference",
     "ReplayResult",
     "TickrailClient",
+    "Transport",
     "UsageRow",
     "error_for",
 ]

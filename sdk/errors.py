@@ -1,23 +1,32 @@
 """Every error tickrail raises, in one tree.
 
     TickrailError
-    ├── ConfigurationError        bad settings, unknown URL scheme, missing extra
-    │   ├── AuthenticationError   the API refused the credentials (UNAUTHENTICATED)
-    │   └── PermissionDeniedError the credentials do not cover this tenant or lifetime
-    ├── AdapterError              a bus, store, blob or KV operation failed (.retriable)
-    │   ├── AdapterClosedError    the adapter was used after close()
-    │   └── BlobIntegrityError    a blob's bytes do not match its recorded digest
-    ├── DefinitionError           a Task, Plan or graph is ill-formed (.problems)
-    │   └── GraphValidationError  the graph's wiring is invalid
-    ├── PolicyError               a guardrail policy file or condition is invalid
-    ├── EnvelopeError             a message cannot be decoded or breaks the schema
-    └── ExecutionError            running a lifetime went wrong
-        ├── NodeTimeoutError      a node ran past its timeout
-        ├── RoutingError          a Plan chose a next node the graph does not allow
-        └── LifetimeNotFoundError no such lifetime in the store
+    ├── ConfigurationError          bad settings, unknown URL scheme, missing extra
+    │   ├── AuthenticationError     the API refused the credentials (UNAUTHENTICATED)
+    │   ├── PermissionDeniedError   the credentials do not cover this tenant or lifetime
+    │   ├── InvalidArgumentError    a request field is missing or malformed (.field)
+    │   ├── AlreadyExistsError      a lifetime id is taken by a different start
+    │   └── LifetimeStateError      the lifetime's status does not allow this operation
+    ├── AdapterError                a bus, store, blob or KV operation failed (.retriable)
+    │   ├── AdapterClosedError      the adapter was used after close()
+    │   ├── BlobIntegrityError      a blob's bytes do not match its recorded digest
+    │   └── UnavailableError        a service did not answer in time; retry (retriable)
+    ├── DefinitionError             a Task, Plan or graph is ill-formed (.problems)
+    │   └── GraphValidationError    the graph's wiring is invalid
+    ├── PolicyError                 a guardrail policy file or condition is invalid
+    ├── EnvelopeError               a message cannot be decoded or breaks the schema
+    └── ExecutionError              running a lifetime went wrong
+        ├── NodeTimeoutError        a node ran past its timeout
+        ├── RoutingError            a Plan chose a next node the graph does not allow
+        ├── OwnerError              the embedded state directory's owner is unreachable
+        └── NotFoundError           nothing recorded under this id
+            ├── LifetimeNotFoundError   no such lifetime
+            └── ExecutionNotFoundError  no such execution (in this lifetime)
 
-Driver exceptions (sqlite3, asyncpg, aiokafka, botocore, redis) never reach
-callers: adapters translate them at their boundary with ``raise ... from exc``.
+Driver exceptions (sqlite3, asyncpg, aiokafka, botocore, redis, grpc) never
+reach callers: adapters and the API client translate them at their boundary
+with ``raise ... from exc``. The lifecycle API carries the class name across
+the wire, so a remote caller catches the same class a local one would.
 """
 
 from __future__ import annotations
@@ -41,6 +50,18 @@ class PermissionDeniedError(ConfigurationError):
     """The token is valid, but not for this tenant or lifetime (PERMISSION_DENIED)."""
 
 
+class InvalidArgumentError(ConfigurationError):
+    """A request field is missing or malformed; the message names the field."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+
+
+class AlreadyExistsError(ConfigurationError):
+    """The lifetime id is already used by a different start."""
+
+
 class AdapterError(TickrailError):
     """An adapter operation failed.
 
@@ -62,6 +83,13 @@ class AdapterClosedError(AdapterError):
 
 class BlobIntegrityError(AdapterError):
     """A blob's bytes do not match the digest recorded when it was written."""
+
+
+class UnavailableError(AdapterError):
+    """A service did not answer in time (e.g. a start not recorded yet); retry."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retriable=True)
 
 
 class DefinitionError(TickrailError):
@@ -124,8 +152,24 @@ class RoutingError(ExecutionError):
     """A Plan chose next nodes that the graph does not allow from it."""
 
 
-class LifetimeNotFoundError(ExecutionError):
+class LifetimeStateError(ConfigurationError):
+    """The lifetime's status does not allow the operation (e.g. resume a RUNNING one)."""
+
+
+class OwnerError(ExecutionError):
+    """The process that owns an embedded state directory cannot be reached."""
+
+
+class NotFoundError(ExecutionError):
+    """Nothing is recorded under this id."""
+
+
+class LifetimeNotFoundError(NotFoundError):
     """No lifetime with this id is recorded."""
+
+
+class ExecutionNotFoundError(NotFoundError):
+    """No execution with this id is recorded (for this lifetime)."""
 
 
 def join_problems(problems: Iterable[str]) -> str:

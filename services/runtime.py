@@ -82,6 +82,8 @@ class Runtime:
         self._running: dict[str, tuple[Role, asyncio.Event, asyncio.Task[None]]] = {}
         self._background: list[asyncio.Task[None]] = []
         self._listeners: dict[str, list[EventListener]] = {}
+        self._watchers: dict[str, list[EventListener]] = {}  # listen(): until stopped
+        self._everything: list[EventListener] = []  # listen(None): every lifetime
         self._stops: dict[str, asyncio.Future[pb.LifetimeEvent]] = {}
         self.bus: EventBus
         self.store: StateStore
@@ -181,7 +183,8 @@ class Runtime:
         watcher = None
         if self.watch and not (direct and self.control_plane is not None):
             group = self.topics.group(f"watch-{uuid.uuid4().hex}")
-            watcher = await self.bus.subscribe([self.topics.events()], group)
+            # Watchers need what happens from now on; history is in the store.
+            watcher = await self.bus.subscribe([self.topics.events()], group, from_end=True)
         for name, role in created.items():
             stopping = asyncio.Event()
             task = asyncio.create_task(self._run_role(role, stopping), name=f"tickrail-{name}")
@@ -237,11 +240,22 @@ class Runtime:
     def _observe(self, messages: list[Message]) -> None:
         """Events from this process's control plane, handed over without the bus."""
         for message in messages:
-            if message.key in self._stops or message.key in self._listeners:
+            key = message.key
+            if (
+                self._everything
+                or key in self._stops
+                or key in self._listeners
+                or (key in self._watchers)
+            ):
                 self._deliver(pb.LifetimeEvent.FromString(message.value))
 
     def _deliver(self, event: pb.LifetimeEvent) -> None:
-        for listener in self._listeners.get(event.lifetime_id, ()):
+        lifetime_id = event.lifetime_id
+        for listener in (
+            *self._listeners.get(lifetime_id, ()),
+            *self._watchers.get(lifetime_id, ()),
+            *self._everything,
+        ):
             listener(event)
         stop = self._stops.get(event.lifetime_id)
         if event.WhichOneof("kind") in STOPPING_KINDS and stop is not None and not stop.done():
@@ -268,6 +282,52 @@ class Runtime:
         await asyncio.gather(*self._background, return_exceptions=True)
         self._background.clear()
         await self._stack.aclose()
+
+    # ---- graphs and listeners -------------------------------------------------
+
+    def add_graph(self, graph: AgentGraph) -> None:
+        """Serve one more graph from now on (the embedded owner loads graphs that
+        its clients name). A different version of a graph already served is refused."""
+        for known in self.graphs:
+            if known.graph_id == graph.graph_id:
+                if known.version != graph.version:
+                    raise ConfigurationError(
+                        f"this process already runs {known.graph_id}@{known.version}; "
+                        f"it cannot also run version {graph.version} (stop it first)"
+                    )
+                return
+        self.graphs.append(graph)
+        running = self._running.get("executor")
+        if running is not None and isinstance(running[0], Executor):
+            running[0].graphs[graph.graph_id] = graph
+
+    def cancel_work(self, lifetime_id: str) -> int:
+        """Cancel the node runs of ``lifetime_id`` that this process's executor has
+        in flight (an abort need not wait for them); returns how many."""
+        running = self._running.get("executor")
+        if running is None or not isinstance(running[0], Executor):
+            return 0
+        return running[0].cancel_lifetime(lifetime_id)
+
+    def listen(self, lifetime_id: str | None, listener: EventListener) -> Callable[[], None]:
+        """Call ``listener`` with each event of ``lifetime_id`` (every lifetime's, for
+        None) as the control plane publishes it; returns the function that stops it.
+
+        Events arrive after they are durable in the store, so a listener may read
+        the store for them (with their seq) when woken.
+        """
+        if lifetime_id is None:
+            self._everything.append(listener)
+            return lambda: self._everything.remove(listener)
+        listeners = self._watchers.setdefault(lifetime_id, [])
+        listeners.append(listener)
+
+        def stop() -> None:
+            listeners.remove(listener)
+            if not listeners and self._watchers.get(lifetime_id) is listeners:
+                del self._watchers[lifetime_id]
+
+        return stop
 
     # ---- lifetimes ----------------------------------------------------------
 

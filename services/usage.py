@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from tickrail.adapters import ExecutionRecord
+from tickrail.sdk.errors import InvalidArgumentError as InvalidArgument
 from tickrail.sdk.pb import envelope_pb2 as pb
 from tickrail.sdk.pb import lifecycle_pb2 as api
-from tickrail.services.api.errors import InvalidArgument
 
 
 @dataclass(slots=True)

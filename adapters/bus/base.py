@@ -72,8 +72,14 @@ class EventBus(Protocol):
         """Create the topics if missing (configured partitions). No-op where not needed."""
         ...
 
-    async def subscribe(self, topics: Sequence[str], group: str) -> Consumer:
-        """Join ``group`` reading ``topics``; return a ready consumer."""
+    async def subscribe(
+        self, topics: Sequence[str], group: str, *, from_end: bool = False
+    ) -> Consumer:
+        """Join ``group`` reading ``topics``; return a ready consumer.
+
+        A new group starts at the oldest retained message, or, with ``from_end``,
+        at the newest (watchers that only need what happens from now on).
+        """
         ...
 
     async def close(self) -> None:

@@ -249,7 +249,9 @@ class KafkaBus(Lifecycle):
                 raise _error(f"cannot create Kafka topic {topic!r} on {self._where}", cause)
         self._known_topics.update(wanted)
 
-    async def subscribe(self, topics: Sequence[str], group: str) -> Consumer:
+    async def subscribe(
+        self, topics: Sequence[str], group: str, *, from_end: bool = False
+    ) -> Consumer:
         self._check_open()
         # Creating the topics first means the group's first assignment already
         # has their partitions, instead of after the next metadata refresh.
@@ -261,7 +263,7 @@ class KafkaBus(Lifecycle):
             client_id=s.client_id,
             group_id=group,
             enable_auto_commit=False,
-            auto_offset_reset="earliest",
+            auto_offset_reset="latest" if from_end else "earliest",
             session_timeout_ms=s.session_timeout_ms,
             heartbeat_interval_ms=s.heartbeat_interval_ms,
             max_partition_fetch_bytes=s.max_message_bytes + _FRAMING,

@@ -87,7 +87,9 @@ class MemoryBus(Lifecycle):
     async def ensure_topics(self, topics: Sequence[str]) -> None:
         self._check_open()
 
-    async def subscribe(self, topics: Sequence[str], group: str) -> Consumer:
+    async def subscribe(
+        self, topics: Sequence[str], group: str, *, from_end: bool = False
+    ) -> Consumer:
         self._check_open()
         queue = self._groups.get(group)
         if queue is None:
@@ -97,7 +99,7 @@ class MemoryBus(Lifecycle):
                 continue
             queue.topics.add(topic)
             self._readers.setdefault(topic, []).append(queue)
-            for message in self._backlog.get(topic, ()):
+            for message in () if from_end else self._backlog.get(topic, ()):
                 queue.push(message)
         return MemoryConsumer(self, queue)
 

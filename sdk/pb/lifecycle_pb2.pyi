@@ -238,22 +238,26 @@ class ReplayLifetimeResponse(_message.Message):
     def __init__(self, ok: _Optional[bool] = ..., checked: _Optional[int] = ..., divergence: _Optional[_Union[Divergence, _Mapping]] = ..., plan_differences: _Optional[_Iterable[_Union[PlanDifference, _Mapping]]] = ...) -> None: ...
 
 class ForkLifetimeRequest(_message.Message):
-    __slots__ = ("tenant_id", "lifetime_id", "from_exec_id", "result")
+    __slots__ = ("tenant_id", "lifetime_id", "from_exec_id", "result", "rerun_finished_branches")
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     LIFETIME_ID_FIELD_NUMBER: _ClassVar[int]
     FROM_EXEC_ID_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
+    RERUN_FINISHED_BRANCHES_FIELD_NUMBER: _ClassVar[int]
     tenant_id: str
     lifetime_id: str
     from_exec_id: str
     result: _envelope_pb2.Payload
-    def __init__(self, tenant_id: _Optional[str] = ..., lifetime_id: _Optional[str] = ..., from_exec_id: _Optional[str] = ..., result: _Optional[_Union[_envelope_pb2.Payload, _Mapping]] = ...) -> None: ...
+    rerun_finished_branches: bool
+    def __init__(self, tenant_id: _Optional[str] = ..., lifetime_id: _Optional[str] = ..., from_exec_id: _Optional[str] = ..., result: _Optional[_Union[_envelope_pb2.Payload, _Mapping]] = ..., rerun_finished_branches: _Optional[bool] = ...) -> None: ...
 
 class ForkLifetimeResponse(_message.Message):
-    __slots__ = ("lifetime_id",)
+    __slots__ = ("lifetime_id", "history_seq")
     LIFETIME_ID_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_SEQ_FIELD_NUMBER: _ClassVar[int]
     lifetime_id: str
-    def __init__(self, lifetime_id: _Optional[str] = ...) -> None: ...
+    history_seq: int
+    def __init__(self, lifetime_id: _Optional[str] = ..., history_seq: _Optional[int] = ...) -> None: ...
 
 class GetUsageRequest(_message.Message):
     __slots__ = ("tenant_id", "lifetime_id", "group_by")

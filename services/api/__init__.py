@@ -1,13 +1,11 @@
 """The lifecycle API: start, inspect, steer, replay and fork lifetimes over gRPC.
 
-``serve_api(runtime, address=..., auth=...)`` serves it for a started Runtime;
+``serve_api(service, address=..., auth=...)`` serves a LifecycleService
+(``tickrail.services.lifecycle``, the one implementation of every operation);
 ``run_api_server`` is ``tickrail serve``. The service is
-``proto/tickrail/v1/lifecycle.proto``; the Python client is ``tickrail.sdk.client``.
-See docs/api.md.
-
-grpcio is an optional extra (``tickrail[grpc]``), so the names below are
-imported on first use: importing this package, or a grpc-free module in it,
-never needs grpc.
+``proto/tickrail/v1/lifecycle.proto``; the Python client is ``tickrail.TickrailClient``.
+See docs/api.md. The names below are imported on first use, so importing this
+package costs nothing until a server is needed.
 """
 
 from __future__ import annotations
@@ -18,7 +16,6 @@ from typing import Any
 _EXPORTS = {
     "ApiServer": ".server",
     "Authenticator": ".auth",
-    "LifecycleBackend": ".backend",
     "LifecycleServicer": ".server",
     "run_api_server": ".serve",
     "serve_api": ".server",

@@ -19,9 +19,10 @@ import logging
 import os
 from collections.abc import Iterable, Mapping
 
+from tickrail.sdk.errors import AuthenticationError as Unauthenticated
 from tickrail.sdk.errors import ConfigurationError
-
-from .errors import InvalidArgument, PermissionDenied, Unauthenticated
+from tickrail.sdk.errors import InvalidArgumentError as InvalidArgument
+from tickrail.sdk.errors import PermissionDeniedError as PermissionDenied
 
 log = logging.getLogger("tickrail.api")
 
@@ -104,6 +105,12 @@ class Authenticator:
             "can act for any tenant. Use tenant tokens outside development. !!!",
             address,
         )
+        return cls({}, insecure=True)
+
+    @classmethod
+    def local_socket(cls) -> Authenticator:
+        """The embedded owner's Unix socket: only its user can connect (the socket
+        and its folder are 0700), so callers name their tenant, as on the CLI."""
         return cls({}, insecure=True)
 
     def _caller(self, metadata: Metadata) -> str:

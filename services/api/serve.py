@@ -1,10 +1,12 @@
 """``tickrail serve``: the lifecycle API in front of an embedded or a cloud deployment.
 
-In the embedded and test profiles the process also runs every role (data
-plane, control plane, executor) over the configured adapters; in the cloud
-profile it runs none and only publishes commands and reads the store, like
-``tickrail run --profile cloud``. SIGTERM or SIGINT stops the API server first
-(running calls get a grace period), then the runtime.
+In the embedded profile the server is the state directory's owner (see
+``tickrail.services.lifecycle.owner``): it runs every role, continues what a
+dead owner left running, and serves the local socket beside the TCP address;
+in the cloud profile it runs none and only publishes commands, reads the store
+and follows the events topic, like ``tickrail run --profile cloud``. SIGTERM
+or SIGINT stops the API server first (running calls get a grace period), then
+the runtime.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from typing import Any
 
 import grpc
 
-from tickrail.sdk.errors import ConfigurationError
+from tickrail.sdk.errors import ConfigurationError, OwnerError
 from tickrail.sdk.graph import AgentGraph
 from tickrail.services.config import Settings
+from tickrail.services.lifecycle import LifecycleService, Purpose, open_session
 from tickrail.services.runtime import Runtime
 
 from .auth import Authenticator
@@ -83,10 +86,6 @@ async def run_api_server(
             "a TLS-terminating proxy is in front (use --tls-cert/--tls-key)",
             address,
         )
-    if settings.resolved().profile == "cloud":
-        runtime = Runtime(settings, graphs, roles=(), watch=False)
-    else:
-        runtime = Runtime(settings, graphs)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
@@ -95,14 +94,23 @@ async def run_api_server(
             loop.add_signal_handler(signum, stop.set)
             installed.append(signum)
     try:
-        async with runtime:
-            if runtime.control_plane is not None:
-                # Work in flight when a previous embedded process stopped died with it.
-                served = {graph.graph_id for graph in graphs}
-                recovered = await runtime.control_plane.recover(graph_ids=served)
-                if recovered:
-                    log.warning("re-dispatched %d input(s) of running lifetimes", recovered)
-            api = await serve_api(runtime, address=address, auth=auth, credentials=credentials)
+        async with open_session(
+            settings,
+            tenant=settings.resolved().tenant,
+            purpose=Purpose.RUN,
+            graphs=graphs,
+            command=f"tickrail serve {address}",
+        ) as session:
+            if session.service is None:
+                raise OwnerError(
+                    f"the state directory is owned by {session.where}; stop it before "
+                    "serving, or use that process"
+                )
+            runtime = session.service.runtime
+            # Its own service: callers over TCP get only the graphs served here,
+            # never a graph file of their choosing (the owner socket may name one).
+            service = LifecycleService(runtime, on_started=session.service.on_started)
+            api = await serve_api(service, address=address, auth=auth, credentials=credentials)
             log.warning("tickrail API serving on %s (port %d)", address, api.port)
             try:
                 return await _until_stopped(runtime, stop)

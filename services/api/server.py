@@ -1,23 +1,25 @@
 """The lifecycle API as a grpc.aio server, with health checking and reflection.
 
 Each RPC authenticates the caller for the request's tenant, hands the request
-to ``LifecycleBackend`` and maps what it raises to a status code:
+to the ``LifecycleService`` (the one implementation of every operation) and
+maps the SDK error it raises to a status code; nothing else happens here:
 
-=====================================================  ====================
-LifetimeNotFoundError, an unknown execution            NOT_FOUND
-a missing or malformed field (the message names it)    INVALID_ARGUMENT
-no token, an unknown token                             UNAUTHENTICATED
-another tenant's request, lifetime or execution        PERMISSION_DENIED
-wrong lifetime state, ConfigurationError, PolicyError  FAILED_PRECONDITION
-a lifetime id already used by a different start        ALREADY_EXISTS
-a retriable AdapterError, a start not yet recorded     UNAVAILABLE
-a blob whose bytes fail their digest                   DATA_LOSS
-replay or fork not part of this server                 UNIMPLEMENTED
-anything else                                          INTERNAL (logged)
-=====================================================  ====================
+==========================================================  ====================
+NotFoundError (a lifetime or execution, or another tenant's) NOT_FOUND
+InvalidArgumentError (the message names the field)           INVALID_ARGUMENT
+AuthenticationError (no token, an unknown token)             UNAUTHENTICATED
+PermissionDeniedError (a request for another tenant)         PERMISSION_DENIED
+LifetimeStateError, ConfigurationError, PolicyError          FAILED_PRECONDITION
+AlreadyExistsError                                           ALREADY_EXISTS
+UnavailableError, a retriable AdapterError                   UNAVAILABLE
+BlobIntegrityError                                           DATA_LOSS
+anything else                                                INTERNAL (logged)
+==========================================================  ====================
 
-Details never carry a traceback; INTERNAL answers carry an incident id that
-is also in the server's log, next to the traceback.
+The error's class name travels in the trailing metadata (``tickrail-error``),
+so ``TickrailClient`` raises the very class the service raised. Details never
+carry a traceback; INTERNAL answers carry an incident id that is also in the
+server's log, next to the traceback.
 """
 
 from __future__ import annotations
@@ -34,22 +36,28 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from tickrail.sdk.client import ERROR_KEY, FIELD_KEY
 from tickrail.sdk.errors import (
     AdapterError,
+    AlreadyExistsError,
+    AuthenticationError,
     BlobIntegrityError,
     ConfigurationError,
     DefinitionError,
     EnvelopeError,
-    LifetimeNotFoundError,
+    ExecutionError,
+    InvalidArgumentError,
+    LifetimeStateError,
+    NotFoundError,
+    PermissionDeniedError,
     PolicyError,
+    TickrailError,
 )
 from tickrail.sdk.pb import lifecycle_pb2 as api
 from tickrail.sdk.pb import lifecycle_pb2_grpc as api_grpc
-from tickrail.services.runtime import Runtime
+from tickrail.services.lifecycle.service import LifecycleService
 
 from .auth import Authenticator
-from .backend import LifecycleBackend
-from .errors import ApiError
 
 log = logging.getLogger("tickrail.api")
 
@@ -61,10 +69,19 @@ MAX_SEND_BYTES = 80 * 1024 * 1024
 def status_for(exc: Exception) -> tuple[Any, str]:
     """The grpc.StatusCode and details to answer ``exc`` with."""
     code = grpc.StatusCode
-    if isinstance(exc, ApiError):
-        return code[exc.code], str(exc)
-    if isinstance(exc, LifetimeNotFoundError):
+    # Most specific first: several of these are ConfigurationErrors too.
+    if isinstance(exc, NotFoundError):
         return code.NOT_FOUND, str(exc)
+    if isinstance(exc, InvalidArgumentError):
+        return code.INVALID_ARGUMENT, str(exc)
+    if isinstance(exc, AuthenticationError):
+        return code.UNAUTHENTICATED, str(exc)
+    if isinstance(exc, PermissionDeniedError):
+        return code.PERMISSION_DENIED, str(exc)
+    if isinstance(exc, AlreadyExistsError):
+        return code.ALREADY_EXISTS, str(exc)
+    if isinstance(exc, LifetimeStateError):
+        return code.FAILED_PRECONDITION, str(exc)
     if isinstance(exc, BlobIntegrityError):
         return code.DATA_LOSS, str(exc)
     if isinstance(exc, AdapterError) and exc.retriable:
@@ -72,9 +89,21 @@ def status_for(exc: Exception) -> tuple[Any, str]:
         return code.UNAVAILABLE, "a storage service is unavailable; retry later"
     if isinstance(exc, DefinitionError | EnvelopeError):
         return code.INVALID_ARGUMENT, str(exc)
-    if isinstance(exc, ConfigurationError | PolicyError):
+    if isinstance(exc, ConfigurationError | PolicyError | ExecutionError):
         return code.FAILED_PRECONDITION, str(exc)
     return code.INTERNAL, "internal error"
+
+
+def _trailers(exc: Exception) -> tuple[tuple[str, str], ...]:
+    """Name the SDK error class, so the client raises the same one."""
+    if not isinstance(exc, TickrailError) or (
+        isinstance(exc, AdapterError) and type(exc) is AdapterError
+    ):
+        return ()
+    trailers = [(ERROR_KEY, type(exc).__name__)]
+    if isinstance(exc, InvalidArgumentError):
+        trailers.append((FIELD_KEY, exc.field))
+    return tuple(trailers)
 
 
 class _Call:
@@ -104,13 +133,15 @@ class _Call:
             log.warning("%s: %s", self.method, exc)
         else:
             log.debug("%s refused: %s %s", self.method, code.name, exc)
-        await self.context.abort(code, details)  # raises: the RPC ends here
+        trailers = () if code == grpc.StatusCode.INTERNAL else _trailers(exc)
+        # raises: the RPC ends here
+        await self.context.abort(code, details, trailing_metadata=trailers)
 
 
 class LifecycleServicer(api_grpc.LifecycleServiceServicer):
-    """Authenticates each call, then delegates to the backend."""
+    """Authenticates each call, then delegates to the lifecycle service."""
 
-    def __init__(self, backend: LifecycleBackend, auth: Authenticator) -> None:
+    def __init__(self, backend: LifecycleService, auth: Authenticator) -> None:
         self.backend = backend
         self.auth = auth
 
@@ -212,22 +243,22 @@ class ApiServer:
 
 
 async def serve_api(
-    runtime: Runtime,
+    service: LifecycleService,
     *,
     address: str,
     auth: Authenticator,
     credentials: Any = None,
-    backend: LifecycleBackend | None = None,
 ) -> ApiServer:
-    """Start serving the lifecycle API for ``runtime`` (already entered) on ``address``.
+    """Start serving the lifecycle API of ``service`` (its runtime entered) on ``address``.
 
-    ``address`` is ``host:port`` (port 0 picks a free one: see ``ApiServer.port``).
+    ``address`` is ``host:port`` (port 0 picks a free one: see ``ApiServer.port``)
+    or ``unix:/path`` (the embedded owner's socket).
     ``credentials`` (``grpc.ssl_server_credentials(...)``) serves TLS; without
     it the port is plaintext, for loopback or behind a TLS-terminating proxy.
     The caller stops the returned server (``await api.stop()``) before the
     runtime, and before its event loop closes.
     """
-    receive = max(4 * 1024 * 1024, runtime.settings.offload_threshold + 1024 * 1024)
+    receive = max(4 * 1024 * 1024, service.runtime.settings.offload_threshold + 1024 * 1024)
     server = grpc.aio.server(
         options=[
             ("grpc.max_send_message_length", MAX_SEND_BYTES),
@@ -237,7 +268,7 @@ async def serve_api(
             ("grpc.so_reuseport", 0),
         ]
     )
-    servicer = LifecycleServicer(backend or LifecycleBackend(runtime), auth)
+    servicer = LifecycleServicer(service, auth)
     api_grpc.add_LifecycleServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
     checker = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(checker, server)

@@ -1,36 +1,51 @@
-"""The CLI's subcommands; each returns the process exit code."""
+"""The CLI's subcommands; each returns the process exit code.
+
+Every lifetime operation goes through the lifecycle layer: a session's
+TickrailClient reaches the service wherever it runs (``--server``, the cloud
+deployment, the embedded owner's socket, or this process as the owner), so
+this module only parses, calls and prints. It imports nothing below
+``tickrail.services.lifecycle`` but the role processes' entry points.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import json
 import os
+import subprocess
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tickrail.adapters import EventRecord, ExecutionRecord, LifetimeSummary, open_store
-from tickrail.adapters.store.base import summarize
-from tickrail.sdk.errors import ConfigurationError, LifetimeNotFoundError
+from tickrail.adapters import EventRecord, ExecutionRecord, LifetimeSummary
+from tickrail.sdk.client import LifetimeDetail, TickrailClient
+from tickrail.sdk.errors import ConfigurationError, LifetimeStateError, OwnerError
 from tickrail.sdk.graph import AgentGraph
 from tickrail.sdk.loading import load_graph
 from tickrail.sdk.pb import envelope_pb2 as pb
 from tickrail.services.config import Settings, load_settings
+from tickrail.services.lifecycle import Purpose, ServerOptions, Session, open_session
+from tickrail.services.lifecycle._graphs import GRAPH_LABEL, graph_label, load_recorded_graph
+from tickrail.services.lifecycle.owner import StateLock, read_owner
 from tickrail.services.process import serve
-from tickrail.services.runtime import Runtime
 
 from . import render
 from .progress import Progress
 
-GRAPH_LABEL = "tickrail.graph"
 EXIT_CODES: dict[int, int] = {
     pb.LIFETIME_STATUS_COMPLETED: 0,
     pb.LIFETIME_STATUS_PAUSED: 3,
 }
+#: ``run --timeout`` passed: the lifetime was aborted with reason ``timeout``.
+EXIT_TIMEOUT = 4
+STOPPING = {"completed", "failed", "aborted", "paused"}
+TERMINAL = {"completed", "failed", "aborted"}
+#: How long an aborted (timed-out) lifetime gets to record its end.
+ABORT_WAIT_S = 30.0
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -41,149 +56,16 @@ def _settings(args: argparse.Namespace) -> Settings:
     ).resolved()
 
 
-def _graph_label(target: str) -> str:
-    """How to find the graph again (for resume): absolute path for files."""
-    if target.endswith((".py", ".yaml", ".yml")):
-        return os.path.abspath(target)
-    return target
+def _tenant(args: argparse.Namespace, settings: Settings) -> str:
+    return getattr(args, "tenant", None) or settings.tenant
 
 
-async def cmd_run(args: argparse.Namespace) -> int:
-    from .main import parse_json_arg
-
-    settings = _settings(args)
-    graph = load_graph(args.graph)
-    value = parse_json_arg(args.input, "--input")
-    labels = dict(_label(item) for item in args.label)
-    labels[GRAPH_LABEL] = _graph_label(args.graph)
-    progress = Progress(quiet=args.quiet)
-    started = time.perf_counter()
-    async with _runtime(settings, [graph]) as runtime:
-        lifetime_id = await runtime.start_lifetime(
-            graph, value, tenant=args.tenant, labels=labels, on_event=progress.on_event
-        )
-        final = await runtime.wait(lifetime_id, timeout=args.timeout)
-        wall = time.perf_counter() - started
-        return await _finish(runtime, lifetime_id, final, wall, args.json)
-
-
-async def _finish(
-    runtime: Runtime, lifetime_id: str, final: pb.LifetimeEvent, wall: float, as_json: bool
-) -> int:
-    events = await runtime.store.events(lifetime_id)
-    executions = await runtime.store.executions(lifetime_id)
-    status = summarize(events).status if events else pb.LIFETIME_STATUS_UNSPECIFIED
-    kind = final.WhichOneof("kind")
-    out: dict[str, Any] = {
-        "lifetime_id": lifetime_id,
-        "status": render.LIFETIME[status],
-        "wall_time_s": round(wall, 4),
-        **render.totals(executions),
-    }
-    if kind == "completed":
-        out["output"] = render.payload_json(final.completed.output)
-    elif kind in {"failed", "aborted", "paused"}:
-        out["reason"] = render.describe_event(final)
-    if as_json:
-        print(json.dumps(out, indent=2))
-    else:
-        print(
-            f"{out['status']} lifetime {lifetime_id} in {wall:.3f}s: "
-            f"{out['executions']} executions, {out['tokens']:,} tokens, ${out['cost_usd']:.4f}"
-        )
-        if "reason" in out:
-            print(f"  {out['reason']}")
-        if status == pb.LIFETIME_STATUS_PAUSED:
-            print(f"  continue with: tickrail lifetimes resume {lifetime_id}")
-        print(f"  details: tickrail lifetimes show {lifetime_id}")
-    return EXIT_CODES.get(int(status), 1)
-
-
-def _runtime(settings: Settings, graphs: list[AgentGraph]) -> Runtime:
-    """All roles here (embedded), or none: a cloud deployment's processes do the work."""
-    if settings.profile == "cloud":
-        return Runtime(settings, graphs, roles=(), watch=False)
-    return Runtime(settings, graphs)
-
-
-async def cmd_data_plane(args: argparse.Namespace) -> int:
-    return await serve(["data_plane"], _settings(args), port=args.port)
-
-
-async def cmd_control_plane(args: argparse.Namespace) -> int:
-    return await serve(["control_plane"], _settings(args), port=args.port)
-
-
-async def cmd_executor(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    if not settings.graphs:
-        raise ConfigurationError("an executor needs graphs to serve: --graph or 'graphs' setting")
-    graphs = [load_graph(target) for target in settings.graphs]
-    return await serve(["executor"], settings, graphs, port=args.port)
-
-
-def _label(item: str) -> tuple[str, str]:
-    key, sep, value = item.partition("=")
-    if not sep or not key:
-        raise ConfigurationError(f"--label {item!r} must look like KEY=VALUE")
-    return key, value
-
-
-def _recorded_graph(events: Sequence[EventRecord], override: str | None) -> AgentGraph:
-    """The graph a lifetime was started with (or ``override``), checked to be the
-    same graph id and version: running a lifetime on other code is refused."""
-    started = pb.LifetimeEvent.FromString(events[0].body).started
-    target = override or started.labels.get(GRAPH_LABEL)
-    if not target:
-        raise ConfigurationError("the lifetime does not record its graph; pass --graph")
-    graph = load_graph(target)
-    if (graph.graph_id, graph.version) != (started.graph.graph_id, started.graph.version):
-        raise ConfigurationError(
-            f"{target} is {graph.graph_id}@{graph.version}, but the lifetime runs "
-            f"{started.graph.graph_id}@{started.graph.version}"
-        )
-    return graph
-
-
-async def _load_lifetime(settings: Settings, lifetime_id: str) -> tuple[Any, Any, Any]:
-    async with open_store(settings.store_url) as store:
-        await store.setup()
-        events = await store.events(lifetime_id)
-        if not events:
-            raise LifetimeNotFoundError(f"no lifetime {lifetime_id!r} in {settings.store_url}")
-        executions = await store.executions(lifetime_id)
-    return summarize(events), executions, events
-
-
-async def cmd_serve(args: argparse.Namespace) -> int:
-    from tickrail.services.api.serve import run_api_server
-
-    settings = _settings(args)
-    graphs = [load_graph(target) for target in settings.graphs]
-    tokens = dict(_token_reference(item) for item in args.token)
-    return await run_api_server(
-        settings,
-        graphs,
-        address=args.address,
-        tokens=tokens or None,
-        insecure=args.insecure,
-        tls_cert=args.tls_cert,
-        tls_key=args.tls_key,
-    )
-
-
-def _token_reference(item: str) -> tuple[str, str]:
-    tenant, sep, variable = item.partition("=")
-    if not sep or not tenant or not variable:
-        raise ConfigurationError(f"--token {item!r} must look like TENANT=ENV_VAR")
-    return tenant, variable
-
-
-def _client(args: argparse.Namespace, settings: Settings) -> Any:
-    """A TickrailClient for --server (imported here: it needs the grpc extra)."""
+def _server(args: argparse.Namespace) -> ServerOptions | None:
+    """``--server`` and its credentials, or None (the local state or deployment)."""
+    address = getattr(args, "server", None)
+    if not address:
+        return None
     import grpc
-
-    from tickrail.sdk.client import TickrailClient
 
     credentials = None
     if args.ca_cert:
@@ -192,17 +74,80 @@ def _client(args: argparse.Namespace, settings: Settings) -> Any:
         except OSError as exc:
             raise ConfigurationError(f"cannot read --ca-cert: {exc}") from exc
         credentials = grpc.ssl_channel_credentials(root_certificates=roots)
-    return TickrailClient(
-        args.server,
-        tenant=args.tenant or settings.tenant,
+    return ServerOptions(
+        address,
         token=os.environ.get(args.token_env) or None,
         secure=args.secure,
         credentials=credentials,
     )
 
 
-def _summary_of(info: Any) -> LifetimeSummary:
-    return LifetimeSummary(
+def _command_line() -> str:
+    return " ".join(["tickrail", *sys.argv[1:]])[:200]
+
+
+def _session(
+    args: argparse.Namespace,
+    settings: Settings,
+    purpose: Purpose,
+    graphs: list[AgentGraph] | None = None,
+) -> contextlib.AbstractAsyncContextManager[Session]:
+    return open_session(
+        settings,
+        tenant=_tenant(args, settings),
+        purpose=purpose,
+        graphs=graphs or [],
+        server=_server(args),
+        command=_command_line(),
+    )
+
+
+# ---- following a lifetime ----------------------------------------------------------
+
+
+async def _follow(
+    client: TickrailClient, lifetime_id: str, progress: Progress, *, after_seq: int = 0
+) -> pb.LifetimeEvent | None:
+    """Print the lifetime's events until it stops (ends or pauses); return that event."""
+    async for event in client.watch(lifetime_id, after_seq=after_seq):
+        progress.on_event(event)
+        if event.WhichOneof("kind") in STOPPING:
+            return event
+    return None
+
+
+async def _follow_for(
+    client: TickrailClient,
+    lifetime_id: str,
+    progress: Progress,
+    timeout: float | None,
+    *,
+    after_seq: int = 0,
+) -> tuple[pb.LifetimeEvent | None, bool]:
+    """``_follow`` for at most ``timeout`` seconds. Past it, the lifetime is aborted
+    with reason ``timeout`` (recorded as a decision like any abort); returns the
+    final event and whether the timeout ended it."""
+    try:
+        async with asyncio.timeout(timeout):
+            return await _follow(client, lifetime_id, progress, after_seq=after_seq), False
+    except TimeoutError:
+        pass
+    with contextlib.suppress(LifetimeStateError):  # it ended at the very same moment
+        await client.abort(lifetime_id, reason="timeout")
+    progress.quiet = True
+    async with asyncio.timeout(ABORT_WAIT_S):
+        async for event in client.watch(lifetime_id):
+            if event.WhichOneof("kind") in TERMINAL:
+                return event, True
+    return None, True
+
+
+def _records(
+    detail: LifetimeDetail,
+) -> tuple[LifetimeSummary, list[ExecutionRecord], list[EventRecord]]:
+    """The client's answer as the store's records, which the renderers take."""
+    info = detail.info
+    summary = LifetimeSummary(
         lifetime_id=info.lifetime_id,
         tenant_id=info.tenant_id,
         graph_id=info.graph_id,
@@ -211,13 +156,6 @@ def _summary_of(info: Any) -> LifetimeSummary:
         updated_at=info.updated_at.timestamp(),
         events=info.events,
     )
-
-
-async def _load_remote(args: argparse.Namespace, settings: Settings) -> tuple[Any, Any, Any]:
-    """``_load_lifetime`` through the API: the same records, rebuilt from its answer."""
-    async with _client(args, settings) as client:
-        detail = await client.get(args.lifetime_id)
-    summary = _summary_of(detail.info)
     executions = [
         ExecutionRecord(
             seq=e.seq,
@@ -249,14 +187,265 @@ async def _load_remote(args: argparse.Namespace, settings: Settings) -> tuple[An
     return summary, executions, events
 
 
+def _waiting(detail: LifetimeDetail) -> dict[str, str]:
+    """Executions WAITING for a person: exec id -> node name (from the record)."""
+    waiting: dict[str, str] = {}
+    for execution in detail.executions:
+        header = execution.header
+        if header.status == pb.EXECUTION_STATUS_WAITING:
+            waiting[header.exec_id] = header.name
+        else:
+            waiting.pop(header.exec_id, None)
+    answered = {e.resumed.exec_id for e in detail.events if e.WhichOneof("kind") == "resumed"}
+    return {k: v for k, v in waiting.items() if k not in answered}
+
+
+async def _finish(
+    client: TickrailClient,
+    lifetime_id: str,
+    final: pb.LifetimeEvent | None,
+    wall: float,
+    as_json: bool,
+    *,
+    timed_out: float | None = None,
+) -> int:
+    detail = await client.get(lifetime_id)
+    summary, executions, _ = _records(detail)
+    status = summary.status
+    kind = final.WhichOneof("kind") if final is not None else None
+    out: dict[str, Any] = {
+        "lifetime_id": lifetime_id,
+        "status": render.LIFETIME[status],
+        "wall_time_s": round(wall, 4),
+        **render.totals(executions),
+    }
+    if final is not None and kind == "completed":
+        out["output"] = render.payload_json(final.completed.output)
+    elif final is not None and kind in {"failed", "aborted", "paused"}:
+        out["reason"] = render.describe_event(final)
+    waiting = _waiting(detail) if status == pb.LIFETIME_STATUS_PAUSED else {}
+    if waiting:
+        out["waiting"] = [{"exec_id": k, "name": v} for k, v in waiting.items()]
+    if as_json:
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+    elif timed_out is not None:
+        print(
+            f"tickrail: --timeout {timed_out:g}s passed: lifetime {lifetime_id} is "
+            f"{out['status']} (reason: timeout) after {out['executions']} executions; "
+            f"details: tickrail lifetimes show {lifetime_id}"
+        )
+    else:
+        print(
+            f"{out['status']} lifetime {lifetime_id} in {wall:.3f}s: "
+            f"{out['executions']} executions, {out['tokens']:,} tokens, ${out['cost_usd']:.4f}"
+        )
+        if "reason" in out:
+            print(f"  {out['reason']}")
+        if status == pb.LIFETIME_STATUS_PAUSED:
+            for hint in _continue_hints(lifetime_id, waiting):
+                print(f"  continue with: {hint}")
+        print(f"  details: tickrail lifetimes show {lifetime_id}")
+    if timed_out is not None:
+        return EXIT_TIMEOUT
+    return EXIT_CODES.get(int(status), 1)
+
+
+def _continue_hints(lifetime_id: str, waiting: dict[str, str]) -> list[str]:
+    resume = f"tickrail lifetimes resume {lifetime_id}"
+    if not waiting:
+        return [resume]
+    if len(waiting) == 1:
+        return [f"{resume} --input ANSWER"]
+    return [
+        f"{resume} --exec {exec_id} --input ANSWER   ({name})" for exec_id, name in waiting.items()
+    ]
+
+
+async def _others(session: Session, progress: Progress) -> None:
+    """An owner finishes what it took on for other clients before it exits."""
+    owner = session.owner
+    if owner is None or not owner.active:
+        return
+    progress.stream = sys.stderr
+    print(
+        f"tickrail: finishing {len(owner.active)} other lifetime(s) this process owns: "
+        f"{', '.join(sorted(owner.active))} (Ctrl-C stops; the next owner continues them)",
+        file=sys.stderr,
+    )
+    await owner.until_idle()
+
+
+# ---- run ----------------------------------------------------------------------------
+
+
+async def cmd_run(args: argparse.Namespace) -> int:
+    from .main import parse_json_arg
+
+    settings = _settings(args)
+    graph = load_graph(args.graph)
+    value = parse_json_arg(args.input, "--input")
+    labels = dict(_label(item) for item in args.label)
+    labels[GRAPH_LABEL] = graph_label(args.graph)
+    if args.detach:
+        return await _run_detached(args, settings, graph, value, labels)
+    progress = Progress(quiet=args.quiet)
+    started = time.perf_counter()
+    async with _session(args, settings, Purpose.RUN, [graph]) as session:
+        client = session.client
+        lifetime_id = await client.start(graph, value, labels=labels)
+        final, timed_out = await _follow_for(client, lifetime_id, progress, args.timeout)
+        wall = time.perf_counter() - started
+        code = await _finish(
+            client,
+            lifetime_id,
+            final,
+            wall,
+            args.json,
+            timed_out=args.timeout if timed_out else None,
+        )
+        await _others(session, progress)
+        return code
+
+
+async def _run_detached(
+    args: argparse.Namespace,
+    settings: Settings,
+    graph: AgentGraph,
+    value: Any,
+    labels: dict[str, str],
+) -> int:
+    """Start the lifetime in a background owner (started here if none runs) and return."""
+    if settings.profile != "embedded":
+        raise ConfigurationError("--detach is for the embedded profile (a local background owner)")
+    home = Path(settings.home)
+    if read_owner(home) is None and _lock_free(home):
+        _spawn_owner(args, home)
+    async with _session(args, settings, Purpose.READ, [graph]) as session:
+        if session.owner is None and session.service is not None:
+            raise OwnerError("the background owner did not start; see " + str(home / "owner.log"))
+        lifetime_id = await session.client.start(graph, value, labels=labels)
+    print(lifetime_id if args.json is False else json.dumps({"lifetime_id": lifetime_id}))
+    print(
+        f"  running in the background ({session.where}); follow with: "
+        f"tickrail lifetimes watch {lifetime_id}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _lock_free(home: Path) -> bool:
+    lock = StateLock(home)
+    if lock.acquire():
+        lock.release()
+        return True
+    return False
+
+
+def _spawn_owner(args: argparse.Namespace, home: Path) -> None:
+    """Start ``tickrail owner`` in its own session, logging to <home>/owner.log."""
+    argv = [sys.executable, "-m", "tickrail.services.cli.main", "owner"]
+    for flag in ("config", "profile", "home", "store_url", "bus_url", "blob_url", "kv_url"):
+        value = getattr(args, flag, None)
+        if value:
+            argv += [f"--{flag.replace('_', '-')}", str(value)]
+    for policy in getattr(args, "policies", None) or []:
+        argv += ["--policy", policy]
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / "owner.log", "ab") as log:
+        subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,  # survives the terminal closing
+            close_fds=True,
+        )
+    deadline = time.monotonic() + 30
+    while read_owner(home) is None:
+        if time.monotonic() > deadline:
+            raise OwnerError(f"the background owner did not start; see {home / 'owner.log'}")
+        time.sleep(0.05)
+
+
+async def cmd_owner(args: argparse.Namespace) -> int:
+    """The background owner ``run --detach`` starts: serves until idle for a while."""
+    settings = _settings(args)
+    if settings.profile != "embedded":
+        raise ConfigurationError("tickrail owner is for the embedded profile")
+    async with _session(args, settings, Purpose.RUN) as session:
+        if session.owner is None:
+            print(f"tickrail owner: the state is already owned by {session.where}", file=sys.stderr)
+            return 0
+        await session.owner.until_idle(idle_s=args.idle_exit)
+    return 0
+
+
+# ---- role processes -----------------------------------------------------------------
+
+
+async def cmd_data_plane(args: argparse.Namespace) -> int:
+    return await serve(["data_plane"], _settings(args), port=args.port)
+
+
+async def cmd_control_plane(args: argparse.Namespace) -> int:
+    return await serve(["control_plane"], _settings(args), port=args.port)
+
+
+async def cmd_executor(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if not settings.graphs:
+        raise ConfigurationError("an executor needs graphs to serve: --graph or 'graphs' setting")
+    graphs = [load_graph(target) for target in settings.graphs]
+    return await serve(["executor"], settings, graphs, port=args.port)
+
+
+def _label(item: str) -> tuple[str, str]:
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise ConfigurationError(f"--label {item!r} must look like KEY=VALUE")
+    return key, value
+
+
+# ---- serve --------------------------------------------------------------------------
+
+
+async def cmd_serve(args: argparse.Namespace) -> int:
+    from tickrail.services.api.serve import run_api_server
+
+    settings = _settings(args)
+    graphs = [load_graph(target) for target in settings.graphs]
+    tokens = dict(_token_reference(item) for item in args.token)
+    return await run_api_server(
+        settings,
+        graphs,
+        address=args.address,
+        tokens=tokens or None,
+        insecure=args.insecure,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+    )
+
+
+def _token_reference(item: str) -> tuple[str, str]:
+    tenant, sep, variable = item.partition("=")
+    if not sep or not tenant or not variable:
+        raise ConfigurationError(f"--token {item!r} must look like TENANT=ENV_VAR")
+    return tenant, variable
+
+
+# ---- lifetimes ----------------------------------------------------------------------
+
+
 async def cmd_lifetimes_show(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    if args.server:
-        summary, executions, events = await _load_remote(args, settings)
-    else:
-        summary, executions, events = await _load_lifetime(settings, args.lifetime_id)
+    async with _session(args, settings, Purpose.READ) as session:
+        summary, executions, events = _records(await session.client.get(args.lifetime_id))
     if args.json:
-        print(json.dumps(render.lifetime_json(summary, executions, events), indent=2))
+        print(
+            json.dumps(
+                render.lifetime_json(summary, executions, events), indent=2, ensure_ascii=False
+            )
+        )
     else:
         print(render.lifetime_table(summary, executions, events))
     return 0
@@ -264,17 +453,9 @@ async def cmd_lifetimes_show(args: argparse.Namespace) -> int:
 
 async def cmd_lifetimes_list(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    status = getattr(pb, f"LIFETIME_STATUS_{args.status}") if args.status else None
-    if args.server:
-        async with _client(args, settings) as client:
-            page = await client.list(status=args.status, page_size=args.limit)
-        rows = [_summary_of(info) for info in page.lifetimes]
-    else:
-        async with open_store(settings.store_url) as store:
-            await store.setup()
-            rows = await store.list_lifetimes(
-                tenant_id=args.tenant, status=status, limit=args.limit
-            )
+    async with _session(args, settings, Purpose.READ) as session:
+        page = await session.client.list(status=args.status, page_size=args.limit)
+    rows = page.lifetimes
     if args.json:
         print(
             json.dumps(
@@ -283,25 +464,34 @@ async def cmd_lifetimes_list(args: argparse.Namespace) -> int:
                         "lifetime_id": r.lifetime_id,
                         "tenant_id": r.tenant_id,
                         "graph_id": r.graph_id,
-                        "status": render.LIFETIME[r.status],
-                        "started_at": render.iso(r.started_at),
-                        "updated_at": render.iso(r.updated_at),
+                        "status": r.status,
+                        "started_at": render.iso(r.started_at.timestamp()),
+                        "updated_at": render.iso(r.updated_at.timestamp()),
                         "events": r.events,
                     }
                     for r in rows
                 ],
                 indent=2,
+                ensure_ascii=False,
             )
         )
         return 0
     if not rows:
         print("no lifetimes recorded", file=sys.stderr)
         return 0
-    print(f"{'lifetime':<22} {'status':<10} {'graph':<20} {'tenant':<12} {'started':<24} events")
-    for r in rows:
+    width = max(len("lifetime"), *(len(r.lifetime_id) for r in rows))
+    graph_w = max(len("graph"), *(len(r.graph_id) for r in rows))
+    tenant_w = max(len("tenant"), *(len(r.tenant_id) for r in rows))
+    started = [render.iso(r.started_at.timestamp()) for r in rows]
+    when_w = max(len("started"), *(len(s) for s in started))
+    print(
+        f"{'lifetime':<{width}}  {'status':<9}  {'graph':<{graph_w}}  {'tenant':<{tenant_w}}  "
+        f"{'started':<{when_w}}  events"
+    )
+    for r, when in zip(rows, started, strict=True):
         print(
-            f"{r.lifetime_id:<22} {render.LIFETIME[r.status]:<10} {r.graph_id[:20]:<20} "
-            f"{r.tenant_id[:12]:<12} {render.iso(r.started_at):<24} {r.events}"
+            f"{r.lifetime_id:<{width}}  {r.status:<9}  {r.graph_id:<{graph_w}}  "
+            f"{r.tenant_id:<{tenant_w}}  {when:<{when_w}}  {r.events}"
         )
     return 0
 
@@ -309,22 +499,26 @@ async def cmd_lifetimes_list(args: argparse.Namespace) -> int:
 async def cmd_lifetimes_watch(args: argparse.Namespace) -> int:
     settings = _settings(args)
     progress = Progress(stream=sys.stdout)
-    if args.server:
-        async with _client(args, settings) as client:
-            async for event in client.watch(args.lifetime_id):
+    async with _session(args, settings, Purpose.READ) as session:
+        client = session.client
+        detail = await client.get(args.lifetime_id)
+        orphan = session.service is not None and session.owner is None
+        if orphan and detail.info.status in ("RUNNING", "PAUSED"):
+            # Nobody owns the state, so nothing moves this lifetime now: show what
+            # is recorded and say how to continue it rather than wait for ever.
+            for event in detail.events:
                 progress.on_event(event)
-        return 0
-    async with open_store(settings.store_url) as store:
-        if not await store.events(args.lifetime_id):
-            raise LifetimeNotFoundError(f"no lifetime {args.lifetime_id!r} in {settings.store_url}")
-        after = 0
-        while True:
-            for record in await store.events(args.lifetime_id, after_seq=after):
-                after = record.seq
-                progress.on_event(pb.LifetimeEvent.FromString(record.body))
-                if record.kind in {"completed", "failed", "aborted"}:
-                    return 0
-            await asyncio.sleep(0.2)
+            print(
+                f"no process is running lifetime {args.lifetime_id} ({detail.info.status}); "
+                f"continue it with: tickrail lifetimes resume {args.lifetime_id}",
+                file=sys.stderr,
+            )
+            return EXIT_CODES.get(
+                pb.LifetimeStatus.Value(f"LIFETIME_STATUS_{detail.info.status}"), 1
+            )
+        async for event in client.watch(args.lifetime_id):
+            progress.on_event(event)
+    return 0
 
 
 async def cmd_lifetimes_pause(args: argparse.Namespace) -> int:
@@ -336,177 +530,112 @@ async def cmd_lifetimes_abort(args: argparse.Namespace) -> int:
 
 
 async def _steer(args: argparse.Namespace, verb: str) -> int:
-    """Pause or abort: through the API, over the bus (cloud), or here (embedded)."""
+    """Pause or abort, through whoever owns the lifetime (or this process, as owner)."""
     settings = _settings(args)
-    if args.server:
-        async with _client(args, settings) as client:
-            await getattr(client, verb)(args.lifetime_id, reason=args.reason)
-        print(f"{verb} sent for {args.lifetime_id}")
-        return 0
-    summary, _, _ = await _load_lifetime(settings, args.lifetime_id)
-    if summary.status in (
-        pb.LIFETIME_STATUS_COMPLETED,
-        pb.LIFETIME_STATUS_FAILED,
-        pb.LIFETIME_STATUS_ABORTED,
-    ):
-        raise ConfigurationError(
-            f"lifetime {args.lifetime_id} is {render.LIFETIME[summary.status]} already"
-        )
-    command = pb.LifetimeCommand(
-        command_id=f"{verb}-{time.time_ns()}",
-        lifetime_id=args.lifetime_id,
-        tenant_id=summary.tenant_id,
-    )
     reason = args.reason or f"{verb} from the command line"
-    if verb == "pause":
-        command.pause.CopyFrom(pb.LifetimePaused(reason=reason))
-    else:
-        command.abort.CopyFrom(pb.LifetimeAborted(reason=reason))
-    if settings.profile == "cloud":  # a control-plane process takes it from the bus
-        async with Runtime(settings, roles=(), watch=False) as runtime:
-            await runtime.send(command)
-        print(f"{verb} sent for {args.lifetime_id}")
-        return 0
-    # Embedded: the lifetime's control plane lives in the process running it.
-    running = summary.status == pb.LIFETIME_STATUS_RUNNING
-    if verb == "pause" or (running and not getattr(args, "force", False)):
-        force = ", or --force if no process runs it any more" if verb == "abort" else ""
-        raise ConfigurationError(
-            "in the embedded profile a RUNNING lifetime is steered by the process running it; "
-            f"use a server (tickrail serve, then --server){force}"
-        )
-    async with Runtime(settings, roles=("control_plane",)) as runtime:
-        runtime.follow(args.lifetime_id, lambda _e: None)
-        await runtime.send(command)
-        final = await runtime.wait(args.lifetime_id, timeout=30)
-    print(f"{args.lifetime_id}: {render.describe_event(final) or final.WhichOneof('kind')}")
+    async with _session(args, settings, Purpose.STEER) as session:
+        client = session.client
+        before = await client.get(args.lifetime_id)
+        if before.info.status in ("COMPLETED", "FAILED", "ABORTED"):
+            raise LifetimeStateError(f"lifetime {args.lifetime_id} is {before.info.status} already")
+        after = max((e.seq for e in before.events), default=0)
+        if verb == "pause":
+            await client.pause(args.lifetime_id, reason=reason)
+        else:
+            await client.abort(args.lifetime_id, reason=reason)
+        if settings.profile == "cloud" or args.server:
+            print(f"{verb} sent for {args.lifetime_id} (to {session.where})")
+            return 0
+        # Locally the decision lands in moments: wait for it, so the exit says it happened.
+        wanted = {"pause": {"paused", *TERMINAL}, "abort": TERMINAL}[verb]
+        final = None
+        async with asyncio.timeout(ABORT_WAIT_S):
+            async for event in client.watch(args.lifetime_id, after_seq=after):
+                if event.WhichOneof("kind") in wanted:
+                    final = event
+                    break
+    what = render.describe_event(final) if final is not None else ""
+    kind = final.WhichOneof("kind") if final is not None else "unchanged"
+    print(f"{args.lifetime_id}: {kind}{': ' + what if what else ''}")
     return 0
 
 
 async def cmd_usage(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    rows: list[tuple[str, int, int, float, int]]
-    if args.server:
-        async with _client(args, settings) as client:
-            found = await client.usage(lifetime_id=args.lifetime, group_by=args.by)
-        rows = [(r.key, r.tokens_in, r.tokens_out, r.cost_usd, r.executions) for r in found]
-    else:
-        from tickrail.sdk.pb import lifecycle_pb2 as api
-        from tickrail.services.usage import usage_rows
-
-        async with open_store(settings.store_url) as store:
-            if args.lifetime:
-                ids = [args.lifetime]
-            else:
-                listed = await store.list_lifetimes(tenant_id=args.tenant, limit=1_000_000)
-                ids = [s.lifetime_id for s in listed]
-            records = [r for lifetime_id in ids for r in await store.executions(lifetime_id)]
-        grouping = api.UsageGrouping.Value(f"USAGE_GROUPING_{args.by.upper()}")
-        rows = [
-            (r.key, r.tokens_in, r.tokens_out, r.cost_usd, r.executions)
-            for r in usage_rows(records, grouping)
-        ]
+    async with _session(args, settings, Purpose.READ) as session:
+        found = await session.client.usage(lifetime_id=args.lifetime, group_by=args.by)
+    rows = [(r.key, r.tokens_in, r.tokens_out, r.cost_usd, r.executions) for r in found]
     if args.json:
         keys = ("key", "tokens_in", "tokens_out", "cost_usd", "executions")
         print(json.dumps([dict(zip(keys, row, strict=True)) for row in rows], indent=2))
         return 0
-    print(f"{args.by:<32} {'tokens in':>11} {'tokens out':>11} {'cost $':>10} {'executions':>10}")
+    width = max(len(args.by), *(len(row[0]) for row in rows)) if rows else len(args.by)
+    print(
+        f"{args.by:<{width}} {'tokens in':>11} {'tokens out':>11} {'cost $':>10} {'executions':>10}"
+    )
     for key, t_in, t_out, cost, count in rows:
-        print(f"{key[:32]:<32} {t_in:>11,} {t_out:>11,} {cost:>10.4f} {count:>10,}")
+        print(f"{key:<{width}} {t_in:>11,} {t_out:>11,} {cost:>10.4f} {count:>10,}")
     return 0
 
 
 async def cmd_lifetimes_resume(args: argparse.Namespace) -> int:
-    from tickrail.sdk._payload import encode
-    from tickrail.services.control_plane.commands import ResumeRefused, resume_command
-    from tickrail.services.control_plane.projection import rebuild
-
-    from .main import parse_json_arg
+    from .main import parse_answer_arg
 
     settings = _settings(args)
-    if args.server:
-        return await _resume_remote(args, settings)
-    summary, executions, events = await _load_lifetime(settings, args.lifetime_id)
-    if summary.status != pb.LIFETIME_STATUS_PAUSED:
-        raise ConfigurationError(
-            f"lifetime {args.lifetime_id} is {render.LIFETIME[summary.status]}, not PAUSED"
-        )
-    state = rebuild(
-        [pb.LifetimeEvent.FromString(e.body) for e in events],
-        {r.exec_id: pb.ExecutionEnvelope.FromString(r.envelope) for r in executions},
-    )
-    assert state is not None
-    human = parse_json_arg(args.input, "--input")
-    try:
-        resume = resume_command(
-            state,
-            answer=None if human is None else encode(human),
-            exec_id=args.exec_id or "",
-            reason="resumed from the command line",
-        )
-    except ResumeRefused as exc:
-        flag = {"exec_id": "--exec", "input": "--input"}.get(exc.field)
-        raise ConfigurationError(f"{exc} (use {flag})" if flag else str(exc)) from exc
-    graph = _recorded_graph(events, args.graph)
+    human = parse_answer_arg(args.input, "--input")
     progress = Progress(quiet=args.quiet)
     t0 = time.perf_counter()
-    async with _runtime(settings, [graph]) as runtime:
-        runtime.follow(args.lifetime_id, progress.on_event, after_seq=events[-1].seq)
-        await runtime.send(
-            pb.LifetimeCommand(
-                command_id=f"resume-{time.time_ns()}",
-                lifetime_id=args.lifetime_id,
-                tenant_id=summary.tenant_id,
-                resume=resume,
-            )
-        )
-        if runtime.control_plane is not None:  # embedded: in-flight work died with its process
-            await runtime.control_plane.recover([args.lifetime_id])
-        final = await runtime.wait(args.lifetime_id, timeout=args.timeout)
-        return await _finish(runtime, args.lifetime_id, final, time.perf_counter() - t0, args.json)
-
-
-async def _resume_remote(args: argparse.Namespace, settings: Settings) -> int:
-    from .main import parse_json_arg
-
-    human = parse_json_arg(args.input, "--input")
-    progress = Progress(quiet=args.quiet)
-    async with _client(args, settings) as client:
+    graphs = []
+    if args.graph:
+        graphs.append(load_graph(args.graph))
+    async with _session(args, settings, Purpose.RUN, graphs) as session:
+        client = session.client
         before = await client.get(args.lifetime_id)
         after = max((e.seq for e in before.events), default=0)
-        await client.resume(args.lifetime_id, input=human, exec_id=args.exec_id)
-        last = None
-        async with asyncio.timeout(args.timeout):
-            async for event in client.watch(args.lifetime_id, after_seq=after):
-                progress.on_event(event)
-                last = event
-                if event.WhichOneof("kind") == "paused":
-                    break
-        detail = await client.get(args.lifetime_id)
-    status = pb.LifetimeStatus.Value(f"LIFETIME_STATUS_{detail.info.status}")
-    out = {"lifetime_id": args.lifetime_id, "status": detail.info.status}
-    if last is not None and last.WhichOneof("kind") == "completed":
-        out["output"] = render.payload_json(last.completed.output)
-    print(json.dumps(out, indent=2) if args.json else f"{detail.info.status} {args.lifetime_id}")
-    return EXIT_CODES.get(int(status), 1)
+        if before.info.status == "PAUSED" or args.input is not None:
+            if args.graph is None and session.owner is not None:
+                started = before.events[0].started
+                session.owner.runtime.add_graph(load_recorded_graph(started, None))
+            await client.resume(
+                args.lifetime_id,
+                input=human,
+                exec_id=args.exec_id,
+                reason="resumed from the command line",
+            )
+        elif before.info.status == "RUNNING":
+            # A previous owner died (this process recovered the lifetime when it
+            # took over), or another process runs it: either way, follow it.
+            where = "continued here" if session.owner is not None else f"run by {session.where}"
+            progress.line(f"lifetime {args.lifetime_id} is RUNNING ({where})")
+        else:
+            raise LifetimeStateError(
+                f"lifetime {args.lifetime_id} is {before.info.status}, not PAUSED or RUNNING"
+            )
+        final, timed_out = await _follow_for(
+            client, args.lifetime_id, progress, args.timeout, after_seq=after
+        )
+        code = await _finish(
+            client,
+            args.lifetime_id,
+            final,
+            time.perf_counter() - t0,
+            args.json,
+            timed_out=args.timeout if timed_out else None,
+        )
+        await _others(session, progress)
+        return code
 
 
 async def cmd_replay(args: argparse.Namespace) -> int:
-    from tickrail.adapters import open_blob_store
-    from tickrail.services.control_plane.replay import replay_lifetime
-
     settings = _settings(args)
-    graphs: list[AgentGraph] = []
-    async with open_store(settings.store_url) as store, open_blob_store(settings.blob_url) as blobs:
-        if args.rerun_plans:
-            events = await store.events(args.lifetime_id)
-            if events:
-                graphs.append(_recorded_graph(events, args.graph))
-        report = await replay_lifetime(
-            store, args.lifetime_id, graphs=graphs, rerun_plans=args.rerun_plans, blobs=blobs
-        )
+    graphs = [load_graph(args.graph)] if args.graph else []
+    async with _session(args, settings, Purpose.READ, graphs) as session:
+        if session.service is not None and args.rerun_plans and not graphs:
+            detail = await session.client.get(args.lifetime_id)
+            session.service.runtime.add_graph(load_recorded_graph(detail.events[0].started, None))
+        report = await session.client.replay(args.lifetime_id, rerun_plans=args.rerun_plans)
     if args.json:
-        print(json.dumps(dataclasses.asdict(report), indent=2))
+        print(json.dumps(dataclasses.asdict(report), indent=2, ensure_ascii=False))
         return 0 if report.ok else 1
     d = report.divergence
     if d is not None:
@@ -517,8 +646,8 @@ async def cmd_replay(args: argparse.Namespace) -> int:
         print(f"OK: {report.checked} recorded decisions re-derived identically")
     if args.rerun_plans:
         print(
-            f"{report.plans_rerun} plan execution(s) re-run on their recorded inputs: "
-            f"{len(report.plan_differences)} differ"
+            f"{len(report.plan_differences)} plan execution(s) re-run on their recorded "
+            "inputs differ"
         )
         for p in report.plan_differences:
             print(f"  {p.exec_id} ({p.name}): recorded {p.expected}")
@@ -527,31 +656,57 @@ async def cmd_replay(args: argparse.Namespace) -> int:
 
 
 async def cmd_fork(args: argparse.Namespace) -> int:
-    from tickrail.sdk._payload import encode
-    from tickrail.services.control_plane.fork import fork_lifetime
-
     from .main import parse_json_arg
 
     settings = _settings(args)
-    _, _, events = await _load_lifetime(settings, args.lifetime_id)
-    graph = _recorded_graph(events, None)
-    result = None
+    result: Any = ...
     if args.result is not None:
-        result = encode(parse_json_arg(f"@{args.result}", "--result"))
+        result = parse_json_arg(f"@{args.result}", "--result")
     progress = Progress(quiet=args.quiet)
     t0 = time.perf_counter()
-    async with _runtime(settings, [graph]) as runtime:
-        new_id = await fork_lifetime(runtime, args.lifetime_id, args.from_exec, result=result)
-        progress.line(f"forked {args.lifetime_id} at {args.from_exec} as {new_id}")
-        runtime.follow(new_id, progress.on_event)
-        final = await runtime.wait(new_id, timeout=args.timeout)
-        return await _finish(runtime, new_id, final, time.perf_counter() - t0, args.json)
+    async with _session(args, settings, Purpose.RUN) as session:
+        client = session.client
+        if session.owner is not None:
+            detail = await client.get(args.lifetime_id)
+            session.owner.runtime.add_graph(load_recorded_graph(detail.events[0].started, None))
+        kwargs: dict[str, Any] = {"rerun_finished_branches": args.rerun_finished_branches}
+        if result is not ...:
+            kwargs["result"] = result
+        forked = await client.fork_lifetime(args.lifetime_id, args.from_exec, **kwargs)
+        progress.line(f"forked {args.lifetime_id} at {args.from_exec} as {forked.lifetime_id}")
+        final, timed_out = await _follow_for(
+            client, forked.lifetime_id, progress, args.timeout, after_seq=forked.history_seq
+        )
+        code = await _finish(
+            client,
+            forked.lifetime_id,
+            final,
+            time.perf_counter() - t0,
+            args.json,
+            timed_out=args.timeout if timed_out else None,
+        )
+        await _others(session, progress)
+        return code
 
 
 async def cmd_migrate(args: argparse.Namespace) -> int:
+    from tickrail.adapters import open_store
+
     settings = _settings(args)
-    async with open_store(settings.store_url) as store:
-        await store.setup()
+    lock = StateLock(Path(settings.home)) if settings.profile == "embedded" else None
+    if lock is not None and not lock.acquire():
+        owner = read_owner(lock.home)
+        print(
+            f"the store is in use by its owner ({owner.command if owner else 'starting'}), "
+            "which applied its migrations when it started"
+        )
+        return 0
+    try:
+        async with open_store(settings.store_url) as store:
+            await store.setup()
+    finally:
+        if lock is not None:
+            lock.release()
     print(f"store {settings.store_url} is up to date")
     return 0
 

@@ -1,7 +1,8 @@
 """``tickrail``: run graphs and inspect lifetimes.
 
 Exit codes: 0 success (a run COMPLETED), 1 the lifetime did not complete,
-2 bad usage or configuration, 3 the lifetime is PAUSED.
+2 bad usage or configuration, 3 the lifetime is PAUSED, 4 ``--timeout``
+passed (the lifetime was aborted with reason ``timeout``), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -19,7 +20,15 @@ from tickrail.sdk.errors import TickrailError
 
 from . import commands
 
-EXIT_OK, EXIT_NOT_COMPLETED, EXIT_USAGE, EXIT_PAUSED = 0, 1, 2, 3
+EXIT_OK, EXIT_NOT_COMPLETED, EXIT_USAGE, EXIT_PAUSED, EXIT_TIMEOUT = 0, 1, 2, 3, 4
+EXIT_HELP = """exit codes:
+  0    success (a run or resume COMPLETED)
+  1    the lifetime FAILED or was ABORTED (or replay DIVERGED)
+  2    bad usage, configuration or input (the message names it)
+  3    the lifetime is PAUSED (held, or waiting for a person's answer)
+  4    --timeout passed: the lifetime was aborted with reason "timeout"
+  130  interrupted (Ctrl-C); a RUNNING lifetime is continued by the next owner
+"""
 
 # Optional drivers and the extra that installs each (adapters say the same for URLs).
 _EXTRAS = {
@@ -75,7 +84,10 @@ def _remote(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="tickrail", description="Run agent graphs with every step recorded."
+        prog="tickrail",
+        description="Run agent graphs with every step recorded.",
+        epilog=EXIT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -95,7 +107,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--json", action="store_true", help="print a machine-readable summary")
     run.add_argument("--quiet", action="store_true", help="no live progress")
-    run.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
+    run.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="abort the lifetime (reason 'timeout', exit 4) if it has not stopped after S seconds",
+    )
+    run.add_argument(
+        "--detach",
+        action="store_true",
+        help="run in a background owner that outlives this terminal; print the lifetime id",
+    )
     _common(run)
 
     lifetimes = sub.add_parser("lifetimes", help="inspect and steer recorded lifetimes")
@@ -126,12 +149,6 @@ def build_parser() -> argparse.ArgumentParser:
         steer.add_argument("lifetime_id")
         steer.add_argument("--reason", default="", help="recorded with the decision")
         steer.add_argument("--tenant", help="tenant of the lifetime (with --server)")
-        if verb == "abort":
-            steer.add_argument(
-                "--force",
-                action="store_true",
-                help="embedded profile: abort a RUNNING lifetime no process is running any more",
-            )
         _remote(steer)
         _common(steer)
 
@@ -191,6 +208,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="JSON file with a replacement result for that (Task) execution",
     )
+    fork.add_argument(
+        "--rerun-finished-branches",
+        action="store_true",
+        help="run again the parallel branches that had finished before the fork point "
+        "(default: keep their recorded results)",
+    )
     fork.add_argument("--json", action="store_true")
     fork.add_argument("--quiet", action="store_true")
     fork.add_argument("--timeout", type=float, default=None)
@@ -224,6 +247,18 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--tls-key", metavar="PEM", help="the certificate's private key")
     _common(srv)
 
+    owner = sub.add_parser(
+        "owner",
+        help="own the embedded state in the background (what `run --detach` starts)",
+    )
+    owner.add_argument(
+        "--idle-exit",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="exit after S seconds with no lifetime running (default %(default)s)",
+    )
+    _common(owner)
     migrate = sub.add_parser("migrate", help="create or upgrade the state store's schema")
     _common(migrate)
 
@@ -290,7 +325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(asyncio.run(handler(args)))
     except TickrailError as exc:
-        print(f"tickrail: {exc}", file=sys.stderr)
+        print(f"tickrail: {exc}{_flag_hint(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except ModuleNotFoundError as exc:
         extra = _EXTRAS.get((exc.name or "").split(".")[0])
@@ -306,8 +341,42 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.close()
         return EXIT_OK
     except KeyboardInterrupt:
-        print("tickrail: interrupted", file=sys.stderr)
+        print(
+            "tickrail: interrupted (a RUNNING lifetime stays RUNNING: the next owner, e.g. "
+            "`tickrail lifetimes resume ID`, continues it)",
+            file=sys.stderr,
+        )
         return 130
+
+
+#: Request fields the lifecycle API names in its errors, as the flags that set them.
+_FLAGS = {"exec_id": "--exec", "input": "--input", "from_exec_id": "--from", "result": "--result"}
+
+
+def _flag_hint(exc: TickrailError) -> str:
+    from tickrail.sdk.errors import InvalidArgumentError
+
+    flag = _FLAGS.get(exc.field) if isinstance(exc, InvalidArgumentError) else None
+    return f" (use {flag})" if flag else ""
+
+
+def parse_answer_arg(raw: str | None, what: str) -> Any:
+    """A person's answer: JSON when it parses as JSON, else the text itself
+    (``--input yes`` answers "yes"); ``@file`` reads the file the same way."""
+    from tickrail.sdk.errors import ConfigurationError
+
+    if raw is None:
+        return None
+    if raw.startswith("@"):
+        path = Path(raw[1:])
+        try:
+            raw = path.read_text()
+        except OSError as exc:
+            raise ConfigurationError(f"{what}: cannot read {path}: {exc}") from exc
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
 
 
 def parse_json_arg(raw: str | None, what: str) -> Any:

@@ -54,7 +54,7 @@ async def fork_lifetime(
             f"{from_exec_id} is a Plan: only a Task's result can be replaced "
             "(fork without a result to run the Plan again)"
         )
-    cut = next((i for i, e in enumerate(events) if from_exec_id in _exec_ids(e)), None)
+    cut = history_length(events, from_exec_id)
     if cut is None:
         raise ConfigurationError(
             f"{from_exec_id} was never routed (it arrived after the lifetime ended)"
@@ -118,6 +118,13 @@ async def fork_lifetime(
             )
     await runtime.bus.publish(out)
     return new_id
+
+
+def history_length(events: list[pb.LifetimeEvent], from_exec_id: str) -> int | None:
+    """How many of the original's events a fork from ``from_exec_id`` copies: all
+    before the first that routes it (None if it was never routed). The fork's
+    own events follow them in its log."""
+    return next((i for i, e in enumerate(events) if from_exec_id in _exec_ids(e)), None)
 
 
 def _exec_ids(event: pb.LifetimeEvent) -> Iterator[str]:

@@ -9,6 +9,7 @@ is committed only after its last envelope was accepted by the bus.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Iterable
 
@@ -51,6 +52,7 @@ class Executor:
         self._slots = asyncio.Semaphore(concurrency)
         self._consumer: Consumer | None = None
         self._running: set[asyncio.Task[None]] = set()
+        self._by_lifetime: dict[str, set[asyncio.Task[None]]] = {}
 
     async def subscribe(self) -> None:
         topics: list[str] = []
@@ -90,6 +92,24 @@ class Executor:
             task = asyncio.create_task(self._handle(consumer, message))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
+            self._by_lifetime.setdefault(message.key, set()).add(task)
+            task.add_done_callback(functools.partial(self._forget, message.key))
+
+    def _forget(self, lifetime_id: str, task: asyncio.Task[None]) -> None:
+        tasks = self._by_lifetime.get(lifetime_id)
+        if tasks is not None:
+            tasks.discard(task)
+            if not tasks:
+                del self._by_lifetime[lifetime_id]
+
+    def cancel_lifetime(self, lifetime_id: str) -> int:
+        """Stop this executor's node runs of a lifetime that is being aborted: their
+        results could change nothing, and waiting for them would hold the abort up.
+        Their inputs stay uncommitted; the control plane drops them if redelivered."""
+        tasks = list(self._by_lifetime.get(lifetime_id, ()))
+        for task in tasks:
+            task.cancel()
+        return len(tasks)
 
     async def _handle(self, consumer: Consumer | None, message: Message) -> None:
         try:

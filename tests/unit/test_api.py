@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,11 +14,17 @@ import pytest
 
 from tickrail.sdk import Task, TaskContext
 from tickrail.sdk.client import TickrailClient
-from tickrail.sdk.errors import AdapterError, ConfigurationError, LifetimeNotFoundError
+from tickrail.sdk.errors import (
+    AdapterError,
+    ConfigurationError,
+    ExecutionNotFoundError,
+    LifetimeNotFoundError,
+)
 from tickrail.sdk.loading import load_graph
 from tickrail.sdk.pb import envelope_pb2 as pb
-from tickrail.services.api import ApiServer, Authenticator, LifecycleBackend, serve_api
+from tickrail.services.api import ApiServer, Authenticator, serve_api
 from tickrail.services.config import Settings
+from tickrail.services.lifecycle import LifecycleService
 from tickrail.services.runtime import Runtime
 
 from .graphs import fan_out_graph, single_task_graph
@@ -59,7 +64,7 @@ def graphs() -> list[Any]:
 class Served:
     runtime: Runtime
     api: ApiServer
-    backend: LifecycleBackend
+    backend: LifecycleService
 
     @property
     def address(self) -> str:
@@ -78,10 +83,8 @@ class Served:
 async def served(tmp_path: Path, **settings: Any) -> AsyncIterator[Served]:
     config = Settings(profile="test", home=str(tmp_path), offload_threshold=1024, **settings)
     async with Runtime(config, graphs()) as runtime:
-        backend = LifecycleBackend(runtime, poll_interval=0.02)
-        api = await serve_api(
-            runtime, address="127.0.0.1:0", auth=Authenticator(TOKENS), backend=backend
-        )
+        backend = LifecycleService(runtime)
+        api = await serve_api(backend, address="127.0.0.1:0", auth=Authenticator(TOKENS))
         try:
             yield Served(runtime, api, backend)
         finally:
@@ -109,10 +112,6 @@ async def until(check: Callable[[], Awaitable[T | None]], timeout: float = 10) -
             if value:
                 return value
             await asyncio.sleep(0.02)
-
-
-HAVE_REPLAY = importlib.util.find_spec("tickrail.services.control_plane.replay") is not None
-HAVE_FORK = importlib.util.find_spec("tickrail.services.control_plane.fork") is not None
 
 
 @pytest.fixture
@@ -306,7 +305,7 @@ async def test_resume_delivers_human_input_to_the_waiting_execution(stack: Serve
             await client.resume(lifetime_id, input="approve")
         assert code(which.value) == grpc.StatusCode.INVALID_ARGUMENT
         assert "exec_id" in str(which.value)
-        with pytest.raises(LifetimeNotFoundError):
+        with pytest.raises(ExecutionNotFoundError):
             await client.resume(lifetime_id, input="approve", exec_id="no-such-exec")
         for exec_id in waiting.values():
             await client.resume(lifetime_id, input="approve", exec_id=exec_id)
@@ -358,7 +357,7 @@ async def test_get_execution_returns_offloaded_results_byte_for_byte(stack: Serv
         inline = await client.execution(tasks[0].header.exec_id)
         assert inline.value == {"node": tasks[0].header.name}
 
-        with pytest.raises(LifetimeNotFoundError) as missing:
+        with pytest.raises(ExecutionNotFoundError) as missing:
             await client.execution("no-such-exec")
         assert code(missing.value) == grpc.StatusCode.NOT_FOUND
 
@@ -402,11 +401,6 @@ async def test_usage_sums_telemetry_by_node_lifetime_tenant_and_day(stack: Serve
 async def test_replay_reports_a_recorded_lifetime_as_consistent(stack: Served) -> None:
     async with stack.client() as client:
         lifetime_id = await run_to_end(client, stack.graph("fan_out"))
-        if not HAVE_REPLAY:
-            with pytest.raises(ConfigurationError) as missing:
-                await client.replay(lifetime_id)
-            assert code(missing.value) == grpc.StatusCode.UNIMPLEMENTED
-            return
         report = await client.replay(lifetime_id)
         assert report.ok and report.divergence is None
         assert report.checked == len((await client.get(lifetime_id)).events)
@@ -419,17 +413,12 @@ async def test_fork_continues_from_an_execution_with_a_replaced_result(stack: Se
         lifetime_id = await run_to_end(client, stack.graph("fan_out"))
         detail = await client.get(lifetime_id)
         a = next(e.header.exec_id for e in detail.executions if e.header.name == "a")
-        if not HAVE_FORK:
-            with pytest.raises(ConfigurationError) as missing:
-                await client.fork(lifetime_id, a, result={"node": "patched"})
-            assert code(missing.value) == grpc.StatusCode.UNIMPLEMENTED
-            return
         forked = await client.fork(lifetime_id, a, result={"node": "patched"})
         assert forked != lifetime_id
         events = await events_of(client, forked)
         assert events[0].started.forked_from_lifetime == lifetime_id
         assert kinds(events)[-1] == "completed"
-        with pytest.raises(LifetimeNotFoundError):
+        with pytest.raises(ExecutionNotFoundError):
             await client.fork(lifetime_id, "no-such-exec")
 
 

@@ -6,7 +6,6 @@ import asyncio
 import os
 import signal
 import socket
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,12 +16,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from tickrail.sdk.client import AuthenticationError, PermissionDeniedError, TickrailClient
-from tickrail.sdk.errors import ConfigurationError
+from tickrail.sdk.errors import ConfigurationError, NotFoundError
 from tickrail.sdk.pb import lifecycle_pb2 as api
 from tickrail.sdk.pb import lifecycle_pb2_grpc as api_grpc
 from tickrail.services.api import Authenticator, run_api_server, serve_api
 from tickrail.services.api.auth import is_loopback
 from tickrail.services.config import Settings
+from tickrail.services.lifecycle import LifecycleService
 from tickrail.services.runtime import Runtime
 
 from .test_api import TOKENS, Served, code, events_of, graphs, run_to_end, served
@@ -80,16 +80,31 @@ async def test_one_tenants_token_never_reaches_another_tenants_lifetimes(stack: 
             ours.replay(lifetime_id),
             ours.fork(lifetime_id, exec_id),
         ]
+        # Refused exactly as an id that does not exist is, so ids cannot be probed.
         for attempt in attempts:
-            with pytest.raises(PermissionDeniedError) as denied:
+            with pytest.raises(NotFoundError) as denied:
                 await attempt
-            assert code(denied.value) == grpc.StatusCode.PERMISSION_DENIED
+            assert code(denied.value) == grpc.StatusCode.NOT_FOUND
+            assert "globex" not in str(denied.value)
+        with pytest.raises(NotFoundError) as missing:
+            await ours.get("no-such-lifetime")
+        assert str(missing.value).replace("no-such-lifetime", lifetime_id) == str(
+            await _error_of(ours.get(lifetime_id))
+        )
         assert [i.lifetime_id for i in (await ours.list()).lifetimes] == []
     # acme's token asking in globex's name
     async with TickrailClient(stack.address, tenant="globex", token=TOKENS["acme"]) as posing:
         for attempt in (posing.get(lifetime_id), posing.list(), events_of(posing, lifetime_id)):
             with pytest.raises(PermissionDeniedError):
                 await attempt
+
+
+async def _error_of(call: Any) -> BaseException:
+    try:
+        await call
+    except Exception as exc:
+        return exc
+    raise AssertionError("the call succeeded")
 
 
 def test_token_references_resolve_from_the_environment() -> None:
@@ -147,7 +162,7 @@ async def test_insecure_mode_on_loopback_trusts_the_tenant_id(
     async with Runtime(settings, graphs()) as runtime:
         auth = Authenticator.insecure_on("127.0.0.1:0")
         assert "WITHOUT AUTHENTICATION" in caplog.text
-        server = await serve_api(runtime, address="127.0.0.1:0", auth=auth)
+        server = await serve_api(LifecycleService(runtime), address="127.0.0.1:0", auth=auth)
         try:
             async with TickrailClient(f"127.0.0.1:{server.port}", tenant="anyone") as client:
                 assert (await client.list()).lifetimes == []
@@ -182,25 +197,9 @@ async def test_reflection_lists_and_describes_the_service(stack: Served) -> None
     assert replies[1].file_descriptor_response.file_descriptor_proto  # lifecycle.proto and deps
 
 
-async def test_replay_and_fork_answer_unimplemented_when_their_modules_are_absent(
-    stack: Served, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    async with stack.client() as client:
-        lifetime_id = await run_to_end(client, stack.graph("fan_out"))
-        exec_id = (await client.get(lifetime_id)).executions[0].header.exec_id
-        # None in sys.modules makes the import fail as if the module did not exist
-        monkeypatch.setitem(sys.modules, "tickrail.services.control_plane.replay", None)
-        monkeypatch.setitem(sys.modules, "tickrail.services.control_plane.fork", None)
-        for call in (client.replay(lifetime_id), client.fork(lifetime_id, exec_id)):
-            with pytest.raises(ConfigurationError) as missing:
-                await call
-            assert code(missing.value) == grpc.StatusCode.UNIMPLEMENTED
-            assert "not available on this server" in str(missing.value)
-
-
 async def test_a_port_already_served_is_refused_not_shared(stack: Served) -> None:
     with pytest.raises(ConfigurationError, match="cannot listen on"):
-        await serve_api(stack.runtime, address=stack.address, auth=Authenticator(TOKENS))
+        await serve_api(stack.backend, address=stack.address, auth=Authenticator(TOKENS))
 
 
 # ---- run_api_server ----------------------------------------------------------------------

@@ -53,7 +53,7 @@ def test_watch_prints_decisions_until_the_end(
     assert "greet" in out and "COMPLETED" in out
 
 
-def test_abort_a_paused_lifetime_here_and_refuse_pausing_a_running_one(
+def test_abort_a_paused_lifetime_here_and_refuse_steering_an_ended_one(
     here: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, waiting = cli_json(capsys, "run", str(EXAMPLES / "human_review.py"), "--json", "--quiet")

@@ -105,13 +105,15 @@ def test_unknown_url_schemes_and_missing_drivers_are_explained() -> None:
 
 def test_the_embedded_cli_paths_never_import_optional_drivers() -> None:
     # run, lifetimes, usage, replay and policies must work with only the core install
+    # (gRPC is core: the embedded owner's socket speaks the lifecycle API)
     code = (
         "import sys\n"
         "import tickrail.services.cli.commands, tickrail.services.usage, tickrail.services.api\n"
         "import tickrail.services.control_plane.guardrails\n"
         "import tickrail.services.control_plane.replay\n"
         "import tickrail.services.control_plane.fork, tickrail.services.runtime\n"
-        "optional = ('grpc', 'aiokafka', 'asyncpg', 'boto3', 'botocore', 'redis')\n"
+        "import tickrail.services.lifecycle\n"
+        "optional = ('aiokafka', 'asyncpg', 'boto3', 'botocore', 'redis')\n"
         "bad = sorted({m.split('.')[0] for m in sys.modules} & set(optional))\n"
         "assert not bad, bad\n"
     )

@@ -1,18 +1,17 @@
-"""ResumeLifetime: the shared resume rules, mapped to gRPC argument errors."""
+"""ResumeLifetime: the shared resume rules, as the SDK's argument and state errors."""
 
 from __future__ import annotations
 
+from tickrail.sdk.errors import InvalidArgumentError, LifetimeStateError
 from tickrail.sdk.pb import envelope_pb2 as pb
 from tickrail.sdk.pb import lifecycle_pb2 as api
 from tickrail.services.control_plane.commands import ResumeRefused
 from tickrail.services.control_plane.commands import resume_command as _resume_command
 from tickrail.services.control_plane.state import LifetimeState
 
-from .errors import FailedPrecondition, InvalidArgument
-
 
 def resume_command(state: LifetimeState, request: api.ResumeLifetimeRequest) -> pb.LifetimeResumed:
-    """The LifetimeResumed to send, or InvalidArgument/FailedPrecondition saying why not."""
+    """The LifetimeResumed to send, or InvalidArgumentError/LifetimeStateError saying why not."""
     try:
         return _resume_command(
             state,
@@ -22,5 +21,5 @@ def resume_command(state: LifetimeState, request: api.ResumeLifetimeRequest) -> 
         )
     except ResumeRefused as exc:
         if exc.field:
-            raise InvalidArgument(exc.field, str(exc)) from exc
-        raise FailedPrecondition(str(exc)) from exc
+            raise InvalidArgumentError(exc.field, str(exc)) from exc
+        raise LifetimeStateError(str(exc)) from exc

@@ -23,8 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from tickrail.adapters import LifetimeSummary
-
-from .errors import InvalidArgument
+from tickrail.sdk.errors import InvalidArgumentError as InvalidArgument
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000

@@ -14,11 +14,10 @@ from typing import Any
 
 from tickrail.sdk._payload import JSON
 from tickrail.sdk.errors import DefinitionError
+from tickrail.sdk.errors import InvalidArgumentError as InvalidArgument
 from tickrail.sdk.graph import AgentGraph, Edge, EdgeKind
 from tickrail.sdk.node import NAME_PATTERN, Plan, Task
 from tickrail.sdk.pb import envelope_pb2 as pb
-
-from .errors import InvalidArgument
 
 #: Lifetime ids the API accepts from callers: safe in topic keys, blob keys and URLs.
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")

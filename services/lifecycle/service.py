@@ -1,22 +1,32 @@
-"""What each lifecycle RPC does, over a started Runtime; no gRPC here.
+"""The lifecycle operations, once: every front end is a thin caller of these.
 
-Every method takes the caller's tenant, already authenticated by the server,
-and the request message. A lifetime or execution recorded for another tenant
-raises PermissionDenied; one that does not exist raises LifetimeNotFoundError
-(or NotFound for an execution). Commands (start, pause, resume, abort) are
-published to the control plane like ``tickrail run`` does; reads go to the
-store, so the API works in every profile, including an API process in front
-of a cloud deployment that runs no role itself.
+``LifecycleService`` implements start, get, list, watch, pause, resume (lift a
+hold or answer a person), abort, replay, fork, usage and execution over a
+started Runtime, in the lifecycle API's request and response messages (SDK
+types, ``tickrail.sdk.pb.lifecycle_pb2``). The gRPC servicer, the embedded
+owner's Unix socket and the in-process transport all hand requests to it, and
+``TickrailClient`` turns them into Python calls, so the CLI, the API and the
+console share one implementation.
+
+Every method takes the caller's tenant, already authenticated. A lifetime or
+execution recorded for another tenant is refused exactly like one that does
+not exist, so ids of other tenants cannot be probed. Commands are published
+to the control plane; reads go to the store; ``watch`` follows the events the
+control plane publishes (each one is durable in the store before it is
+published, so a wakeup reads the store for it with its seq).
+
+Errors are the SDK's (``tickrail.sdk.errors``): InvalidArgumentError,
+NotFoundError (Lifetime/Execution), LifetimeStateError, AlreadyExistsError,
+UnavailableError; front ends map them, nothing more.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
+import contextlib
 import logging
-import time
 import uuid
-from collections.abc import AsyncGenerator, Collection
+from collections.abc import AsyncGenerator, Callable, Collection, Iterator
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -24,24 +34,26 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from tickrail.adapters import EventRecord, LifetimeSummary, Message, StateStore
 from tickrail.adapters.store.base import summarize
 from tickrail.sdk._payload import read_bytes
-from tickrail.sdk.errors import LifetimeNotFoundError
+from tickrail.sdk.errors import (
+    AlreadyExistsError,
+    ConfigurationError,
+    ExecutionNotFoundError,
+    LifetimeNotFoundError,
+    LifetimeStateError,
+    UnavailableError,
+)
+from tickrail.sdk.graph import AgentGraph
 from tickrail.sdk.pb import envelope_pb2 as pb
 from tickrail.sdk.pb import lifecycle_pb2 as api
+from tickrail.services.control_plane.fork import fork_lifetime, history_length
 from tickrail.services.control_plane.projection import rebuild
+from tickrail.services.control_plane.replay import replay_lifetime
 from tickrail.services.runtime import Runtime
 from tickrail.services.usage import usage_rows
 
 from ._paging import LifetimeQuery, list_page, page_size
 from ._resume import resume_command
 from ._validate import check_graph_spec, check_new_id, check_payload, require, same_structure
-from .errors import (
-    AlreadyExists,
-    FailedPrecondition,
-    NotFound,
-    PermissionDenied,
-    Unavailable,
-    Unimplemented,
-)
 
 log = logging.getLogger("tickrail.api")
 
@@ -85,12 +97,20 @@ def _execution_of(envelope: pb.ExecutionEnvelope) -> pb.TaskExecution | pb.PlanE
     return envelope.task if envelope.WhichOneof("execution") == "task" else envelope.plan
 
 
-class LifecycleBackend:
-    """The lifecycle API over ``runtime`` (entered; its adapters open).
+#: How long a watch waits for a wakeup before reading the store anyway: a safety
+#: net for a wakeup the bus did not deliver, not the way events are found.
+WATCH_SAFETY_S = 5.0
 
-    ``start_timeout`` bounds how long StartLifetime waits for the control plane
-    to record a start; ``poll_interval`` is how often WatchLifetime reads the
-    store for new events (the store is the one source every profile shares).
+GraphResolver = Callable[[pb.GraphSpec, dict[str, str]], AgentGraph | None]
+
+
+class LifecycleService:
+    """The lifecycle operations over ``runtime`` (entered; its adapters open).
+
+    ``start_timeout`` bounds how long a start (or fork) waits for the control
+    plane to record it. ``resolve_graph`` lets a process that runs executors load
+    a graph it does not serve yet (the embedded owner loads the file its client
+    names); without it, a graph this process's executors do not serve is refused.
     """
 
     def __init__(
@@ -98,13 +118,15 @@ class LifecycleBackend:
         runtime: Runtime,
         *,
         start_timeout: float = 10.0,
-        poll_interval: float = 0.05,
         max_result_bytes: int = MAX_RESULT_BYTES,
+        resolve_graph: GraphResolver | None = None,
+        on_started: Callable[[str], None] | None = None,
     ) -> None:
         self.runtime = runtime
         self.start_timeout = start_timeout
-        self.poll_interval = poll_interval
         self.max_result_bytes = max_result_bytes
+        self.resolve_graph = resolve_graph
+        self.on_started = on_started  # told the id of each lifetime this service sets going
 
     @property
     def store(self) -> StateStore:
@@ -113,19 +135,53 @@ class LifecycleBackend:
     # ---- ownership ------------------------------------------------------------
 
     async def _events(self, tenant: str, lifetime_id: str) -> list[EventRecord]:
-        """The lifetime's events, after checking it exists and is the caller's."""
+        """The lifetime's events, after checking it exists and is the caller's.
+
+        Another tenant's lifetime is refused with the very error of a missing
+        one: the answer must not tell which ids exist.
+        """
         records = await self.store.events(require(lifetime_id, "lifetime_id"))
-        if not records:
+        if not records or records[0].tenant_id != tenant:
             raise LifetimeNotFoundError(f"no lifetime {lifetime_id!r}")
-        if records[0].tenant_id != tenant:
-            raise PermissionDenied(f"lifetime {lifetime_id!r} is not tenant {tenant!r}'s")
         return records
+
+    # ---- waiting on the control plane ---------------------------------------
+
+    @contextlib.contextmanager
+    def _wakeups(self, lifetime_id: str) -> Iterator[asyncio.Event]:
+        """An Event set whenever the control plane publishes one of the lifetime's events."""
+        wake = asyncio.Event()
+        stop = self.runtime.listen(lifetime_id, lambda _event: wake.set())
+        try:
+            yield wake
+        finally:
+            stop()
+
+    async def _until_recorded(
+        self, lifetime_id: str, wake: asyncio.Event, timeout: float | None
+    ) -> None:
+        """Wait for the control plane to record the start, so later calls find it."""
+        budget = self.start_timeout if timeout is None else min(timeout, self.start_timeout)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(budget, 0.0)
+        while True:
+            wake.clear()
+            if await self.store.events(lifetime_id):
+                return
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise UnavailableError(
+                    f"the start of {lifetime_id} was sent but the control plane has not "
+                    f"recorded it within {budget:.1f}s; retry with lifetime_id={lifetime_id} "
+                    "(a repeated start is recorded once)"
+                )
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(remaining, WATCH_SAFETY_S)):
+                    await wake.wait()
 
     # ---- commands -------------------------------------------------------------
 
     async def _publish(self, command: pb.LifetimeCommand) -> None:
-        # Straight to the commands topic rather than Runtime.send, which arms a
-        # wait() future per lifetime that a long-running server never collects.
         await self.runtime.bus.publish(
             [
                 Message(
@@ -142,9 +198,9 @@ class LifecycleBackend:
         settings = self.runtime.settings
         check_graph_spec(request.graph)
         check_payload(request.input, "input", limit=settings.offload_threshold)
-        self._check_served(request.graph)
+        self._check_served(request.graph, dict(request.labels))
         if settings.per_tenant_topics and tenant not in settings.tenants:
-            raise FailedPrecondition(
+            raise ConfigurationError(
                 f"tenant {tenant!r} has no topics in this deployment (add it to 'tenants')"
             )
         lifetime_id = (
@@ -161,34 +217,41 @@ class LifecycleBackend:
         )
         if await self._already_started(tenant, begin):
             return api.StartLifetimeResponse(lifetime_id=lifetime_id)
-        await self._publish(
-            pb.LifetimeCommand(
-                command_id=f"start-{lifetime_id}",
-                lifetime_id=lifetime_id,
-                tenant_id=tenant,
-                start=begin,
+        with self._wakeups(lifetime_id) as wake:
+            await self._publish(
+                pb.LifetimeCommand(
+                    command_id=f"start-{lifetime_id}",
+                    lifetime_id=lifetime_id,
+                    tenant_id=tenant,
+                    start=begin,
+                )
             )
-        )
-        await self._until_recorded(lifetime_id, timeout)
+            if self.on_started is not None:
+                self.on_started(lifetime_id)
+            await self._until_recorded(lifetime_id, wake, timeout)
         return api.StartLifetimeResponse(lifetime_id=lifetime_id)
 
-    def _check_served(self, spec: pb.GraphSpec) -> None:
+    def _check_served(self, spec: pb.GraphSpec, labels: dict[str, str]) -> None:
         """With executors in this process, refuse graphs they cannot run.
 
-        An API process in front of a cloud deployment runs no executor and
-        cannot know what the executors serve, so it lets any valid graph through.
+        A process in front of a cloud deployment runs no executor and cannot
+        know what the executors serve, so it lets any valid graph through.
         """
         if "executor" not in self.runtime.roles:
             return
         served = {g.graph_id: g for g in self.runtime.graphs}
         graph = served.get(spec.graph_id)
+        if graph is None and self.resolve_graph is not None:
+            graph = self.resolve_graph(spec, labels)
+            if graph is not None:
+                self.runtime.add_graph(graph)
         if graph is None:
             names = ", ".join(sorted(served)) or "none"
-            raise FailedPrecondition(
+            raise ConfigurationError(
                 f"this server does not serve graph {spec.graph_id!r} (it serves: {names})"
             )
         if graph.version != spec.version or not same_structure(graph.spec, spec):
-            raise FailedPrecondition(
+            raise ConfigurationError(
                 f"graph {spec.graph_id}@{spec.version} differs from the one this server "
                 f"serves ({graph.graph_id}@{graph.version})"
             )
@@ -206,21 +269,8 @@ class LifecycleBackend:
             and dict(started.labels) == dict(begin.labels)
         )
         if not same:
-            raise AlreadyExists(f"lifetime {begin.lifetime_id!r} exists")
+            raise AlreadyExistsError(f"lifetime id {begin.lifetime_id!r} is taken")
         return True
-
-    async def _until_recorded(self, lifetime_id: str, timeout: float | None) -> None:
-        """Wait for the control plane to record the start, so later calls find it."""
-        budget = self.start_timeout if timeout is None else min(timeout, self.start_timeout)
-        deadline = time.monotonic() + max(budget, 0.0)
-        while not await self.store.events(lifetime_id):
-            if time.monotonic() >= deadline:
-                raise Unavailable(
-                    f"the start of {lifetime_id} was sent but the control plane has not "
-                    f"recorded it within {budget:.1f}s; retry with lifetime_id={lifetime_id} "
-                    "(a repeated start is recorded once)"
-                )
-            await asyncio.sleep(min(self.poll_interval, 0.02))
 
     async def _command(
         self, tenant: str, lifetime_id: str, kind: str, allowed: Collection[int], **body: Any
@@ -228,7 +278,7 @@ class LifecycleBackend:
         records = await self._events(tenant, lifetime_id)
         status = records[-1].status
         if status not in allowed:
-            raise FailedPrecondition(
+            raise LifetimeStateError(
                 f"lifetime {lifetime_id} is {STATUS_NAMES.get(status, status)}; cannot {kind} it"
             )
         command_id = f"{kind}-{uuid.uuid4().hex[:16]}"
@@ -243,7 +293,7 @@ class LifecycleBackend:
     ) -> api.PauseLifetimeResponse:
         # Pausing a PAUSED lifetime is accepted (and changes nothing), so a retry is safe.
         allowed = {pb.LIFETIME_STATUS_RUNNING, pb.LIFETIME_STATUS_PAUSED}
-        reason = request.reason or "paused through the API"
+        reason = request.reason or "paused through the lifecycle API"
         command_id = await self._command(
             tenant, request.lifetime_id, "pause", allowed, pause=pb.LifetimePaused(reason=reason)
         )
@@ -257,7 +307,7 @@ class LifecycleBackend:
         records = await self._events(tenant, request.lifetime_id)
         if records[-1].status != pb.LIFETIME_STATUS_PAUSED:
             status = STATUS_NAMES.get(records[-1].status, records[-1].status)
-            raise FailedPrecondition(f"lifetime {request.lifetime_id} is {status}, not PAUSED")
+            raise LifetimeStateError(f"lifetime {request.lifetime_id} is {status}, not PAUSED")
         state = rebuild(
             [pb.LifetimeEvent.FromString(r.body) for r in records],
             {
@@ -269,7 +319,7 @@ class LifecycleBackend:
         if request.exec_id and request.exec_id not in state.waiting:
             known = await self.store.get_execution(request.exec_id)
             if known is None or known.lifetime_id != request.lifetime_id:
-                raise NotFound(
+                raise ExecutionNotFoundError(
                     f"exec_id: lifetime {request.lifetime_id!r} has no execution "
                     f"{request.exec_id!r}"
                 )
@@ -277,6 +327,12 @@ class LifecycleBackend:
         command_id = await self._command(
             tenant, request.lifetime_id, "resume", {pb.LIFETIME_STATUS_PAUSED}, resume=resume
         )
+        if self.on_started is not None:
+            self.on_started(request.lifetime_id)
+        if self.runtime.control_plane is not None:
+            # This process owns the lifetime now: work that was in flight when
+            # a previous owner stopped is dispatched again (under its own ids).
+            await self.runtime.control_plane.recover([request.lifetime_id])
         return api.ResumeLifetimeResponse(command_id=command_id)
 
     async def abort(
@@ -288,10 +344,11 @@ class LifecycleBackend:
             pb.LIFETIME_STATUS_PAUSED,
             pb.LIFETIME_STATUS_ABORTED,
         }
-        reason = request.reason or "aborted through the API"
+        reason = request.reason or "aborted through the lifecycle API"
         command_id = await self._command(
             tenant, request.lifetime_id, "abort", allowed, abort=pb.LifetimeAborted(reason=reason)
         )
+        self.runtime.cancel_work(request.lifetime_id)
         return api.AbortLifetimeResponse(command_id=command_id)
 
     # ---- reads ----------------------------------------------------------------
@@ -339,39 +396,45 @@ class LifecycleBackend:
     async def watch(
         self, tenant: str, request: api.WatchLifetimeRequest
     ) -> AsyncGenerator[pb.LifetimeEvent, None]:
-        """Events after ``after_seq`` as they are recorded (polling the store)."""
-        records = await self._events(tenant, request.lifetime_id)
-        after = request.after_seq
-        while True:
-            fresh = [r for r in records if r.seq > after]
-            for record in fresh:
-                after = record.seq
-                yield _event(record)
-                # By kind, not status: every event of one decision is stored with the
-                # status after the whole decision, so the event before `completed` reads
-                # COMPLETED too.
-                if record.kind in TERMINAL_KINDS and not request.follow_forever:
+        """Events after ``after_seq``: the recorded ones, then each as it is published.
+
+        Ends after the event that completes, fails or aborts the lifetime (or at
+        once if it had ended before ``after_seq``), unless ``follow_forever``.
+        """
+        lifetime_id = request.lifetime_id
+        with self._wakeups(lifetime_id) as wake:
+            # Listening before the first read: nothing published meanwhile is missed.
+            records = await self._events(tenant, lifetime_id)
+            after = request.after_seq
+            while True:
+                fresh = [r for r in records if r.seq > after]
+                for record in fresh:
+                    after = record.seq
+                    yield _event(record)
+                    # By kind, not status: every event of one decision is stored with
+                    # the status after the whole decision.
+                    if record.kind in TERMINAL_KINDS and not request.follow_forever:
+                        return
+                ended = bool(records) and records[-1].status in TERMINAL
+                if not fresh and ended and not request.follow_forever:
                     return
-            # Already ended before the requested seq: nothing more will come.
-            ended = bool(records) and records[-1].status in TERMINAL
-            if not fresh and ended and not request.follow_forever:
-                return
-            await asyncio.sleep(self.poll_interval)
-            records = await self.store.events(request.lifetime_id, after_seq=after)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(WATCH_SAFETY_S):
+                        await wake.wait()
+                wake.clear()  # before the read: a publish during it wakes the next wait
+                records = await self.store.events(lifetime_id, after_seq=after)
 
     async def execution(
         self, tenant: str, request: api.GetExecutionRequest
     ) -> api.GetExecutionResponse:
         exec_id = require(request.exec_id, "exec_id")
         record = await self.store.get_execution(exec_id)
-        if record is None:
-            raise NotFound(f"no execution {exec_id!r}")
-        if record.tenant_id != tenant:
-            raise PermissionDenied(f"execution {exec_id!r} is not tenant {tenant!r}'s")
+        if record is None or record.tenant_id != tenant:
+            raise ExecutionNotFoundError(f"no execution {exec_id!r}")
         envelope = pb.ExecutionEnvelope.FromString(record.envelope)
         output = _execution_of(envelope).result.output
         if output.WhichOneof("body") == "blob" and output.blob.size > self.max_result_bytes:
-            raise FailedPrecondition(
+            raise ConfigurationError(
                 f"the result is {output.blob.size:,} bytes, more than this API returns "
                 f"({self.max_result_bytes:,}); it is stored at {output.blob.uri}"
             )
@@ -402,21 +465,27 @@ class LifecycleBackend:
         await self._events(tenant, lifetime_id)
         record = await self.store.get_execution(exec_id)
         if record is None or record.lifetime_id != lifetime_id:
-            raise NotFound(f"{field}: lifetime {lifetime_id!r} has no execution {exec_id!r}")
+            raise ExecutionNotFoundError(
+                f"{field}: lifetime {lifetime_id!r} has no execution {exec_id!r}"
+            )
 
-    # ---- replay and fork (services.control_plane.replay / .fork) -------------
+    # ---- replay and fork --------------------------------------------------------
 
     async def replay(
         self, tenant: str, request: api.ReplayLifetimeRequest
     ) -> api.ReplayLifetimeResponse:
-        await self._events(tenant, request.lifetime_id)
-        replay_lifetime = _optional(
-            "tickrail.services.control_plane.replay", "replay_lifetime", "replay"
-        )
+        records = await self._events(tenant, request.lifetime_id)
+        graphs = list(self.runtime.graphs)
+        if request.rerun_plans and self.resolve_graph is not None:
+            started = _event(records[0]).started
+            if not any(g.graph_id == started.graph.graph_id for g in graphs):
+                graph = self.resolve_graph(started.graph, dict(started.labels))
+                if graph is not None:
+                    graphs.append(graph)
         report = await replay_lifetime(
             self.store,
             request.lifetime_id,
-            graphs=self.runtime.graphs,
+            graphs=graphs,
             rerun_plans=request.rerun_plans,
             blobs=self.runtime.blobs,  # recorded Plan inputs may be offloaded
         )
@@ -438,28 +507,21 @@ class LifecycleBackend:
         check_payload(request.result, "result", limit=self.runtime.settings.offload_threshold)
         from_exec = require(request.from_exec_id, "from_exec_id")
         await self._check_execution(tenant, request.lifetime_id, from_exec, "from_exec_id")
-        fork_lifetime = _optional("tickrail.services.control_plane.fork", "fork_lifetime", "fork")
-        new_id: str = await fork_lifetime(
+        records = await self.store.events(request.lifetime_id)
+        started = _event(records[0]).started
+        self._check_served(started.graph, dict(started.labels))
+        new_id = await fork_lifetime(
             self.runtime,
             request.lifetime_id,
             from_exec,
             result=request.result if request.HasField("result") else None,
         )
-        await self._until_recorded(new_id, timeout)
-        return api.ForkLifetimeResponse(lifetime_id=new_id)
-
-
-def _optional(module: str, name: str, what: str) -> Any:
-    """``module.name``, or Unimplemented while that module is not part of this build.
-
-    Only the module itself (or the name in it) missing counts; a module that
-    fails to import for another reason is a server bug and surfaces as one.
-    """
-    try:
-        return getattr(importlib.import_module(module), name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module:
-            raise
-        raise Unimplemented(f"{what} is not available on this server yet") from exc
-    except AttributeError as exc:
-        raise Unimplemented(f"{what} is not available on this server yet") from exc
+        if self.on_started is not None:
+            self.on_started(new_id)
+        # The fork's log starts with the original's history; what follows is its
+        # own. Followers start after the copy, so a pause or a decision copied
+        # from the original is not mistaken for the fork's.
+        kept = history_length([_event(r) for r in records], from_exec) or 0
+        copied = await self.store.events(new_id)
+        history = copied[kept - 1].seq if 0 < kept <= len(copied) else 0
+        return api.ForkLifetimeResponse(lifetime_id=new_id, history_seq=history)

@@ -92,7 +92,6 @@ class Runtime:
         self.control_plane: ControlPlane | None = None
         self._guardrails: Guardrails | None = None
         self.started = False
-        self._followed: dict[str, int] = {}  # store-following: last event seen per lifetime
 
     async def __aenter__(self) -> Self:
         s = self.settings
@@ -369,24 +368,19 @@ class Runtime:
             [Message(self.topics.commands(), command.lifetime_id, command.SerializeToString())]
         )
 
-    def follow(self, lifetime_id: str, on_event: EventListener, *, after_seq: int = 0) -> None:
-        """Call ``on_event`` for the lifetime's events; ``wait`` returns at the next stop.
-
-        ``after_seq`` skips what is already recorded (when following the store).
-        """
+    def follow(self, lifetime_id: str, on_event: EventListener) -> None:
+        """Call ``on_event`` for the lifetime's events; ``wait`` returns at the next stop."""
         self._listeners.setdefault(lifetime_id, []).append(on_event)
         self._stops[lifetime_id] = asyncio.get_running_loop().create_future()
-        self._followed[lifetime_id] = max(self._followed.get(lifetime_id, 0), after_seq)
 
     async def wait(self, lifetime_id: str, timeout: float | None = None) -> pb.LifetimeEvent:
         """Wait for the lifetime to complete, fail, abort or pause; return that event.
 
-        Without a watcher (another process runs the control plane), this reads
-        the lifetime's events from the store as they are appended.
+        Needs ``watch`` (events followed as they are published); front ends
+        follow lifetimes through the lifecycle layer's ``watch`` instead.
         """
         if not self.watch:
-            async with asyncio.timeout(timeout):
-                return await self._follow_store(lifetime_id)
+            raise ConfigurationError("wait() needs a Runtime that watches events (watch=True)")
         stop = self._stops.get(lifetime_id)
         if stop is None:
             stop = self._stops[lifetime_id] = asyncio.get_running_loop().create_future()
@@ -397,19 +391,6 @@ class Runtime:
             if stop.done():
                 self._stops.pop(lifetime_id, None)
                 self._listeners.pop(lifetime_id, None)
-
-    async def _follow_store(self, lifetime_id: str, interval: float = 0.05) -> pb.LifetimeEvent:
-        after = self._followed.get(lifetime_id, 0)
-        while True:
-            for record in await self.store.events(lifetime_id, after_seq=after):
-                after = record.seq
-                event = pb.LifetimeEvent.FromString(record.body)
-                for listener in self._listeners.get(lifetime_id, ()):
-                    listener(event)
-                if record.kind in STOPPING_KINDS:
-                    self._followed[lifetime_id] = after
-                    return event
-            await asyncio.sleep(interval)
 
     def rearm(self, lifetime_id: str) -> None:
         """Wait again after a pause (e.g. before resuming)."""

@@ -279,6 +279,13 @@ class KafkaBus(Lifecycle):
             # here owns its partitions and a publish right after is seen promptly.
             async with asyncio.timeout(s.join_timeout):
                 await consumer.listener.assigned.wait()
+                if from_end:
+                    # "latest" is looked up lazily, at the first fetch; pin the end
+                    # now, so whatever is published once this returns is delivered.
+                    partitions = list(raw.assignment())
+                    if partitions:
+                        for partition, offset in (await raw.end_offsets(partitions)).items():
+                            raw.seek(partition, offset)
         except TimeoutError as exc:
             await raw.stop()
             raise AdapterError(

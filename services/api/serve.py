@@ -25,7 +25,6 @@ from tickrail.sdk.errors import ConfigurationError, OwnerError
 from tickrail.sdk.graph import AgentGraph
 from tickrail.services.config import Settings
 from tickrail.services.lifecycle import LifecycleService, Purpose, open_session
-from tickrail.services.runtime import Runtime
 
 from .auth import Authenticator
 from .server import serve_api
@@ -113,7 +112,7 @@ async def run_api_server(
             api = await serve_api(service, address=address, auth=auth, credentials=credentials)
             log.warning("tickrail API serving on %s (port %d)", address, api.port)
             try:
-                return await _until_stopped(runtime, stop)
+                return await _until_stopped(service, stop)
             finally:
                 await api.set_serving(False)
                 await api.stop(STOP_GRACE_S)  # the server first, then the runtime
@@ -127,9 +126,9 @@ def _loopback(address: str) -> bool:
     return host in {"localhost", "127.0.0.1", "::1"} or host.startswith("127.")
 
 
-async def _until_stopped(runtime: Runtime, stop: asyncio.Event) -> int:
+async def _until_stopped(service: LifecycleService, stop: asyncio.Event) -> int:
     while not stop.is_set():
-        if not runtime.alive():
+        if not service.healthy():
             log.error("a runtime role stopped unexpectedly; shutting the API down")
             return 1
         with contextlib.suppress(TimeoutError):

@@ -23,7 +23,7 @@ from typing import Any
 
 from tickrail.adapters import EventRecord, ExecutionRecord, LifetimeSummary
 from tickrail.sdk.client import LifetimeDetail, TickrailClient
-from tickrail.sdk.errors import ConfigurationError, LifetimeStateError, OwnerError
+from tickrail.sdk.errors import AdapterError, ConfigurationError, LifetimeStateError, OwnerError
 from tickrail.sdk.graph import AgentGraph
 from tickrail.sdk.loading import load_graph
 from tickrail.sdk.pb import envelope_pb2 as pb
@@ -543,21 +543,38 @@ async def _steer(args: argparse.Namespace, verb: str) -> int:
             await client.pause(args.lifetime_id, reason=reason)
         else:
             await client.abort(args.lifetime_id, reason=reason)
-        if settings.profile == "cloud" or args.server:
-            print(f"{verb} sent for {args.lifetime_id} (to {session.where})")
-            return 0
-        # Locally the decision lands in moments: wait for it, so the exit says it happened.
-        wanted = {"pause": {"paused", *TERMINAL}, "abort": TERMINAL}[verb]
-        final = None
-        async with asyncio.timeout(ABORT_WAIT_S):
-            async for event in client.watch(args.lifetime_id, after_seq=after):
-                if event.WhichOneof("kind") in wanted:
-                    final = event
-                    break
+        where = session.where
+    if settings.profile == "cloud" or args.server:
+        print(f"{verb} sent for {args.lifetime_id} (to {where})")
+        return 0
+    # Locally the decision lands in moments: wait for it, so the exit says it happened.
+    wanted = {"pause": {"paused", *TERMINAL}, "abort": TERMINAL}[verb]
+    final = await _decision(args, settings, args.lifetime_id, after, wanted)
     what = render.describe_event(final) if final is not None else ""
     kind = final.WhichOneof("kind") if final is not None else "unchanged"
     print(f"{args.lifetime_id}: {kind}{': ' + what if what else ''}")
     return 0
+
+
+async def _decision(
+    args: argparse.Namespace, settings: Settings, lifetime_id: str, after: int, wanted: set[str]
+) -> pb.LifetimeEvent | None:
+    """The first event of a kind in ``wanted`` after ``after``. The owner may exit
+    right after recording it (its own run ended), so a broken stream is retried on
+    a new session, which then reads the record itself."""
+    async with asyncio.timeout(ABORT_WAIT_S):
+        while True:
+            try:
+                async with _session(args, settings, Purpose.READ) as session:
+                    async for event in session.client.watch(lifetime_id, after_seq=after):
+                        after = max(after, event.seq)
+                        if event.WhichOneof("kind") in wanted:
+                            return event
+                    return None  # ended without one (e.g. completed before a pause)
+            except AdapterError as exc:
+                if not exc.retriable:
+                    raise
+                await asyncio.sleep(0.05)
 
 
 async def cmd_usage(args: argparse.Namespace) -> int:
@@ -592,6 +609,7 @@ async def cmd_lifetimes_resume(args: argparse.Namespace) -> int:
         client = session.client
         before = await client.get(args.lifetime_id)
         after = max((e.seq for e in before.events), default=0)
+        progress.origin = before.info.started_at.timestamp()
         if before.info.status == "PAUSED" or args.input is not None:
             if args.graph is None and session.owner is not None:
                 started = before.events[0].started

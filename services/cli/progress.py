@@ -12,10 +12,19 @@ from .render import EDGE, LIFETIME_WORDS, STATUS, describe_event, preview
 
 
 class Progress:
-    def __init__(self, stream: TextIO = sys.stderr, *, quiet: bool = False) -> None:
+    """Prints each event with its recorded time, relative to the lifetime's start.
+
+    The origin is the ``started`` event's time when it is seen, else ``origin``
+    (unix seconds, e.g. the lifetime's start from the store), so events read
+    back later show when they happened, not when they were printed.
+    """
+
+    def __init__(
+        self, stream: TextIO = sys.stderr, *, quiet: bool = False, origin: float | None = None
+    ) -> None:
         self.stream = stream
         self.quiet = quiet
-        self.started = time.perf_counter()
+        self.origin = origin
 
     def line(self, text: str) -> None:
         if not self.quiet:
@@ -23,7 +32,12 @@ class Progress:
 
     def on_event(self, event: pb.LifetimeEvent) -> None:
         kind = event.WhichOneof("kind")
-        at = f"+{time.perf_counter() - self.started:7.3f}s"
+        when = (
+            event.created_at.ToNanoseconds() / 1e9 if event.HasField("created_at") else time.time()
+        )
+        if kind == "started" or self.origin is None:
+            self.origin = when
+        at = f"+{when - self.origin:7.3f}s"
         if kind == "started":
             graph = event.started.graph
             self.line(

@@ -132,6 +132,10 @@ class LifecycleService:
     def store(self) -> StateStore:
         return self.runtime.store
 
+    def healthy(self) -> bool:
+        """Every role this service's process runs is still running."""
+        return self.runtime.alive()
+
     # ---- ownership ------------------------------------------------------------
 
     async def _events(self, tenant: str, lifetime_id: str) -> list[EventRecord]:

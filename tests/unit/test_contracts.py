@@ -118,3 +118,52 @@ def test_the_embedded_cli_paths_never_import_optional_drivers() -> None:
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+@pytest.mark.parametrize(
+    "front_end", ["services/cli/x.py", "services/api/x.py", "services/console/x.py"]
+)
+def test_front_ends_may_not_import_role_internals(front_end: str) -> None:
+    # The layering rule in pyproject.toml: front ends reach roles only through
+    # tickrail.services.lifecycle. ruff checks a would-be module at that path.
+    probe = (
+        "from tickrail.services.runtime import Runtime\n"
+        "from tickrail.services.control_plane.routing import route\n\n"
+        "print(Runtime, route)\n"
+    )
+    found = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ruff",
+            "check",
+            "--select",
+            "TID251",
+            "--stdin-filename",
+            front_end,
+            "-",
+        ],
+        input=probe,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert found.returncode == 1 and found.stdout.count("TID251") == 2, found.stdout
+    allowed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ruff",
+            "check",
+            "--select",
+            "TID251",
+            "--stdin-filename",
+            "services/lifecycle/x.py",
+            "-",
+        ],
+        input=probe,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert allowed.returncode == 0, allowed.stdout

@@ -77,8 +77,10 @@ class EventBus(Protocol):
     ) -> Consumer:
         """Join ``group`` reading ``topics``; return a ready consumer.
 
-        A new group starts at the oldest retained message, or, with ``from_end``,
-        at the newest (watchers that only need what happens from now on).
+        A new group starts at the oldest retained message. With ``from_end``
+        the consumer is a watcher: it reads every partition from the newest
+        message on, by itself (``group`` only names it; ``commit`` does nothing),
+        and receives everything published after this returns.
         """
         ...
 

@@ -256,6 +256,8 @@ class KafkaBus(Lifecycle):
         # Creating the topics first means the group's first assignment already
         # has their partitions, instead of after the next metadata refresh.
         await self.ensure_topics(topics)
+        if from_end:
+            return await self._watcher(topics, group)
         s = self.settings
         consumer = KafkaConsumer(self, group)
         raw = AIOKafkaConsumer(
@@ -263,7 +265,7 @@ class KafkaBus(Lifecycle):
             client_id=s.client_id,
             group_id=group,
             enable_auto_commit=False,
-            auto_offset_reset="latest" if from_end else "earliest",
+            auto_offset_reset="earliest",
             session_timeout_ms=s.session_timeout_ms,
             heartbeat_interval_ms=s.heartbeat_interval_ms,
             max_partition_fetch_bytes=s.max_message_bytes + _FRAMING,
@@ -279,13 +281,6 @@ class KafkaBus(Lifecycle):
             # here owns its partitions and a publish right after is seen promptly.
             async with asyncio.timeout(s.join_timeout):
                 await consumer.listener.assigned.wait()
-                if from_end:
-                    # "latest" is looked up lazily, at the first fetch; pin the end
-                    # now, so whatever is published once this returns is delivered.
-                    partitions = list(raw.assignment())
-                    if partitions:
-                        for partition, offset in (await raw.end_offsets(partitions)).items():
-                            raw.seek(partition, offset)
         except TimeoutError as exc:
             await raw.stop()
             raise AdapterError(
@@ -294,6 +289,50 @@ class KafkaBus(Lifecycle):
         except (KafkaError, OSError) as exc:
             await raw.stop()
             raise _error(f"cannot join {what}", exc) from exc
+        except BaseException:
+            await raw.stop()
+            raise
+        self._consumers.add(consumer)
+        return consumer
+
+    async def _watcher(self, topics: Sequence[str], name: str) -> Consumer:
+        """A reader of every partition from its end, outside any group: watchers
+        need what is published from now on, and a group join would cost them
+        seconds for nothing (they commit nothing; the store has the history)."""
+        s = self.settings
+        consumer = KafkaConsumer(self, name, grouped=False)
+        raw = AIOKafkaConsumer(
+            bootstrap_servers=s.bootstrap,
+            client_id=s.client_id,
+            group_id=None,
+            enable_auto_commit=False,
+            max_partition_fetch_bytes=s.max_message_bytes + _FRAMING,
+            fetch_max_bytes=max(50 * 1024 * 1024, s.max_message_bytes + _FRAMING),
+        )
+        consumer.raw = raw
+        what = f"Kafka watcher of {list(topics)} at {self._where}"
+        try:
+            async with asyncio.timeout(s.join_timeout):
+                await raw.start()
+                await raw.topics()  # metadata, so every partition is known
+                partitions = [
+                    TopicPartition(topic, number)
+                    for topic in topics
+                    for number in sorted(raw.partitions_for_topic(topic) or ())
+                ]
+                raw.assign(partitions)
+                if partitions:
+                    # Pinned before returning: whatever is published from now on arrives.
+                    for partition, offset in (await raw.end_offsets(partitions)).items():
+                        raw.seek(partition, offset)
+        except TimeoutError as exc:
+            await raw.stop()
+            raise AdapterError(
+                f"{what}: not ready within {s.join_timeout:.0f}s", retriable=True
+            ) from exc
+        except (KafkaError, OSError) as exc:
+            await raw.stop()
+            raise _error(f"cannot start {what}", exc) from exc
         except BaseException:
             await raw.stop()
             raise
@@ -372,9 +411,10 @@ class KafkaConsumer:
 
     raw: AIOKafkaConsumer
 
-    def __init__(self, bus: KafkaBus, group: str) -> None:
+    def __init__(self, bus: KafkaBus, group: str, *, grouped: bool = True) -> None:
         self._bus = bus
         self.group = group
+        self.grouped = grouped  # False: a watcher outside any group (nothing to commit)
         self.listener = _Listener(self)
         self.partitions: dict[TopicPartition, _Partition] = {}
         self._closed = False
@@ -433,7 +473,7 @@ class KafkaConsumer:
         return total
 
     async def commit(self, messages: Sequence[Message]) -> None:
-        if self._closed or not messages:
+        if self._closed or not messages or not self.grouped:
             return
         touched: dict[TopicPartition, _Partition] = {}
         for m in messages:
@@ -462,7 +502,8 @@ class KafkaConsumer:
         self._closed = True
         self._bus._consumers.discard(self)
         self.partitions.clear()
-        _leave_generation_zero(self.raw)
+        if self.grouped:
+            _leave_generation_zero(self.raw)
         try:
             # No auto-commit: stopping commits nothing, so whatever was not
             # committed goes back to the group.

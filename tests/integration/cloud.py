@@ -23,6 +23,7 @@ GRAPHS = [
     str(EXAMPLES / "coding_agent.py"),
     str(EXAMPLES / "parallel_tools.py"),
     str(Path(__file__).with_name("big_result.py")),
+    str(EXAMPLES / "human_review.py"),
 ]
 
 

@@ -121,3 +121,48 @@ async def test_garbage_on_the_executions_topic_is_dead_lettered_and_traffic_cont
     headers = {k: v.decode() for k, v in dead[0].headers}
     assert "undecodable ExecutionEnvelope" in headers["tickrail-error"]
     assert headers["tickrail-source-topic"] == topic
+
+
+async def test_answer_both_prompts_then_fork_follows_the_fork_not_its_copied_history(
+    deployment: Deployment,
+) -> None:
+    # A lifetime whose history holds a pause (two people asked) and two answers.
+    run = cli(deployment.config, "run", str(EXAMPLES / "human_review.py"), "--json", "--quiet")
+    assert run.returncode == 3, run.stderr + run.stdout
+    summary = json.loads(run.stdout)
+    lifetime_id = summary["lifetime_id"]
+    assert sorted(w["name"] for w in summary["waiting"]) == ["legal_review", "security_review"]
+    for waiting in summary["waiting"]:
+        answered = cli(
+            deployment.config,
+            "lifetimes",
+            "resume",
+            lifetime_id,
+            "--exec",
+            waiting["exec_id"],
+            "--input",
+            "approve",
+            "--json",
+            "--quiet",
+        )
+        assert answered.returncode in (0, 3), answered.stderr + answered.stdout
+    assert json.loads(answered.stdout)["status"] == "COMPLETED"
+    shown = json.loads(cli(deployment.config, "lifetimes", "show", lifetime_id, "--json").stdout)
+    verdict = [e for e in shown["executions"] if e["header"]["name"] == "verdict"][-1]
+    # Fork at the verdict: the copied history has the pause; the fork must be
+    # followed to its own end (it used to stop at the copied pause, RUNNING, exit 1).
+    forked = cli(
+        deployment.config,
+        "fork",
+        lifetime_id,
+        "--from",
+        verdict["header"]["exec_id"],
+        "--json",
+        "--quiet",
+    )
+    assert forked.returncode == 0, forked.stderr + forked.stdout
+    fork = json.loads(forked.stdout)
+    assert fork["status"] == "COMPLETED" and fork["lifetime_id"] != lifetime_id
+    for checked in (lifetime_id, fork["lifetime_id"]):
+        replay = cli(deployment.config, "replay", checked)
+        assert replay.returncode == 0 and replay.stdout.startswith("OK"), replay.stdout

@@ -8,7 +8,7 @@ Run a graph with ``tickrail run my_graph.py``.
 """
 
 from tickrail.sdk.context import NodeContext, PlanContext, TaskContext, Upstream, Usage
-from tickrail.sdk.decision import Finish, Next
+from tickrail.sdk.decision import Finish, Next, Send
 from tickrail.sdk.errors import (
     AdapterError,
     ConfigurationError,
@@ -52,6 +52,7 @@ __all__ = [
     "PolicyError",
     "Retry",
     "RoutingError",
+    "Send",
     "Task",
     "TaskContext",
     "TickrailClient",

@@ -29,6 +29,7 @@ class Upstream:
     error: str = ""
     error_type: str = ""
     branch: int | None = None  # index within the fan-out, for join inputs
+    send_id: str = ""  # the Send id it answers, for a DAG dependency's result
 
 
 class HumanInputRequired(Exception):
@@ -57,6 +58,10 @@ class NodeContext:
     iteration: int
     input: Any
     usage: Usage = field(default_factory=Usage)
+    #: this run's index within the innermost fan-out (a mapped Task's item), else None
+    branch: int | None = None
+    #: the node that dispatched this one ('' for the entry node)
+    from_node: str = ""
 
     def record_usage(
         self,
@@ -89,9 +94,18 @@ _NO_ANSWER: Any = object()
 
 @dataclass(slots=True)
 class TaskContext(NodeContext):
-    """A Task's context. ``input`` is what its Plan passed to it."""
+    """A Task's context.
+
+    ``input`` is what its Plan passed to it (or, over a Task->Task edge, the
+    previous Task's result). ``upstream`` holds the results of the runs it
+    waited for (``Send(..., after=[...])``), in ``after`` order, and ``deps``
+    the same values by send id; both are empty otherwise, except that a
+    Task->Task edge shows the previous Task's result there too.
+    """
 
     human_input: Any = _NO_ANSWER
+    upstream: list[Upstream] = field(default_factory=list)
+    deps: dict[str, Any] = field(default_factory=dict)
 
     def ask_human(self, prompt: str) -> Any:
         """Ask a person; returns their answer.

@@ -2,16 +2,31 @@
 
 A graph is immutable once built. Construction validates the whole wiring and
 raises one GraphValidationError listing every problem found.
+
+The edge rules (each refusal message repeats the rule it breaks):
+
+- a Plan's edges go to Tasks: NORMAL (one choice among several) or PARALLEL
+  (the Tasks it may run at once, each any number of times with ``Next.map``);
+- a Task hands its result to exactly one next node: a Plan (NORMAL, or JOIN
+  into the Plan that collects a fan-out) or another Task (NORMAL: the result
+  becomes that Task's input, no Plan runs in between);
+- a Task may also have a FINAL edge: with no other edge any result ends the
+  lifetime; beside another edge, returning ``Finish(output)`` takes it;
+- a Plan's FINAL edge is taken by returning ``Finish(output)``;
+- any number of Plans (and Tasks) may lead to the same Task;
+- Plans never feed Plans, and a Plan reached by JOIN is reached only by JOIN.
 """
 
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from tickrail.sdk.drift import graph_digest
 from tickrail.sdk.errors import GraphValidationError
 from tickrail.sdk.node import NAME_PATTERN, Plan, Task
 from tickrail.sdk.pb import envelope_pb2 as pb
@@ -62,6 +77,9 @@ def final(source: str) -> Edge:
 
 EdgeLike = Edge | Iterable[Edge]
 
+#: The default cap on how many Tasks one Plan execution may dispatch.
+DEFAULT_MAX_FANOUT = 256
+
 
 class AgentGraph:
     """An immutable, validated graph template with a semantic version.
@@ -77,7 +95,9 @@ class AgentGraph:
 
     ``max_iterations`` caps how often one node may run in a lifetime and
     ``max_steps`` how many nodes a lifetime may dispatch; crossing either
-    aborts the lifetime (a runaway loop).
+    aborts the lifetime (a runaway loop). ``max_fanout`` caps how many Task
+    runs one Plan execution may start (``Next.map`` over a longer list is
+    refused when the Plan returns it).
     """
 
     def __init__(
@@ -90,6 +110,7 @@ class AgentGraph:
         version: str = "0.1.0",
         max_iterations: int = 100,
         max_steps: int = 10_000,
+        max_fanout: int = DEFAULT_MAX_FANOUT,
         source: str = "",
         locations: Mapping[str, str] | None = None,
     ) -> None:
@@ -98,6 +119,7 @@ class AgentGraph:
         self.entry = entry
         self.max_iterations = max_iterations
         self.max_steps = max_steps
+        self.max_fanout = max_fanout
         self.source = source
         #: node name -> "file:line", for messages about graphs loaded from files
         self.locations: Mapping[str, str] = dict(locations or {})
@@ -118,6 +140,7 @@ class AgentGraph:
             subject = f"graph {name!r}" + (f" ({source})" if source else "")
             raise GraphValidationError(subject, problems)
         self.spec = self._to_spec()
+        self.digest = graph_digest(self.spec)
 
     @property
     def graph_id(self) -> str:
@@ -130,6 +153,18 @@ class AgentGraph:
     def node(self, name: str) -> Task | Plan:
         return self._nodes[name]
 
+    @functools.cached_property
+    def routes(self) -> tuple[dict[str, dict[str, int]], frozenset[str]]:
+        """node -> {target: edge kind} (FINAL edges aside), and the nodes with a FINAL edge."""
+        out: dict[str, dict[str, int]] = {n: {} for n in self._nodes}
+        finals: set[str] = set()
+        for edge in self.edges:
+            if edge.kind is EdgeKind.FINAL:
+                finals.add(edge.source)
+            elif edge.target is not None:
+                out[edge.source][edge.target] = edge.kind.value
+        return out, frozenset(finals)
+
     def _to_spec(self) -> pb.GraphSpec:
         return pb.GraphSpec(
             graph_id=self.name,
@@ -137,6 +172,7 @@ class AgentGraph:
             entry=self.entry,
             max_iterations=self.max_iterations,
             max_steps=self.max_steps,
+            max_fanout=self.max_fanout,
             nodes=[
                 pb.GraphNodeSpec(
                     name=n.name,
@@ -165,7 +201,7 @@ def _flatten(edges: Iterable[EdgeLike]) -> Iterable[Edge]:
 
 
 def validate(graph: AgentGraph) -> list[str]:
-    """Every wiring problem of ``graph``, as readable sentences."""
+    """Every wiring problem of ``graph``, as readable sentences (rules: module docstring)."""
     problems: list[str] = []
     nodes = graph.nodes
     if not NAME_PATTERN.match(graph.name):
@@ -174,6 +210,8 @@ def validate(graph: AgentGraph) -> list[str]:
         problems.append(f"version {graph.version!r} is not a semantic version like 1.2.0")
     if graph.max_iterations < 1 or graph.max_steps < 1:
         problems.append("max_iterations and max_steps must be >= 1")
+    if not isinstance(graph.max_fanout, int) or not 1 <= graph.max_fanout <= 100_000:
+        problems.append(f"max_fanout must be an integer from 1 to 100000, got {graph.max_fanout!r}")
     if graph.entry not in nodes:
         problems.append(f"entry node {graph.entry!r} is not defined")
 
@@ -181,7 +219,6 @@ def validate(graph: AgentGraph) -> list[str]:
         return isinstance(nodes[name], Task)
 
     outgoing: dict[str, list[Edge]] = {n: [] for n in nodes}
-    upstream_plans: dict[str, list[str]] = {n: [] for n in nodes}
     incoming_kinds: dict[str, set[EdgeKind]] = {n: set() for n in nodes}
     seen: set[tuple[str, str | None]] = set()
     for edge in graph.edges:
@@ -192,7 +229,10 @@ def validate(graph: AgentGraph) -> list[str]:
         if unknown:
             continue
         if (edge.source, edge.target) in seen:
-            problems.append(f"edge {edge} is declared twice")
+            problems.append(
+                f"edge {edge} is declared twice (one edge per pair of nodes: its kind "
+                f"says how it is taken){where}"
+            )
             continue
         seen.add((edge.source, edge.target))
         outgoing[edge.source].append(edge)
@@ -203,27 +243,11 @@ def validate(graph: AgentGraph) -> list[str]:
         if edge.target is None:
             problems.append(f"{edge.kind.name} edge from {edge.source!r} needs a target{where}")
             continue
-        src_task, dst_task = is_task(edge.source), is_task(edge.target)
-        if src_task and dst_task:
-            problems.append(
-                f"edge {edge.source!r} -> {edge.target!r} joins two Tasks: Tasks feed Plans{where}"
-            )
+        problem = _edge_problem(edge, is_task(edge.source), is_task(edge.target), nodes)
+        if problem:
+            problems.append(problem + where)
             continue
-        if not src_task and not dst_task:
-            problems.append(
-                f"edge {edge.source!r} -> {edge.target!r} joins two Plans: Plans feed Tasks{where}"
-            )
-            continue
-        if src_task and edge.kind is EdgeKind.PARALLEL:
-            problems.append(f"PARALLEL edge from Task {edge.source!r}: only a Plan fans out{where}")
-        if not src_task and edge.kind is EdgeKind.JOIN:
-            problems.append(
-                f"JOIN edge from Plan {edge.source!r}: JOIN edges run from a Task "
-                f"into the Plan that joins{where}"
-            )
         incoming_kinds[edge.target].add(edge.kind)
-        if dst_task:
-            upstream_plans[edge.target].append(edge.source)
 
     def at(name: str) -> str:
         where = graph.locations.get(name)
@@ -232,21 +256,18 @@ def validate(graph: AgentGraph) -> list[str]:
     for name, node in nodes.items():
         outs = outgoing[name]
         if isinstance(node, Task):
-            plans = upstream_plans[name]
-            if len(plans) > 1:
-                problems.append(
-                    f"Task {name!r} is fed by {len(plans)} Plans ({', '.join(sorted(plans))}); "
-                    f"a Task has exactly one upstream Plan{at(name)}"
-                )
+            onward = [e for e in outs if e.kind is not EdgeKind.FINAL]
             if not outs:
                 problems.append(
-                    f"Task {name!r} has no outgoing edge: add an edge to a Plan or a FINAL edge"
-                    f"{at(name)}"
+                    f"Task {name!r} has no outgoing edge: add an edge to a Plan or a Task, "
+                    f"or a FINAL edge{at(name)}"
                 )
-            elif len(outs) > 1:
+            elif len(onward) > 1:
+                targets = ", ".join(repr(e.target) for e in onward)
                 problems.append(
-                    f"Task {name!r} has {len(outs)} outgoing edges; a Task feeds exactly one "
-                    f"Plan (or ends with FINAL){at(name)}"
+                    f"Task {name!r} has {len(onward)} outgoing edges ({targets}); a Task "
+                    "hands its result to exactly one next node (a Plan decides between "
+                    f"several), plus at most a FINAL edge taken by returning Finish(...){at(name)}"
                 )
         else:
             if not outs:
@@ -276,6 +297,39 @@ def validate(graph: AgentGraph) -> list[str]:
                 if name in reachable and name not in finishing:
                     problems.append(f"node {name!r} has no path to a FINAL edge{at(name)}")
     return problems
+
+
+def _edge_problem(
+    edge: Edge, src_task: bool, dst_task: bool, nodes: Mapping[str, Task | Plan]
+) -> str:
+    """Why a non-FINAL edge breaks the edge rules, or ''."""
+    src, dst, kind = edge.source, edge.target, edge.kind.name
+    if not src_task and not dst_task:
+        return f"edge {src!r} -> {dst!r} joins two Plans: a Plan's edges go to Tasks"
+    if src_task and kind == "PARALLEL":
+        return (
+            f"PARALLEL edge from Task {src!r}: only a Plan fans out (a Task hands its "
+            "result to one next node)"
+        )
+    if not src_task and kind == "JOIN":
+        return (
+            f"JOIN edge from Plan {src!r}: JOIN edges run from a Task into the Plan that "
+            "collects the fan-out"
+        )
+    if src_task and dst_task:
+        if kind != "NORMAL":
+            return (
+                f"{kind} edge {src!r} -> {dst!r} between two Tasks: a Task feeds another "
+                "Task only over a NORMAL edge (its result becomes that Task's input); "
+                "JOIN edges end at a Plan"
+            )
+        node = nodes[src]
+        if isinstance(node, Task) and node.continue_on_failure:
+            return (
+                f"Task {src!r} has continue_on_failure but feeds Task {dst!r}: only a "
+                "Plan can look at a failure and decide, so route it to a Plan"
+            )
+    return ""
 
 
 def _reachable(entry: str, outgoing: Mapping[str, list[Edge]]) -> set[str]:

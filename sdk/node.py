@@ -112,22 +112,38 @@ def _base_for(cls: type) -> type:
 class Task(_Node):
     """A unit of work: a model call, an API call, a query.
 
-    Subclass and define ``async def run(self, ctx) -> value`` (a plain ``def``
-    runs in a worker thread). Return bytes, str or JSON-serialisable data;
-    raise to fail the attempt (it is retried per ``retry``). Record model
-    usage with ``ctx.record_usage(...)`` so guardrails can see it.
+    Subclass and define ``async def run(self, ctx) -> value``. A plain ``def``
+    runs on the executor's thread pool (``blocking_pool_size`` threads, so
+    blocking I/O runs as parallel as async code); set ``pool = "process"`` to
+    run a CPU-bound ``def`` in a worker process instead (the Task instance,
+    its input and its result must pickle). Return bytes, str or
+    JSON-serialisable data, or ``Finish(output)`` to take the Task's FINAL
+    edge; raise to fail the attempt (it is retried per ``retry``). Record
+    model usage with ``ctx.record_usage(...)`` so guardrails can see it.
 
     Class attributes: ``name`` (default: the class name in snake_case),
-    ``timeout``, ``retry``, and ``continue_on_failure`` (route a final failure
-    to the downstream Plan instead of failing the lifetime).
+    ``timeout``, ``retry``, ``pool``, and ``continue_on_failure`` (route a
+    final failure to the downstream Plan instead of failing the lifetime).
     """
 
     _abstract = True
     _method = "run"
     continue_on_failure: ClassVar[bool] = False
+    #: where a plain ``def run`` runs: "thread" (I/O-bound) or "process" (CPU-bound)
+    pool: ClassVar[str] = "thread"
 
     def run(self, ctx: Any) -> Any:  # replaced by subclasses
         raise NotImplementedError
+
+    @classmethod
+    def _extra_checks(cls) -> list[str]:
+        if cls.pool not in ("thread", "process"):
+            return [f"pool must be 'thread' or 'process', got {cls.pool!r}"]
+        if cls.pool == "process" and getattr(cls, "_is_async", False):
+            return [
+                "pool = 'process' needs a plain 'def run': async code already runs concurrently"
+            ]
+        return []
 
 
 class Plan(_Node):

@@ -63,6 +63,12 @@ class Settings:
     executor_concurrency: int = 1000
     """How many node runs one executor process runs at once."""
 
+    blocking_pool_size: int = 0
+    """Threads that run plain ``def`` Tasks and Plans (0: executor_concurrency, sized for I/O)."""
+
+    process_pool_size: int = 0
+    """Worker processes for CPU-bound Tasks with ``pool = "process"`` (0: the CPU count)."""
+
     policies: list[str] = field(default_factory=list)
     """Guardrail policy files or directories (empty: no policies)."""
 

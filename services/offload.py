@@ -16,6 +16,8 @@ def _payloads(envelope: pb.ExecutionEnvelope) -> Iterator[tuple[str, pb.Payload]
     yield "output", result.output
     for name, payload in result.task_inputs.items():
         yield f"input-{name}", payload
+    for index, send in enumerate(result.sends):
+        yield f"send-{index}", send.input
 
 
 async def offload_large(envelope: pb.ExecutionEnvelope, blobs: BlobWriter, threshold: int) -> bool:

@@ -150,6 +150,9 @@ class Runtime:
                 serve_plans=s.executor_serves in ("all", "plans"),
                 concurrency=s.executor_concurrency,
                 offload_threshold=s.offload_threshold,
+                blocking_pool_size=s.blocking_pool_size,
+                process_pool_size=s.process_pool_size,
+                recorded_spec=self._recorded_spec,
             )
         if "control_plane" in self.roles:
             executor = created.get("executor")
@@ -190,6 +193,13 @@ class Runtime:
             self._running[name] = (role, stopping, task)
         if watcher is not None:
             self._background.append(asyncio.create_task(self._watch(watcher)))
+
+    async def _recorded_spec(self, lifetime_id: str) -> pb.GraphSpec | None:
+        """The graph structure a lifetime was started with (to name a drift)."""
+        records = await self.store.events(lifetime_id)
+        if not records or records[0].kind != "started":
+            return None
+        return pb.LifetimeEvent.FromString(records[0].body).started.graph
 
     def _policy_guard(self) -> Guard | None:
         """Guardrails from the ``policies`` setting, reloaded on change and on SIGHUP."""

@@ -93,7 +93,7 @@ class BranchFrame(_message.Message):
     def __init__(self, fanout_id: _Optional[str] = ..., index: _Optional[int] = ..., width: _Optional[int] = ...) -> None: ...
 
 class ExecutionHeader(_message.Message):
-    __slots__ = ("name", "exec_id", "input_id", "graph_id", "graph_version", "lifetime_id", "tenant_id", "attempt", "iteration", "created_at", "started_at", "finished_at", "status", "edge_taken", "parent_exec_ids", "branch", "kind")
+    __slots__ = ("name", "exec_id", "input_id", "graph_id", "graph_version", "lifetime_id", "tenant_id", "attempt", "iteration", "created_at", "started_at", "finished_at", "status", "edge_taken", "parent_exec_ids", "branch", "kind", "from_node", "from_exec_id")
     NAME_FIELD_NUMBER: _ClassVar[int]
     EXEC_ID_FIELD_NUMBER: _ClassVar[int]
     INPUT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -111,6 +111,8 @@ class ExecutionHeader(_message.Message):
     PARENT_EXEC_IDS_FIELD_NUMBER: _ClassVar[int]
     BRANCH_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
+    FROM_NODE_FIELD_NUMBER: _ClassVar[int]
+    FROM_EXEC_ID_FIELD_NUMBER: _ClassVar[int]
     name: str
     exec_id: str
     input_id: str
@@ -128,7 +130,9 @@ class ExecutionHeader(_message.Message):
     parent_exec_ids: _containers.RepeatedScalarFieldContainer[str]
     branch: _containers.RepeatedCompositeFieldContainer[BranchFrame]
     kind: NodeKind
-    def __init__(self, name: _Optional[str] = ..., exec_id: _Optional[str] = ..., input_id: _Optional[str] = ..., graph_id: _Optional[str] = ..., graph_version: _Optional[str] = ..., lifetime_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., attempt: _Optional[int] = ..., iteration: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[_Union[ExecutionStatus, str]] = ..., edge_taken: _Optional[_Union[EdgeKind, str]] = ..., parent_exec_ids: _Optional[_Iterable[str]] = ..., branch: _Optional[_Iterable[_Union[BranchFrame, _Mapping]]] = ..., kind: _Optional[_Union[NodeKind, str]] = ...) -> None: ...
+    from_node: str
+    from_exec_id: str
+    def __init__(self, name: _Optional[str] = ..., exec_id: _Optional[str] = ..., input_id: _Optional[str] = ..., graph_id: _Optional[str] = ..., graph_version: _Optional[str] = ..., lifetime_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., attempt: _Optional[int] = ..., iteration: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[_Union[ExecutionStatus, str]] = ..., edge_taken: _Optional[_Union[EdgeKind, str]] = ..., parent_exec_ids: _Optional[_Iterable[str]] = ..., branch: _Optional[_Iterable[_Union[BranchFrame, _Mapping]]] = ..., kind: _Optional[_Union[NodeKind, str]] = ..., from_node: _Optional[str] = ..., from_exec_id: _Optional[str] = ...) -> None: ...
 
 class PolicyTelemetry(_message.Message):
     __slots__ = ("tokens_in", "tokens_out", "cost_usd", "latency_ms", "model", "metrics")
@@ -154,33 +158,49 @@ class PolicyTelemetry(_message.Message):
     def __init__(self, tokens_in: _Optional[int] = ..., tokens_out: _Optional[int] = ..., cost_usd: _Optional[float] = ..., latency_ms: _Optional[float] = ..., model: _Optional[str] = ..., metrics: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class TaskResult(_message.Message):
-    __slots__ = ("output", "error", "error_type", "human_prompt")
+    __slots__ = ("output", "error", "error_type", "human_prompt", "finish")
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
     HUMAN_PROMPT_FIELD_NUMBER: _ClassVar[int]
+    FINISH_FIELD_NUMBER: _ClassVar[int]
     output: Payload
     error: str
     error_type: str
     human_prompt: str
-    def __init__(self, output: _Optional[_Union[Payload, _Mapping]] = ..., error: _Optional[str] = ..., error_type: _Optional[str] = ..., human_prompt: _Optional[str] = ...) -> None: ...
+    finish: bool
+    def __init__(self, output: _Optional[_Union[Payload, _Mapping]] = ..., error: _Optional[str] = ..., error_type: _Optional[str] = ..., human_prompt: _Optional[str] = ..., finish: _Optional[bool] = ...) -> None: ...
 
 class UpstreamResult(_message.Message):
-    __slots__ = ("exec_id", "name", "status", "result", "branch")
+    __slots__ = ("exec_id", "name", "status", "result", "branch", "send_id")
     EXEC_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
     BRANCH_FIELD_NUMBER: _ClassVar[int]
+    SEND_ID_FIELD_NUMBER: _ClassVar[int]
     exec_id: str
     name: str
     status: ExecutionStatus
     result: TaskResult
     branch: _containers.RepeatedCompositeFieldContainer[BranchFrame]
-    def __init__(self, exec_id: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[_Union[ExecutionStatus, str]] = ..., result: _Optional[_Union[TaskResult, _Mapping]] = ..., branch: _Optional[_Iterable[_Union[BranchFrame, _Mapping]]] = ...) -> None: ...
+    send_id: str
+    def __init__(self, exec_id: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[_Union[ExecutionStatus, str]] = ..., result: _Optional[_Union[TaskResult, _Mapping]] = ..., branch: _Optional[_Iterable[_Union[BranchFrame, _Mapping]]] = ..., send_id: _Optional[str] = ...) -> None: ...
+
+class TaskSend(_message.Message):
+    __slots__ = ("task", "input", "id", "after")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    INPUT_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    task: str
+    input: Payload
+    id: str
+    after: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, task: _Optional[str] = ..., input: _Optional[_Union[Payload, _Mapping]] = ..., id: _Optional[str] = ..., after: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class PlanResult(_message.Message):
-    __slots__ = ("next_task_names", "task_inputs", "upstream", "error", "error_type", "finish", "output")
+    __slots__ = ("next_task_names", "task_inputs", "upstream", "error", "error_type", "finish", "output", "sends")
     class TaskInputsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -195,6 +215,7 @@ class PlanResult(_message.Message):
     ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
     FINISH_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    SENDS_FIELD_NUMBER: _ClassVar[int]
     next_task_names: _containers.RepeatedScalarFieldContainer[str]
     task_inputs: _containers.MessageMap[str, Payload]
     upstream: _containers.RepeatedCompositeFieldContainer[UpstreamResult]
@@ -202,7 +223,8 @@ class PlanResult(_message.Message):
     error_type: str
     finish: bool
     output: Payload
-    def __init__(self, next_task_names: _Optional[_Iterable[str]] = ..., task_inputs: _Optional[_Mapping[str, Payload]] = ..., upstream: _Optional[_Iterable[_Union[UpstreamResult, _Mapping]]] = ..., error: _Optional[str] = ..., error_type: _Optional[str] = ..., finish: _Optional[bool] = ..., output: _Optional[_Union[Payload, _Mapping]] = ...) -> None: ...
+    sends: _containers.RepeatedCompositeFieldContainer[TaskSend]
+    def __init__(self, next_task_names: _Optional[_Iterable[str]] = ..., task_inputs: _Optional[_Mapping[str, Payload]] = ..., upstream: _Optional[_Iterable[_Union[UpstreamResult, _Mapping]]] = ..., error: _Optional[str] = ..., error_type: _Optional[str] = ..., finish: _Optional[bool] = ..., output: _Optional[_Union[Payload, _Mapping]] = ..., sends: _Optional[_Iterable[_Union[TaskSend, _Mapping]]] = ...) -> None: ...
 
 class TaskExecution(_message.Message):
     __slots__ = ("header", "telemetry", "result")
@@ -243,7 +265,7 @@ class ExecutionRef(_message.Message):
     def __init__(self, seq: _Optional[int] = ..., duplicate: _Optional[bool] = ..., envelope: _Optional[_Union[ExecutionEnvelope, _Mapping]] = ...) -> None: ...
 
 class NodeInput(_message.Message):
-    __slots__ = ("input_id", "lifetime_id", "tenant_id", "graph_id", "graph_version", "name", "kind", "iteration", "edge_taken", "parent_exec_ids", "branch", "input", "upstream", "created_at", "human_input", "answers_exec_id")
+    __slots__ = ("input_id", "lifetime_id", "tenant_id", "graph_id", "graph_version", "name", "kind", "iteration", "edge_taken", "parent_exec_ids", "branch", "input", "upstream", "created_at", "human_input", "answers_exec_id", "from_node", "from_exec_id", "graph_digest")
     INPUT_ID_FIELD_NUMBER: _ClassVar[int]
     LIFETIME_ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -260,6 +282,9 @@ class NodeInput(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     HUMAN_INPUT_FIELD_NUMBER: _ClassVar[int]
     ANSWERS_EXEC_ID_FIELD_NUMBER: _ClassVar[int]
+    FROM_NODE_FIELD_NUMBER: _ClassVar[int]
+    FROM_EXEC_ID_FIELD_NUMBER: _ClassVar[int]
+    GRAPH_DIGEST_FIELD_NUMBER: _ClassVar[int]
     input_id: str
     lifetime_id: str
     tenant_id: str
@@ -276,7 +301,10 @@ class NodeInput(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     human_input: Payload
     answers_exec_id: str
-    def __init__(self, input_id: _Optional[str] = ..., lifetime_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., graph_id: _Optional[str] = ..., graph_version: _Optional[str] = ..., name: _Optional[str] = ..., kind: _Optional[_Union[NodeKind, str]] = ..., iteration: _Optional[int] = ..., edge_taken: _Optional[_Union[EdgeKind, str]] = ..., parent_exec_ids: _Optional[_Iterable[str]] = ..., branch: _Optional[_Iterable[_Union[BranchFrame, _Mapping]]] = ..., input: _Optional[_Union[Payload, _Mapping]] = ..., upstream: _Optional[_Iterable[_Union[UpstreamResult, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., human_input: _Optional[_Union[Payload, _Mapping]] = ..., answers_exec_id: _Optional[str] = ...) -> None: ...
+    from_node: str
+    from_exec_id: str
+    graph_digest: str
+    def __init__(self, input_id: _Optional[str] = ..., lifetime_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., graph_id: _Optional[str] = ..., graph_version: _Optional[str] = ..., name: _Optional[str] = ..., kind: _Optional[_Union[NodeKind, str]] = ..., iteration: _Optional[int] = ..., edge_taken: _Optional[_Union[EdgeKind, str]] = ..., parent_exec_ids: _Optional[_Iterable[str]] = ..., branch: _Optional[_Iterable[_Union[BranchFrame, _Mapping]]] = ..., input: _Optional[_Union[Payload, _Mapping]] = ..., upstream: _Optional[_Iterable[_Union[UpstreamResult, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., human_input: _Optional[_Union[Payload, _Mapping]] = ..., answers_exec_id: _Optional[str] = ..., from_node: _Optional[str] = ..., from_exec_id: _Optional[str] = ..., graph_digest: _Optional[str] = ...) -> None: ...
 
 class GraphNodeSpec(_message.Message):
     __slots__ = ("name", "kind", "impl", "continue_on_failure")
@@ -301,7 +329,7 @@ class GraphEdgeSpec(_message.Message):
     def __init__(self, source: _Optional[str] = ..., target: _Optional[str] = ..., kind: _Optional[_Union[EdgeKind, str]] = ...) -> None: ...
 
 class GraphSpec(_message.Message):
-    __slots__ = ("graph_id", "version", "entry", "nodes", "edges", "max_iterations", "max_steps")
+    __slots__ = ("graph_id", "version", "entry", "nodes", "edges", "max_iterations", "max_steps", "max_fanout")
     GRAPH_ID_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     ENTRY_FIELD_NUMBER: _ClassVar[int]
@@ -309,6 +337,7 @@ class GraphSpec(_message.Message):
     EDGES_FIELD_NUMBER: _ClassVar[int]
     MAX_ITERATIONS_FIELD_NUMBER: _ClassVar[int]
     MAX_STEPS_FIELD_NUMBER: _ClassVar[int]
+    MAX_FANOUT_FIELD_NUMBER: _ClassVar[int]
     graph_id: str
     version: str
     entry: str
@@ -316,7 +345,8 @@ class GraphSpec(_message.Message):
     edges: _containers.RepeatedCompositeFieldContainer[GraphEdgeSpec]
     max_iterations: int
     max_steps: int
-    def __init__(self, graph_id: _Optional[str] = ..., version: _Optional[str] = ..., entry: _Optional[str] = ..., nodes: _Optional[_Iterable[_Union[GraphNodeSpec, _Mapping]]] = ..., edges: _Optional[_Iterable[_Union[GraphEdgeSpec, _Mapping]]] = ..., max_iterations: _Optional[int] = ..., max_steps: _Optional[int] = ...) -> None: ...
+    max_fanout: int
+    def __init__(self, graph_id: _Optional[str] = ..., version: _Optional[str] = ..., entry: _Optional[str] = ..., nodes: _Optional[_Iterable[_Union[GraphNodeSpec, _Mapping]]] = ..., edges: _Optional[_Iterable[_Union[GraphEdgeSpec, _Mapping]]] = ..., max_iterations: _Optional[int] = ..., max_steps: _Optional[int] = ..., max_fanout: _Optional[int] = ...) -> None: ...
 
 class LifetimeStarted(_message.Message):
     __slots__ = ("graph", "input", "labels", "forked_from_lifetime", "forked_from_exec")

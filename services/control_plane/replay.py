@@ -19,6 +19,7 @@ from google.protobuf import text_format
 from google.protobuf.message import Message
 
 from tickrail.adapters import BlobStore, StateStore
+from tickrail.sdk.drift import drift_message
 from tickrail.sdk.errors import ConfigurationError, LifetimeNotFoundError
 from tickrail.sdk.graph import AgentGraph
 from tickrail.sdk.node import Plan
@@ -144,6 +145,9 @@ def _graph_for(started: pb.LifetimeEvent, graphs: Sequence[AgentGraph]) -> Agent
     spec = started.started.graph
     for graph in graphs:
         if (graph.graph_id, graph.version) == (spec.graph_id, spec.version):
+            drift = drift_message(spec, graph.spec)
+            if drift:
+                raise ConfigurationError(f"cannot re-run the plans: {drift}")
             return graph
     raise ConfigurationError(
         f"re-running plans needs the code of {spec.graph_id}@{spec.version}; "
@@ -193,6 +197,7 @@ def _decision(result: pb.PlanResult) -> pb.PlanResult:
     return pb.PlanResult(
         next_task_names=result.next_task_names,
         task_inputs=result.task_inputs,
+        sends=result.sends,
         finish=result.finish,
         output=result.output,
         error_type=result.error_type,

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from tickrail.sdk.choice import choice_problem, sends_of
 from tickrail.sdk.pb import envelope_pb2 as pb
 
-from .state import FINAL_STATUSES, LifetimeState, index_graph
+from .state import FINAL_STATUSES, Dag, HeldSend, LifetimeState, index_graph
 
 REJECT, PAUSE, ABORT = "REJECT_EXECUTION", "PAUSE_LIFETIME", "ABORT_LIFETIME"
 _SEVERITY = {REJECT: 1, PAUSE: 2, ABORT: 3}
@@ -190,14 +191,14 @@ def _park(
 def _route_task(
     state: LifetimeState, execution: pb.TaskExecution, now: float, decision: Decision
 ) -> None:
-    header = execution.header
+    header, result = execution.header, execution.result
     name = header.name
     failed = header.status != pb.EXECUTION_STATUS_SUCCEEDED
     if failed and name not in state.graph.continue_on_failure:
         decision.events.append(_routed(state, header, now, note="task failed"))
         reason = (
             f"Task {name!r} failed after {header.attempt} attempt(s): "
-            f"{execution.result.error_type or 'Error'}: {execution.result.error}"
+            f"{result.error_type or 'Error'}: {result.error}"
         )
         _terminate(
             state,
@@ -205,10 +206,20 @@ def _route_task(
             now,
             header.exec_id,
             failed=reason,
-            error_type=execution.result.error_type,
+            error_type=result.error_type,
         )
         return
-    if name in state.graph.finals:
+    onward = state.graph.out[name]
+    has_final = name in state.graph.finals
+    if result.finish and not has_final:
+        problem = (
+            f"Task {name!r} returned Finish(...) but has no FINAL edge; add final({name!r}) "
+            "to let it end the lifetime"
+        )
+        decision.events.append(_routed(state, header, now, note=problem))
+        _terminate(state, decision, now, header.exec_id, failed=problem, error_type="RoutingError")
+        return
+    if has_final and (result.finish or not onward):
         decision.events.append(_routed(state, header, now, edge=pb.EDGE_KIND_FINAL))
         if failed:
             _terminate(
@@ -216,35 +227,90 @@ def _route_task(
                 decision,
                 now,
                 header.exec_id,
-                failed=f"Task {name!r} failed on its FINAL edge: {execution.result.error}",
+                failed=f"Task {name!r} failed on its FINAL edge: {result.error}",
             )
         else:
-            _complete(state, decision, now, header.exec_id, execution.result.output)
+            _complete(state, decision, now, header.exec_id, result.output)
         return
-    ((target, kind),) = state.graph.out[name].items()
+    ((target, kind),) = onward.items()
     upstream = pb.UpstreamResult(
         exec_id=header.exec_id,
         name=name,
         status=header.status,
-        result=execution.result,
+        result=result,
         branch=header.branch,
     )
+    send_id = _send_done(state, header, upstream)
     if kind == pb.EDGE_KIND_JOIN:
-        _arrive_at_join(state, header, target, upstream, now, decision)
-        return
-    routed = _routed(state, header, now, edge=kind)
-    decision.events.append(routed)
-    _dispatch(
-        state,
-        target,
-        kind,
-        list(header.branch),
-        [upstream],
-        now,
-        decision,
-        header.exec_id,
-        routed=routed,
-    )
+        routed = _arrive_at_join(state, header, target, upstream, now, decision)
+    else:
+        routed = _routed(state, header, now, edge=kind)
+        decision.events.append(routed)
+        node_input = _dispatch(
+            state,
+            target,
+            kind,
+            list(header.branch),
+            [upstream],
+            now,
+            decision,
+            header.exec_id,
+            routed=routed,
+            source=name,
+        )
+        if node_input is not None and state.graph.kinds[target] == pb.NODE_KIND_TASK:
+            # Task -> Task: the first Task's result is the next Task's input.
+            node_input.input.CopyFrom(result.output)
+    if send_id is not None and routed is not None and not state.terminal:
+        _release(state, header.branch[-1].fanout_id, now, decision, routed)
+
+
+def _send_done(
+    state: LifetimeState, header: pb.ExecutionHeader, upstream: pb.UpstreamResult
+) -> str | None:
+    """Record that a send others wait for finished; its send id, or None."""
+    if not header.branch or not state.dags:
+        return None
+    dag = state.dags.get(header.branch[-1].fanout_id)
+    if dag is None or header.input_id not in dag.inputs:
+        return None
+    send_id = dag.inputs.pop(header.input_id)
+    upstream.send_id = send_id
+    if send_id:
+        dag.done[send_id] = upstream
+    return send_id
+
+
+def _release(
+    state: LifetimeState, fanout_id: str, now: float, decision: Decision, routed: pb.LifetimeEvent
+) -> None:
+    """Dispatch every held send of this fan-out whose dependencies have all finished."""
+    dag = state.dags[fanout_id]
+    for index in sorted(dag.held):
+        held = dag.held[index]
+        if not all(dep in dag.done for dep in held.send.after):
+            continue
+        del dag.held[index]
+        upstream = [dag.done[dep] for dep in held.send.after]
+        node_input = _dispatch(
+            state,
+            held.send.task,
+            pb.EDGE_KIND_PARALLEL,
+            held.branch,
+            upstream,
+            now,
+            decision,
+            held.plan_exec_id,
+            routed=routed,
+            iteration=held.iteration,
+            source=held.plan,
+        )
+        if node_input is None:
+            return
+        node_input.input.CopyFrom(held.send.input)
+        dag.inputs[node_input.input_id] = held.send.id
+    if not dag.held:
+        del state.dags[fanout_id]
 
 
 def _arrive_at_join(
@@ -254,7 +320,7 @@ def _arrive_at_join(
     upstream: pb.UpstreamResult,
     now: float,
     decision: Decision,
-) -> None:
+) -> pb.LifetimeEvent | None:
     if not header.branch:
         decision.events.append(_routed(state, header, now, edge=pb.EDGE_KIND_JOIN))
         _terminate(
@@ -265,7 +331,7 @@ def _arrive_at_join(
             failed=f"Task {header.name!r} took a JOIN edge outside any fan-out",
             error_type="RoutingError",
         )
-        return
+        return None
     frame = header.branch[-1]
     key = (frame.fanout_id, target)
     arrived = state.joins.setdefault(key, {})
@@ -274,7 +340,7 @@ def _arrive_at_join(
     decision.events.append(routed)
     if len(arrived) < frame.width:
         routed.routed.note = f"waiting at {target!r}: {len(arrived)} of {frame.width} branches"
-        return
+        return routed
     del state.joins[key]
     results = [arrived[i] for i in sorted(arrived)]
     _dispatch(
@@ -287,7 +353,9 @@ def _arrive_at_join(
         decision,
         header.exec_id,
         routed=routed,
+        source=header.name,
     )
+    return routed
 
 
 def _route_plan(
@@ -307,7 +375,13 @@ def _route_plan(
         )
         return
     edges = state.graph.out[name]
-    problem = _check_choice(name, result, edges, name in state.graph.finals)
+    problem = choice_problem(
+        name,
+        result,
+        edges,
+        has_final=name in state.graph.finals,
+        max_fanout=state.graph.max_fanout,
+    )
     if problem:
         decision.events.append(_routed(state, header, now, note=problem))
         _terminate(state, decision, now, header.exec_id, failed=problem, error_type="RoutingError")
@@ -316,49 +390,45 @@ def _route_plan(
         decision.events.append(_routed(state, header, now, edge=pb.EDGE_KIND_FINAL))
         _complete(state, decision, now, header.exec_id, result.output)
         return
-    chosen = list(result.next_task_names)
-    fan_out = edges[chosen[0]] == pb.EDGE_KIND_PARALLEL
-    routed = _routed(state, header, now, edge=edges[chosen[0]])
+    sends = sends_of(result)
+    fan_out = edges[sends[0].task] == pb.EDGE_KIND_PARALLEL
+    routed = _routed(state, header, now, edge=edges[sends[0].task])
     decision.events.append(routed)
-    for index, task in enumerate(chosen):
+    dag = Dag() if any(s.after for s in sends) else None
+    rounds: dict[str, int] = {}  # a mapped Task's runs are one iteration of it
+    for index, send in enumerate(sends):
         branch = list(header.branch)
         if fan_out:
-            branch.append(pb.BranchFrame(fanout_id=header.input_id, index=index, width=len(chosen)))
+            branch.append(pb.BranchFrame(fanout_id=header.input_id, index=index, width=len(sends)))
+        again = rounds.get(send.task)
+        if dag is not None and send.after:
+            iteration = again if again is not None else state.iterations.get(send.task, 0) + 1
+            if again is None:
+                state.iterations[send.task] = iteration
+            rounds[send.task] = iteration
+            dag.held[index] = HeldSend(send, branch, iteration, name, header.exec_id)
+            continue
         node_input = _dispatch(
-            state, task, edges[task], branch, [], now, decision, header.exec_id, routed=routed
+            state,
+            send.task,
+            edges[send.task],
+            branch,
+            [],
+            now,
+            decision,
+            header.exec_id,
+            routed=routed,
+            iteration=again,
+            source=name,
         )
         if node_input is None:
             return
-        if task in result.task_inputs:
-            node_input.input.CopyFrom(result.task_inputs[task])
-
-
-def _check_choice(
-    name: str, result: pb.PlanResult, edges: dict[str, pb.EdgeKind], has_final: bool
-) -> str:
-    """Why this Plan's decision is illegal for the graph, or '' when it is fine."""
-    if result.finish:
-        if not has_final:
-            return f"Plan {name!r} returned Finish but has no FINAL edge"
-        return ""
-    chosen = list(result.next_task_names)
-    allowed = ", ".join(edges) or "none"
-    if not chosen:
-        return f"Plan {name!r} chose no task (return Finish(...) to end the lifetime)"
-    unknown = [t for t in chosen if t not in edges]
-    if unknown:
-        return (
-            f"Plan {name!r} chose {', '.join(map(repr, unknown))}, but its edges allow: {allowed}"
-        )
-    if len(set(chosen)) != len(chosen):
-        return f"Plan {name!r} chose the same task twice: {', '.join(chosen)}"
-    normal = [t for t in chosen if edges[t] == pb.EDGE_KIND_NORMAL]
-    if normal and len(chosen) > 1:
-        return (
-            f"Plan {name!r} chose several tasks ({', '.join(chosen)}) but "
-            f"{', '.join(map(repr, normal))} is a NORMAL edge; only PARALLEL edges fan out"
-        )
-    return ""
+        rounds[send.task] = node_input.iteration
+        node_input.input.CopyFrom(send.input)
+        if dag is not None:
+            dag.inputs[node_input.input_id] = send.id
+    if dag is not None:
+        state.dags[header.input_id] = dag
 
 
 # ---- commands -------------------------------------------------------------
@@ -417,6 +487,7 @@ def resume(
             again.parent_exec_ids[:] = list(asked.parent_exec_ids)
             again.human_input.CopyFrom(command.human_input)
             again.answers_exec_id = answered
+            again.from_node, again.from_exec_id = asked.from_node, asked.from_exec_id
         state.sync_status()
         return decision
     if not state.held:
@@ -454,11 +525,13 @@ def _dispatch(
     cause: str,
     routed: pb.LifetimeEvent | None = None,
     iteration: int | None = None,
+    source: str = "",
 ) -> pb.NodeInput | None:
     """Create the input for one node run, unless a loop cap stops the lifetime.
 
-    ``iteration`` re-runs a node as the same iteration (a question answered),
-    without counting it again.
+    ``iteration`` runs a node as an iteration already counted (a question
+    answered, or another run of a mapped Task), without counting it again.
+    ``source`` is the node whose execution ``cause`` dispatches this one.
     """
     spec = state.graph.spec
     again = iteration is not None
@@ -500,6 +573,9 @@ def _dispatch(
         branch=branch,
         upstream=upstream,
         created_at=_ts(now),
+        from_node=source,
+        from_exec_id=cause if source else "",
+        graph_digest=state.graph.digest,
     )
     if routed is not None:
         routed.routed.dispatched.append(node_input)

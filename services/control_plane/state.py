@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from tickrail.sdk.choice import FALLBACK_MAX_FANOUT
+from tickrail.sdk.drift import graph_digest
 from tickrail.sdk.pb import envelope_pb2 as pb
 
 FINAL_STATUSES = frozenset(
@@ -22,9 +24,11 @@ class GraphIndex:
     spec: pb.GraphSpec
     kinds: dict[str, pb.NodeKind]
     continue_on_failure: frozenset[str]
-    # node -> {target: edge kind}, in declaration order
+    # node -> {target: edge kind}, in declaration order (FINAL edges are in ``finals``)
     out: dict[str, dict[str, pb.EdgeKind]]
     finals: frozenset[str]
+    digest: str
+    max_fanout: int
 
 
 def index_graph(spec: pb.GraphSpec) -> GraphIndex:
@@ -47,7 +51,32 @@ def _index(raw: bytes) -> GraphIndex:
         continue_on_failure=frozenset(n.name for n in spec.nodes if n.continue_on_failure),
         out=out,
         finals=frozenset(finals),
+        digest=graph_digest(spec),
+        max_fanout=spec.max_fanout or FALLBACK_MAX_FANOUT,
     )
+
+
+@dataclass(slots=True)
+class HeldSend:
+    """A Task run of a Plan's choice that waits for other runs of it (``after``)."""
+
+    send: pb.TaskSend
+    branch: list[pb.BranchFrame]
+    iteration: int
+    plan: str
+    plan_exec_id: str
+
+
+@dataclass(slots=True)
+class Dag:
+    """One Plan execution's sends while some still wait for their dependencies."""
+
+    #: input id of a dispatched send -> its send id
+    inputs: dict[str, str] = field(default_factory=dict)
+    #: send id -> the result of its run, once it finished
+    done: dict[str, pb.UpstreamResult] = field(default_factory=dict)
+    #: branch index -> a send not yet dispatched
+    held: dict[int, HeldSend] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -73,6 +102,8 @@ class LifetimeState:
     held: bool = False
     #: WAITING exec id -> the input it ran; the branch continues when answered
     waiting: dict[str, pb.NodeInput] = field(default_factory=dict)
+    #: fan-out id -> the sends of that Plan execution still waiting for others
+    dags: dict[str, Dag] = field(default_factory=dict)
     output: pb.Payload | None = None
     reason: str = ""
 

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import time
+from collections.abc import Callable
+from concurrent.futures import Executor as PoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,8 +20,8 @@ from tickrail.sdk.context import (
     TaskContext,
     Upstream,
 )
-from tickrail.sdk.decision import Finish, as_decision
-from tickrail.sdk.errors import NodeTimeoutError
+from tickrail.sdk.decision import Finish, Next, as_decision
+from tickrail.sdk.errors import NodeTimeoutError, RoutingError
 from tickrail.sdk.node import Plan, Task
 from tickrail.sdk.pb import envelope_pb2 as pb
 
@@ -48,6 +52,7 @@ async def prepare(node_input: pb.NodeInput, blobs: BlobReader | None) -> Prepare
             branch=u.branch[-1].index
             if node_input.edge_taken == pb.EDGE_KIND_JOIN and u.branch
             else None,
+            send_id=u.send_id,
         )
         for u in node_input.upstream
     ]
@@ -68,14 +73,34 @@ def qualname(exc: BaseException) -> str:
     )
 
 
+#: Checks a Plan's choice against its graph: '' when legal, else the refusal.
+ChoiceCheck = Callable[[str, pb.PlanResult], str]
+
+
+@dataclass(frozen=True, slots=True)
+class Pools:
+    """Where plain ``def`` nodes run: threads (the default) or processes (``pool = "process"``)."""
+
+    threads: PoolExecutor | None = None
+    processes: Callable[[], PoolExecutor] | None = None
+
+
 async def attempt(
     node: Task | Plan,
     node_input: pb.NodeInput,
     prepared: Prepared,
     attempt_no: int,
     will_retry_on_failure: bool,
+    *,
+    check: ChoiceCheck | None = None,
+    pools: Pools | None = None,
 ) -> tuple[pb.ExecutionEnvelope, bool]:
-    """Run one attempt; return its envelope and whether it failed."""
+    """Run one attempt; return its envelope and whether it failed (and may be retried).
+
+    ``check`` refuses an illegal Plan choice as soon as the Plan returns it: the
+    execution FAILS with the reason, and is not retried (the Plan would choose
+    the same again).
+    """
     exec_id = f"{node_input.input_id}.{attempt_no}"
     fields: dict[str, Any] = dict(
         lifetime_id=node_input.lifetime_id,
@@ -87,10 +112,17 @@ async def attempt(
         attempt=attempt_no,
         iteration=node_input.iteration,
         input=prepared.value,
+        branch=node_input.branch[-1].index if node_input.branch else None,
+        from_node=node_input.from_node,
     )
     is_task = isinstance(node, Task)
     ctx: NodeContext = (
-        TaskContext(**fields, human_input=prepared.human)
+        TaskContext(
+            **fields,
+            human_input=prepared.human,
+            upstream=list(prepared.upstream),
+            deps={u.send_id: u.value for u in prepared.upstream if u.send_id},
+        )
         if is_task
         else PlanContext(**fields, upstream=list(prepared.upstream))
     )
@@ -98,9 +130,18 @@ async def attempt(
     error: BaseException | None = None
     value: Any = None
     prompt = ""
+    refused = False
+    finish = False
     try:
-        value = await _call(node, ctx)
-        value = encode(value) if is_task else _plan_result(node_input, prepared, value)
+        value = await _call(node, ctx, pools)
+        if is_task:
+            finish, value = _task_output(node.name, value)
+        else:
+            value = _plan_result(node_input, prepared, value)
+            problem = check(node.name, value) if check is not None else ""
+            if problem:
+                refused = True
+                raise RoutingError(problem)
     except HumanInputRequired as ask:
         if is_task:
             prompt = ask.prompt or "(no prompt)"
@@ -115,7 +156,7 @@ async def attempt(
         status = pb.EXECUTION_STATUS_WAITING
     elif error is None:
         status = pb.EXECUTION_STATUS_SUCCEEDED
-    elif will_retry_on_failure:
+    elif will_retry_on_failure and not refused:
         status = pb.EXECUTION_STATUS_RETRYING
     elif isinstance(error, NodeTimeoutError):
         status = pb.EXECUTION_STATUS_TIMED_OUT
@@ -143,6 +184,8 @@ async def attempt(
     header.parent_exec_ids.extend(node_input.parent_exec_ids)
     header.branch.extend(node_input.branch)
     header.kind = node_input.kind
+    header.from_node = node_input.from_node
+    header.from_exec_id = node_input.from_exec_id
     usage = ctx.usage
     telemetry = execution.telemetry
     telemetry.tokens_in = usage.tokens_in
@@ -161,6 +204,7 @@ async def attempt(
             task_result.human_prompt = prompt
         elif error is None:
             task_result.output.CopyFrom(value)
+            task_result.finish = finish
     else:
         plan_result = envelope.plan.result
         if error is None:
@@ -168,16 +212,50 @@ async def attempt(
         else:
             plan_result.error, plan_result.error_type = error_text, error_type
             plan_result.upstream.extend(node_input.upstream)
-    return envelope, error is not None
+    return envelope, error is not None and not refused
 
 
-async def _call(node: Task | Plan, ctx: NodeContext) -> Any:
+def _task_output(name: str, value: Any) -> tuple[bool, pb.Payload]:
+    """A Task's return value as (took Finish, payload)."""
+    if isinstance(value, Finish):
+        return True, encode(value.output)
+    if isinstance(value, Next):
+        raise TypeError(
+            f"Task {name!r} returned {value!r}: a Task returns its result (or Finish(...) "
+            "to take its FINAL edge); choosing what runs next is a Plan's job"
+        )
+    return False, encode(value)
+
+
+async def _call(node: Task | Plan, ctx: NodeContext, pools: Pools | None = None) -> Any:
     method = node.run if isinstance(node, Task) else node.plan
-    call = method(ctx) if type(node)._is_async else asyncio.to_thread(method, ctx)
+    if type(node)._is_async:
+        call = method(ctx)
+    elif isinstance(node, Task) and node.pool == "process" and pools and pools.processes:
+        call = _in_process(pools.processes(), node, ctx)
+    else:
+        # Like asyncio.to_thread, but on the executor's own pool (blocking_pool_size
+        # threads), not the loop's default one (min(32, CPUs + 4) threads).
+        loop = asyncio.get_running_loop()
+        bound = functools.partial(contextvars.copy_context().run, method, ctx)
+        call = loop.run_in_executor(pools.threads if pools else None, bound)
     if node.timeout is None:
         return await call
     async with asyncio.timeout(node.timeout):
         return await call
+
+
+async def _in_process(pool: PoolExecutor, node: Task, ctx: NodeContext) -> Any:
+    """Run a CPU-bound ``def`` Task in a worker process; bring its usage back."""
+    from tickrail.services.executor.processes import run_in_child
+
+    assert isinstance(ctx, TaskContext)
+    answered = ctx.human_input is not _NO_ANSWER
+    value, usage = await asyncio.get_running_loop().run_in_executor(
+        pool, run_in_child, node, ctx, answered
+    )
+    ctx.usage = usage
+    return value
 
 
 def _plan_result(node_input: pb.NodeInput, prepared: Prepared, value: Any) -> pb.PlanResult:
@@ -188,7 +266,29 @@ def _plan_result(node_input: pb.NodeInput, prepared: Prepared, value: Any) -> pb
         result.output.CopyFrom(encode(decision.output))
         return result
     result.next_task_names.extend(decision.tasks)
-    for name in decision.tasks:
-        payload = encode(decision.inputs[name]) if name in decision.inputs else prepared.forward()
-        result.task_inputs[name].CopyFrom(payload)
+    forwarded: pb.Payload | None = None
+    for send in decision.sends:
+        if send.has_input:
+            payload = encode(send.input)
+        else:
+            forwarded = forwarded if forwarded is not None else prepared.forward()
+            payload = forwarded
+        result.sends.add(task=send.task, input=payload, id=send.id, after=send.after)
     return result
+
+
+def choice_check(graph: Any) -> ChoiceCheck:
+    """The check of a Plan's choice against ``graph`` (an AgentGraph)."""
+    from tickrail.sdk.choice import choice_problem
+
+    def check(plan: str, result: pb.PlanResult) -> str:
+        edges, finals = graph.routes
+        return choice_problem(
+            plan,
+            result,
+            edges.get(plan, {}),
+            has_final=plan in finals,
+            max_fanout=graph.max_fanout,
+        )
+
+    return check

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Iterable
+import os
+from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 from tickrail.adapters import BlobStore, Consumer, EventBus, Message
 from tickrail.sdk._payload import DEFAULT_OFFLOAD_THRESHOLD
@@ -23,7 +25,7 @@ from tickrail.services.metrics import Metrics
 from tickrail.services.offload import offload_large
 from tickrail.services.topics import Topics, decode, publish_dead_letters
 
-from .run_node import attempt, prepare, qualname
+from .run_node import Pools, attempt, choice_check, prepare, qualname
 
 log = logging.getLogger("tickrail.executor")
 
@@ -42,7 +44,14 @@ class Executor:
         offload_threshold: int = DEFAULT_OFFLOAD_THRESHOLD,
         group: str = "tickrail-executor",
         metrics: Metrics | None = None,
+        blocking_pool_size: int = 0,
+        process_pool_size: int = 0,
+        recorded_spec: Callable[[str], Awaitable[pb.GraphSpec | None]] | None = None,
     ) -> None:
+        """``blocking_pool_size`` threads run plain ``def`` nodes (0: ``concurrency``);
+        ``process_pool_size`` processes run ``pool = "process"`` Tasks (0: CPUs).
+        ``recorded_spec(lifetime_id)`` reads the graph a lifetime was recorded
+        with, to name what changed when code drifted from it."""
         self.bus, self.blobs, self.topics = bus, blobs, topics
         self.graphs = {g.graph_id: g for g in graphs}
         self.serve_tasks, self.serve_plans = serve_tasks, serve_plans
@@ -53,6 +62,28 @@ class Executor:
         self._consumer: Consumer | None = None
         self._running: set[asyncio.Task[None]] = set()
         self._by_lifetime: dict[str, set[asyncio.Task[None]]] = {}
+        self._threads = ThreadPoolExecutor(
+            max_workers=blocking_pool_size or concurrency, thread_name_prefix="tickrail-def"
+        )
+        self._process_pool_size = process_pool_size or os.cpu_count() or 1
+        self._processes: ProcessPoolExecutor | None = None
+        self._pools = Pools(self._threads, self._process_pool)
+        self._checks = {g.graph_id: choice_check(g) for g in self.graphs.values()}
+        self._recorded_spec = recorded_spec
+        #: (graph id, recorded digest) -> '' when the code matches, else the refusal
+        self._drift: dict[tuple[str, str], str] = {}
+
+    def _process_pool(self) -> ProcessPoolExecutor:
+        if self._processes is None:  # started on first use: spawning costs a second
+            from .processes import open_process_pool
+
+            self._processes = open_process_pool(self._process_pool_size)
+        return self._processes
+
+    def close_pools(self) -> None:
+        self._threads.shutdown(wait=False, cancel_futures=True)
+        if self._processes is not None:
+            self._processes.shutdown(wait=False, cancel_futures=True)
 
     async def subscribe(self) -> None:
         topics: list[str] = []
@@ -84,6 +115,7 @@ class Executor:
                     await asyncio.gather(*late, return_exceptions=True)
         finally:
             await consumer.close()
+            self.close_pools()
 
     async def submit(self, messages: list[Message], consumer: Consumer | None = None) -> None:
         """Start running these inputs; each is committed on ``consumer`` when done."""
@@ -136,8 +168,12 @@ class Executor:
         """Run every attempt for one input and publish each envelope."""
         node = self._node_for(node_input)
         published: list[pb.ExecutionEnvelope] = []
-        if isinstance(node, str):
-            envelope = failed_before_running(node_input, node, "ConfigurationError")
+        drift = "" if isinstance(node, str) else await self._drifted(node_input)
+        if isinstance(node, str) or drift:
+            reason, kind = (
+                (drift, "GraphDriftError") if drift else (str(node), "ConfigurationError")
+            )
+            envelope = failed_before_running(node_input, reason, kind)
             await self._publish(envelope)
             return [envelope]
         started = self.metrics.clock()
@@ -152,7 +188,15 @@ class Executor:
         retry = node.retry
         for attempt_no in range(1, retry.max_attempts + 1):
             last = attempt_no == retry.max_attempts
-            envelope, failed = await attempt(node, node_input, prepared, attempt_no, not last)
+            envelope, failed = await attempt(
+                node,
+                node_input,
+                prepared,
+                attempt_no,
+                not last,
+                check=self._checks.get(node_input.graph_id),
+                pools=self._pools,
+            )
             await self._publish(envelope)
             published.append(envelope)
             if not failed or last:
@@ -173,6 +217,34 @@ class Executor:
         if node_input.name not in graph.nodes:
             return f"graph {graph.graph_id!r} has no node {node_input.name!r}"
         return graph.node(node_input.name)
+
+    async def _drifted(self, node_input: pb.NodeInput) -> str:
+        """'' if this code's graph is the one the lifetime recorded, else why not.
+
+        Inputs carry the recorded structure's digest; only a mismatch costs a
+        read of the recorded spec (to name the difference), once per digest.
+        """
+        graph = self.graphs[node_input.graph_id]
+        recorded = node_input.graph_digest
+        if not recorded or recorded == graph.digest:
+            return ""
+        key = (graph.graph_id, recorded)
+        if key not in self._drift:
+            from tickrail.sdk.drift import drift_message
+
+            spec = None
+            if self._recorded_spec is not None:
+                spec = await self._recorded_spec(node_input.lifetime_id)
+            if spec is not None:
+                message = drift_message(spec, graph.spec)
+            else:
+                message = (
+                    f"the code's graph {graph.graph_id}@{graph.version} has structure "
+                    f"{graph.digest}, but this lifetime was recorded with {recorded} "
+                    "(give changed code a new version, or run the code it started with)"
+                )
+            self._drift[key] = message
+        return self._drift[key]
 
     async def _publish(self, envelope: pb.ExecutionEnvelope) -> None:
         await offload_large(envelope, self.blobs, self.offload_threshold)

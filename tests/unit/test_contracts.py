@@ -46,6 +46,7 @@ def test_public_api_is_exactly_what_we_document() -> None:
             "PolicyError",
             "Retry",
             "RoutingError",
+            "Send",
             "Task",
             "TaskContext",
             "TickrailClient",

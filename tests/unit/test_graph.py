@@ -53,23 +53,28 @@ def test_a_valid_graph_builds_its_routing_spec() -> None:
 def test_every_wiring_mistake_is_reported_together() -> None:
     problems = problems_of(
         version="one",
-        nodes=[Start(), Work("a"), Work("b"), Gather(), Work("lonely")],
+        max_fanout=0,
+        nodes=[Start(), Work("a"), Work("b"), Work("c"), Gather(), Work("lonely")],
         edges=[
             normal("start", "a"),
-            normal("gather", "a"),  # a Task fed by two Plans
-            normal("a", "b"),  # Task -> Task
+            normal("a", "b"),  # Task -> Task: allowed
+            normal("a", "gather"),  # ... but now 'a' has two onward edges
+            join(["b"], "c"),  # JOIN between two Tasks
             normal("start", "ghost"),  # unknown node
-            normal("b", "gather"),
+            normal("c", "gather"),
             final("gather"),
         ],
     )
     text = "\n".join(problems)
     assert "not a semantic version" in text
-    assert "Task 'a' is fed by 2 Plans" in text
-    assert "joins two Tasks" in text
+    assert "max_fanout must be an integer from 1" in text
+    assert "Task 'a' has 2 outgoing edges ('b', 'gather')" in text
+    assert "hands its result to exactly one next node" in text
+    assert "JOIN edge 'b' -> 'c' between two Tasks" in text
     assert "unknown node 'ghost'" in text
     assert "node 'lonely' is unreachable" in text
     assert "Task 'lonely' has no outgoing edge" in text
+    assert "fed by" not in text  # several Plans may lead to one Task
 
 
 def test_plan_to_plan_and_missing_final_are_refused() -> None:

@@ -145,9 +145,13 @@ def test_loop_counts_iterations_and_the_cap_aborts_a_runaway() -> None:
 @pytest.mark.parametrize(
     ("choice", "message"),
     [
-        (("nope",), "chose 'nope', but its edges allow: a, b"),
-        ((), "chose no task"),
-        (("a", "a"), "the same task twice"),
+        (
+            ("nope",),
+            "chose Next([nope]): 'nope' is not a target of its edges; "
+            "its edges allow: a (PARALLEL), b (PARALLEL)",
+        ),
+        ((), "it chose no Task"),
+        (("a",) * 300, "that is 300 Task runs, over the graph's max_fanout of 256"),
     ],
 )
 def test_an_illegal_plan_choice_fails_the_lifetime_with_a_clear_reason(
@@ -170,7 +174,7 @@ def test_several_tasks_over_normal_edges_is_refused() -> None:
     )
     state, d = begin(graph)
     d = route(state, plan_done(d.dispatch[0], "a", "b"), [], NOW)
-    assert "only PARALLEL edges fan out" in d.events[-1].failed.reason
+    assert "only PARALLEL edges run several Tasks" in d.events[-1].failed.reason
 
 
 def test_finish_without_a_final_edge_fails() -> None:
@@ -183,7 +187,7 @@ def test_finish_without_a_final_edge_fails() -> None:
     )
     state, d = begin(graph)
     route(state, plan_done(d.dispatch[0], finish=True), [], NOW)
-    assert "returned Finish but has no FINAL edge" in state.reason
+    assert "returned Finish(...) but has no FINAL edge; add final('start')" in state.reason
 
 
 def test_retrying_attempts_are_recorded_but_not_routed() -> None:

@@ -80,7 +80,20 @@ EXECUTION_FIELDS: Mapping[str, Getter] = {
     "cost_usd": lambda i: i.telemetry.cost_usd,
     "latency_ms": lambda i: i.telemetry.latency_ms,
     "model": lambda i: i.telemetry.model,
+    # Fan-out: how many Task runs a Plan execution dispatches (0 for a Finish
+    # or a Task), and where a run sits in the fan-out that started it.
+    "fanout": lambda i: _fanout(i.envelope),
+    "branch_index": lambda i: i.header.branch[-1].index if i.header.branch else -1,
+    "branch_width": lambda i: i.header.branch[-1].width if i.header.branch else 0,
+    "from_node": lambda i: i.header.from_node,
 }
+
+
+def _fanout(envelope: envelope_pb2.ExecutionEnvelope) -> int:
+    if envelope.WhichOneof("execution") != "plan":
+        return 0
+    result = envelope.plan.result
+    return len(result.sends) or len(result.next_task_names)
 
 
 @dataclass(frozen=True)

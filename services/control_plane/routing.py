@@ -471,6 +471,15 @@ def resume(
         asked = state.waiting.pop(answered)
         decision.events.append(_event(state, f"resumed/{command_id}", now, resumed=command))
         state.pending.pop(asked.input_id, None)
+        # Its own event: "routed/{answered}" is already the event that parked it,
+        # and the store keeps one event per id.
+        routed = _event(
+            state,
+            f"routed/resumed/{command_id}",
+            now,
+            routed=pb.ExecutionRouted(name=asked.name, note=f"answered {answered}"),
+        )
+        decision.events.append(routed)
         again = _dispatch(
             state,
             asked.name,
@@ -480,6 +489,7 @@ def resume(
             now,
             decision,
             answered,
+            routed=routed,
             iteration=asked.iteration,
         )
         if again is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from tickrail.sdk.drift import drift_message
 from tickrail.sdk.errors import ConfigurationError
 from tickrail.sdk.graph import AgentGraph
 from tickrail.sdk.loading import load_graph
@@ -22,7 +23,8 @@ def graph_label(target: str) -> str:
 
 def load_recorded_graph(started: pb.LifetimeStarted, override: str | None) -> AgentGraph:
     """The graph a lifetime was started with (or ``override``), checked to be the
-    same graph id and version: running a lifetime on other code is refused."""
+    same graph id, version and structure: running a lifetime on other code is
+    refused, naming what changed."""
     target = override or started.labels.get(GRAPH_LABEL)
     if not target:
         raise ConfigurationError("the lifetime does not record its graph; pass --graph")
@@ -32,6 +34,9 @@ def load_recorded_graph(started: pb.LifetimeStarted, override: str | None) -> Ag
             f"{target} is {graph.graph_id}@{graph.version}, but the lifetime runs "
             f"{started.graph.graph_id}@{started.graph.version}"
         )
+    drift = drift_message(started.graph, graph.spec)
+    if drift:
+        raise ConfigurationError(f"{target}: {drift}")
     return graph
 
 

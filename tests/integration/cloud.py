@@ -24,6 +24,8 @@ GRAPHS = [
     str(EXAMPLES / "parallel_tools.py"),
     str(Path(__file__).with_name("big_result.py")),
     str(EXAMPLES / "human_review.py"),
+    str(EXAMPLES / "seed_coding_agent.py"),
+    str(EXAMPLES / "llm_compiler.py"),
 ]
 
 

@@ -3,6 +3,7 @@ S3 and Redis, producing the same records as the embedded profile."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -11,7 +12,9 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.seed_agent import APP, EXAMPLE, REJECT, STORAGE, drive
 from tests.services import random_name
+from tests.unit.test_seed_coding_agent import check_the_diagram_ran_as_drawn
 from tickrail.adapters import open_blob_store, open_store
 from tickrail.sdk import load_graph
 from tickrail.sdk._payload import read_bytes
@@ -57,7 +60,7 @@ async def embedded_shape(tmp_path: Path, graph_path: str) -> Any:
     return shape(*await recorded(settings, final.lifetime_id))
 
 
-@pytest.mark.parametrize("example", ["coding_agent.py", "parallel_tools.py"])
+@pytest.mark.parametrize("example", ["coding_agent.py", "parallel_tools.py", "llm_compiler.py"])
 async def test_examples_on_separate_processes_match_the_embedded_run(
     example: str, deployment: Deployment, tmp_path: Path
 ) -> None:
@@ -166,3 +169,49 @@ async def test_answer_both_prompts_then_fork_follows_the_fork_not_its_copied_his
     for checked in (lifetime_id, fork["lifetime_id"]):
         replay = cli(deployment.config, "replay", checked)
         assert replay.returncode == 0 and replay.stdout.startswith("OK"), replay.stdout
+def test_the_seed_coding_agent_runs_as_drawn_on_separate_processes(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    config = deployment.config
+    started = cli(
+        config, "run", str(EXAMPLE), "--input", '{"app": "todo list"}', "--json", "--quiet"
+    )
+    assert started.returncode == 3, started.stderr + started.stdout
+    lifetime_id = json.loads(started.stdout)["lifetime_id"]
+    settings = Settings(**yaml.safe_load(config.read_text())).resolved()
+
+    def resume(exec_id: str, reply: str) -> int:
+        args = ["lifetimes", "resume", lifetime_id, "--exec", exec_id, "--input", reply]
+        done = cli(config, *args, "--json", "--quiet")
+        assert done.returncode in (0, 3), done.stderr
+        return done.returncode
+
+    answered = drive(settings.store_url, lifetime_id, resume)
+    assert [a for _, a in answered] == [APP, STORAGE, REJECT, "accept"]
+    events, executions = asyncio.run(recorded(settings, lifetime_id))
+    check_the_diagram_ran_as_drawn(events, executions)
+    replay = cli(config, "replay", lifetime_id, "--json")
+    assert replay.returncode == 0 and json.loads(replay.stdout)["ok"], replay.stdout
+
+    # fork at candidate 1's failed validation with an edited, passing result
+    first = next(e for e in executions if e.task.header.name == "validate_1")
+    report = json.loads(first.task.result.output.inline)
+    edited = tmp_path / "passed.json"
+    edited.write_text(json.dumps({**report, "passed": True, "issues": []}))
+    forked = cli(
+        config,
+        "fork",
+        lifetime_id,
+        "--from",
+        first.task.header.exec_id,
+        "--result",
+        str(edited),
+        "--json",
+        "--quiet",
+    )
+    assert forked.returncode == 3, forked.stderr + forked.stdout
+    fork_id = json.loads(forked.stdout)["lifetime_id"]
+    _, fork_execs = asyncio.run(recorded(settings, fork_id))
+    edited_exec = first.task.header.exec_id.replace(lifetime_id, fork_id)
+    after = [e.plan for e in fork_execs if edited_exec in e.plan.header.parent_exec_ids]
+    assert [list(p.result.next_task_names) for p in after] == [["human_accept_reject"]]

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from tickrail.sdk.errors import ConfigurationError, DefinitionError, GraphValidationError
-from tickrail.sdk.graph import AgentGraph, Edge, EdgeKind
+from tickrail.sdk.graph import DEFAULT_MAX_FANOUT, AgentGraph, Edge, EdgeKind
 from tickrail.sdk.node import Plan, Task
 
 _GRAPH_FIELDS = {
@@ -24,6 +24,7 @@ _GRAPH_FIELDS = {
     "edges",
     "max_iterations",
     "max_steps",
+    "max_fanout",
 }
 _NODE_FIELDS = {"name", "impl", "with"}
 _EDGE_FIELDS = {"from", "to", "kind"}
@@ -145,6 +146,7 @@ def load_yaml_graph(path: Path) -> AgentGraph:
             edges=edges,
             max_iterations=int(value.get("max_iterations", 100)),
             max_steps=int(value.get("max_steps", 10_000)),
+            max_fanout=int(value.get("max_fanout", DEFAULT_MAX_FANOUT)),
             source=str(path),
             locations=locations,
         )

@@ -24,9 +24,11 @@ class Send:
 
     ``input`` is the Task's ``ctx.input`` (default: the Plan's own input).
     ``id`` names this run within the Plan's choice; ``after`` lists the ids of
-    other sends in the same choice that must succeed first. The control plane
+    other sends in the same choice that must finish first. The control plane
     starts this run as soon as they have, and the Task sees their results in
-    ``ctx.upstream`` (and by id in ``ctx.deps``).
+    ``ctx.upstream`` (in ``after`` order) and by id in ``ctx.deps``. A failed
+    dependency fails the lifetime, unless its Task has ``continue_on_failure``:
+    then this run still starts and sees it with ``ok=False``.
     """
 
     task: str

@@ -281,6 +281,13 @@ def _send_done(
     return send_id
 
 
+def _rekey_send(state: LifetimeState, asked: pb.NodeInput, input_id: str) -> None:
+    """A send others wait for is re-run under a new input id (a question answered)."""
+    dag = state.dags.get(asked.branch[-1].fanout_id) if asked.branch else None
+    if dag is not None and asked.input_id in dag.inputs:
+        dag.inputs[input_id] = dag.inputs.pop(asked.input_id)
+
+
 def _release(
     state: LifetimeState, fanout_id: str, now: float, decision: Decision, routed: pb.LifetimeEvent
 ) -> None:
@@ -498,6 +505,7 @@ def resume(
             again.human_input.CopyFrom(command.human_input)
             again.answers_exec_id = answered
             again.from_node, again.from_exec_id = asked.from_node, asked.from_exec_id
+            _rekey_send(state, asked, again.input_id)
         state.sync_status()
         return decision
     if not state.held:

@@ -252,3 +252,49 @@ async def test_one_mapped_branch_asks_a_person_the_others_go_on(tmp_path: Path) 
         refined = await rt.wait(forked, timeout=30)
         assert refined.WhichOneof("kind") == "completed", refined
         assert (await read_value(refined.completed.output, None))[2] == {"item": "edited"}
+
+
+class AskFirst(Plan):
+    name = "ask_first"
+
+    async def plan(self, ctx: PlanContext) -> Next:
+        from tickrail.sdk import Send
+
+        return Next(
+            [
+                Send("ask", 2, id="question"),
+                Send("ask", 1, id="after_answer", after=["question"]),
+            ]
+        )
+
+
+async def test_a_dag_dependency_that_asks_a_person_releases_its_dependents_once_answered(
+    tmp_path: Path,
+) -> None:
+    graph = AgentGraph(
+        "dag_ask",
+        version="1.0.0",
+        entry="ask_first",
+        nodes=[AskFirst(), MaybeAsk(), Total()],
+        edges=[parallel("ask_first", ["ask"]), join(["ask"], "total"), final("total")],
+    )
+    async with Runtime(Settings(profile="test", home=str(tmp_path)), [graph]) as rt:
+        lifetime_id = await rt.start_lifetime(graph)
+        paused = await rt.wait(lifetime_id, timeout=30)
+        assert paused.WhichOneof("kind") == "paused", paused
+        rt.rearm(lifetime_id)
+        await rt.send(
+            pb.LifetimeCommand(
+                command_id="answer",
+                lifetime_id=lifetime_id,
+                tenant_id="default",
+                resume=pb.LifetimeResumed(human_input=encode("ok"), exec_id=paused.paused.exec_id),
+            )
+        )
+        done = await rt.wait(lifetime_id, timeout=30)
+        assert done.WhichOneof("kind") == "completed", done
+        assert await read_value(done.completed.output, None) == [
+            {"item": 2, "answer": "ok"},
+            {"item": 1},
+        ]
+        assert (await replay_lifetime(rt.store, lifetime_id)).ok

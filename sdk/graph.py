@@ -93,7 +93,9 @@ class AgentGraph:
                    join(["search", "summarize"], "answer_plan"), ...],
         )
 
-    ``max_iterations`` caps how often one node may run in a lifetime and
+    ``max_iterations`` caps how often one node may run along one branch of a
+    lifetime (the branches of a fan-out count apart; a JOIN carries on the
+    most any branch reached) and
     ``max_steps`` how many nodes a lifetime may dispatch; crossing either
     aborts the lifetime (a runaway loop). ``max_fanout`` caps how many Task
     runs one Plan execution may start (``Next.map`` over a longer list is

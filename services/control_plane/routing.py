@@ -9,6 +9,7 @@ the inputs (event ids and input ids are derived, never random); only the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -16,7 +17,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from tickrail.sdk.choice import choice_problem, sends_of
 from tickrail.sdk.pb import envelope_pb2 as pb
 
-from .state import FINAL_STATUSES, Dag, HeldSend, LifetimeState, index_graph
+from .state import FINAL_STATUSES, BranchPath, Dag, HeldSend, LifetimeState, index_graph
 
 REJECT, PAUSE, ABORT = "REJECT_EXECUTION", "PAUSE_LIFETIME", "ABORT_LIFETIME"
 _SEVERITY = {REJECT: 1, PAUSE: 2, ABORT: 3}
@@ -309,7 +310,6 @@ def _release(
             decision,
             held.plan_exec_id,
             routed=routed,
-            iteration=held.iteration,
             source=held.plan,
         )
         if node_input is None:
@@ -349,6 +349,7 @@ def _arrive_at_join(
         routed.routed.note = f"waiting at {target!r}: {len(arrived)} of {frame.width} branches"
         return routed
     del state.joins[key]
+    _fold_iterations(state, list(header.branch[:-1]), frame.fanout_id)
     results = [arrived[i] for i in sorted(arrived)]
     _dispatch(
         state,
@@ -402,18 +403,12 @@ def _route_plan(
     routed = _routed(state, header, now, edge=edges[sends[0].task])
     decision.events.append(routed)
     dag = Dag() if any(s.after for s in sends) else None
-    rounds: dict[str, int] = {}  # a mapped Task's runs are one iteration of it
     for index, send in enumerate(sends):
         branch = list(header.branch)
         if fan_out:
             branch.append(pb.BranchFrame(fanout_id=header.input_id, index=index, width=len(sends)))
-        again = rounds.get(send.task)
         if dag is not None and send.after:
-            iteration = again if again is not None else state.iterations.get(send.task, 0) + 1
-            if again is None:
-                state.iterations[send.task] = iteration
-            rounds[send.task] = iteration
-            dag.held[index] = HeldSend(send, branch, iteration, name, header.exec_id)
+            dag.held[index] = HeldSend(send, branch, name, header.exec_id)
             continue
         node_input = _dispatch(
             state,
@@ -425,12 +420,10 @@ def _route_plan(
             decision,
             header.exec_id,
             routed=routed,
-            iteration=again,
             source=name,
         )
         if node_input is None:
             return
-        rounds[send.task] = node_input.iteration
         node_input.input.CopyFrom(send.input)
         if dag is not None:
             dag.inputs[node_input.input_id] = send.id
@@ -553,7 +546,7 @@ def _dispatch(
     """
     spec = state.graph.spec
     again = iteration is not None
-    iteration = iteration if iteration is not None else state.iterations.get(name, 0) + 1
+    iteration = iteration if iteration is not None else _iteration_so_far(state, name, branch) + 1
     if iteration > spec.max_iterations or state.steps + 1 > spec.max_steps:
         rule, limit, seen = (
             ("graph.max_iterations", spec.max_iterations, iteration)
@@ -573,7 +566,7 @@ def _dispatch(
         _terminate(state, decision, now, cause, aborted=verdict.message)
         return None
     if not again:
-        state.iterations[name] = iteration
+        state.iterations[(name, _path(branch))] = iteration
     state.steps += 1
     input_id = f"{state.lifetime_id}.{state.next_step}"
     state.next_step += 1
@@ -611,6 +604,32 @@ def _dispatch(
     state.pending[input_id] = node_input
     decision.dispatch.append(node_input)
     return node_input
+
+
+def _path(branch: Sequence[pb.BranchFrame]) -> BranchPath:
+    return tuple((f.fanout_id, f.index) for f in branch)
+
+
+def _iteration_so_far(state: LifetimeState, name: str, branch: Sequence[pb.BranchFrame]) -> int:
+    """How often ``name`` ran along this branch: in it, and in the branches it came from.
+
+    Sibling branches of a fan-out count apart, so mapping one Task over N
+    inputs makes N runs of one iteration (of it and of the nodes after it in
+    each branch), and ``max_iterations`` still catches a loop inside a branch.
+    """
+    path = _path(branch)
+    return max(state.iterations.get((name, path[:k]), 0) for k in range(len(path) + 1))
+
+
+def _fold_iterations(state: LifetimeState, parent: list[pb.BranchFrame], fanout_id: str) -> None:
+    """A fan-out joined: its branches' counts become the parent's (the most any reached)."""
+    base = _path(parent)
+    depth = len(base)
+    for key in [k for k in state.iterations if len(k[1]) > depth]:
+        name, path = key
+        if path[:depth] == base and path[depth][0] == fanout_id:
+            count = state.iterations.pop(key)
+            state.iterations[(name, base)] = max(state.iterations.get((name, base), 0), count)
 
 
 def _routed(

@@ -56,13 +56,16 @@ def _index(raw: bytes) -> GraphIndex:
     )
 
 
+#: A branch's place in nested fan-outs: (fan-out id, index) per frame, outermost first.
+BranchPath = tuple[tuple[str, int], ...]
+
+
 @dataclass(slots=True)
 class HeldSend:
     """A Task run of a Plan's choice that waits for other runs of it (``after``)."""
 
     send: pb.TaskSend
     branch: list[pb.BranchFrame]
-    iteration: int
     plan: str
     plan_exec_id: str
 
@@ -89,7 +92,8 @@ class LifetimeState:
     status: int = pb.LIFETIME_STATUS_RUNNING
     next_step: int = 1
     steps: int = 0
-    iterations: dict[str, int] = field(default_factory=dict)
+    #: (node, branch path) -> iterations of the node in that branch (see routing)
+    iterations: dict[tuple[str, BranchPath], int] = field(default_factory=dict)
     #: executions the control plane has judged (a redelivered ref is ignored)
     seen: set[str] = field(default_factory=set)
     #: dispatched inputs whose final execution has not been routed yet

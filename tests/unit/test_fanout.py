@@ -340,3 +340,116 @@ def test_pool_must_be_thread_or_process() -> None:
 
             def run(self, ctx: TaskContext) -> None:
                 return None
+
+
+# ---- iterations count per branch ---------------------------------------------
+
+
+class Judge(Plan):
+    """Per branch: loops ``again`` while the item says so, then hands in ``done``."""
+
+    name = "judge"
+
+    async def plan(self, ctx: PlanContext) -> Next:
+        value = ctx.input
+        if value.get("loops", 0) > 0:
+            return Next({"again": dict(value, loops=value["loops"] - 1)})
+        return Next({"done": value})
+
+
+class Again(Task):
+    name = "again"
+
+    async def run(self, ctx: TaskContext) -> Any:
+        return ctx.input
+
+
+class Done(Task):
+    name = "done"
+
+    async def run(self, ctx: TaskContext) -> Any:
+        return {"item": ctx.input["item"], "judged": ctx.iteration}
+
+
+class Spread(Plan):
+    name = "spread"
+
+    async def plan(self, ctx: PlanContext) -> Next:
+        return Next.map(
+            "again", [{"item": i, "loops": ctx.input["loops"]} for i in range(ctx.input["n"])]
+        )
+
+
+def branch_graph(max_iterations: int = 100) -> AgentGraph:
+    return AgentGraph(
+        "branches",
+        version="1.0.0",
+        entry="spread",
+        nodes=[Spread(), Again(), Judge(), Done(), Collect()],
+        edges=[
+            parallel("spread", ["again"]),
+            normal("again", "judge"),
+            normal("judge", "again"),
+            normal("judge", "done"),
+            join(["done"], "collect"),
+            final("collect"),
+        ],
+        max_iterations=max_iterations,
+        max_fanout=300,
+    )
+
+
+async def test_nodes_after_a_wide_map_count_their_iterations_per_branch(tmp_path: Path) -> None:
+    # 200 branches, each judged once: far over max_iterations=100 in all, 1 per branch
+    done, envelopes, _ = await run(tmp_path, branch_graph(), {"n": 200, "loops": 0})
+    assert done.WhichOneof("kind") == "completed", done
+    output = await read_value(done.completed.output, None)
+    assert output == [{"item": i, "judged": 1} for i in range(200)]
+    judged = [header(e).iteration for e in envelopes if header(e).name == "judge"]
+    assert len(judged) == 200 and set(judged) == {1}
+
+
+async def test_a_loop_inside_one_branch_still_hits_max_iterations(tmp_path: Path) -> None:
+    done, _, _ = await run(tmp_path, branch_graph(max_iterations=3), {"n": 2, "loops": 5})
+    assert done.WhichOneof("kind") == "aborted"
+    assert "past the graph's max_iterations cap of 3" in done.aborted.reason
+
+
+class TwoRounds(Plan):
+    """Joins a mapped round; maps once more, then finishes with both rounds' iterations."""
+
+    name = "rounds"
+
+    async def plan(self, ctx: PlanContext) -> Next | Finish:
+        if ctx.iteration == 1:
+            return Next.map("tool", [u.value["item"] for u in ctx.upstream])
+        return Finish([u.value for u in ctx.upstream])
+
+
+class Counted(Task):
+    name = "tool"
+
+    async def run(self, ctx: TaskContext) -> Any:
+        return {"item": ctx.input, "iteration": ctx.iteration}
+
+
+async def test_after_a_join_the_next_round_of_a_mapped_task_is_its_next_iteration(
+    tmp_path: Path,
+) -> None:
+    graph = AgentGraph(
+        "rounds",
+        version="1.0.0",
+        entry="fan",
+        nodes=[Fan(), Counted(), TwoRounds()],
+        edges=[
+            parallel("fan", ["tool"]),
+            parallel("rounds", ["tool"]),
+            join(["tool"], "rounds"),
+            final("rounds"),
+        ],
+    )
+    done, _, _ = await run(tmp_path, graph, {"items": ["a", "b"]})
+    assert await read_value(done.completed.output, None) == [
+        {"item": "a", "iteration": 2},
+        {"item": "b", "iteration": 2},
+    ]

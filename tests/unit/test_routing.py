@@ -131,9 +131,9 @@ def test_loop_counts_iterations_and_the_cap_aborts_a_runaway() -> None:
     node = d.dispatch[0]
     for _ in range(2):
         (step,) = route(state, plan_done(node, "step"), [], NOW).dispatch
-        assert step.iteration == state.iterations["step"]
+        assert step.iteration == state.iterations[("step", ())]
         (node,) = route(state, task_done(step, {"count": 0}), [], NOW).dispatch
-        assert node.iteration == state.iterations["loop"]
+        assert node.iteration == state.iterations[("loop", ())]
     (step,) = route(state, plan_done(node, "step"), [], NOW).dispatch
     d = route(state, task_done(step, {"count": 0}), [], NOW)  # 'loop' would run a 4th time
     assert d.dispatch == []

@@ -14,6 +14,7 @@ import hashlib
 
 from tickrail.sdk.pb import envelope_pb2 as pb
 
+_DEFAULT_MAX_FANOUT = 256  # AgentGraph's default (sdk/graph.py imports this module)
 _EDGE = {v: k.removeprefix("EDGE_KIND_") for k, v in pb.EdgeKind.items()}
 _KIND = {pb.NODE_KIND_TASK: "Task", pb.NODE_KIND_PLAN: "Plan"}
 
@@ -24,6 +25,7 @@ def _structure(spec: pb.GraphSpec) -> pb.GraphSpec:
     copy.CopyFrom(spec)
     for node in copy.nodes:
         node.ClearField("impl")
+    copy.max_fanout = copy.max_fanout or _DEFAULT_MAX_FANOUT  # unset means the default
     return copy
 
 
@@ -38,6 +40,7 @@ def graph_differences(recorded: pb.GraphSpec, code: pb.GraphSpec) -> list[str]:
     out: list[str] = []
     if recorded.entry != code.entry:
         out.append(f"entry is {code.entry!r} in the code but {recorded.entry!r} in the record")
+    recorded, code = _structure(recorded), _structure(code)
     for name in ("max_iterations", "max_steps", "max_fanout"):
         was, now = getattr(recorded, name), getattr(code, name)
         if was != now:

@@ -15,7 +15,7 @@ from typing import Any
 from tickrail.sdk._payload import JSON
 from tickrail.sdk.errors import DefinitionError
 from tickrail.sdk.errors import InvalidArgumentError as InvalidArgument
-from tickrail.sdk.graph import AgentGraph, Edge, EdgeKind
+from tickrail.sdk.graph import DEFAULT_MAX_FANOUT, AgentGraph, Edge, EdgeKind
 from tickrail.sdk.node import NAME_PATTERN, Plan, Task
 from tickrail.sdk.pb import envelope_pb2 as pb
 
@@ -83,6 +83,7 @@ def check_graph_spec(spec: pb.GraphSpec, field: str = "graph") -> None:
                 edges=edges,
                 max_iterations=spec.max_iterations,
                 max_steps=spec.max_steps,
+                max_fanout=spec.max_fanout or DEFAULT_MAX_FANOUT,
             )
         except DefinitionError as exc:
             problems.extend(exc.problems)

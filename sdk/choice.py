@@ -13,8 +13,9 @@ from collections.abc import Mapping, Sequence
 from tickrail.sdk.decision import Send, check_sends
 from tickrail.sdk.pb import envelope_pb2 as pb
 
-#: What an old record (before max_fanout existed) is capped at.
-FALLBACK_MAX_FANOUT = 256
+#: The default cap on how many Task runs one Plan execution may start (also
+#: what a spec without ``max_fanout``, such as an old record, is capped at).
+DEFAULT_MAX_FANOUT = 256
 
 
 def sends_of(result: pb.PlanResult) -> list[pb.TaskSend]:

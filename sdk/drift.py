@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import hashlib
 
+from tickrail.sdk.choice import DEFAULT_MAX_FANOUT
 from tickrail.sdk.pb import envelope_pb2 as pb
 
-_DEFAULT_MAX_FANOUT = 256  # AgentGraph's default (sdk/graph.py imports this module)
 _EDGE = {v: k.removeprefix("EDGE_KIND_") for k, v in pb.EdgeKind.items()}
 _KIND = {pb.NODE_KIND_TASK: "Task", pb.NODE_KIND_PLAN: "Plan"}
 
@@ -25,7 +25,7 @@ def _structure(spec: pb.GraphSpec) -> pb.GraphSpec:
     copy.CopyFrom(spec)
     for node in copy.nodes:
         node.ClearField("impl")
-    copy.max_fanout = copy.max_fanout or _DEFAULT_MAX_FANOUT  # unset means the default
+    copy.max_fanout = copy.max_fanout or DEFAULT_MAX_FANOUT  # unset means the default
     return copy
 
 

@@ -26,6 +26,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from tickrail.sdk.choice import DEFAULT_MAX_FANOUT
 from tickrail.sdk.drift import graph_digest
 from tickrail.sdk.errors import GraphValidationError
 from tickrail.sdk.node import NAME_PATTERN, Plan, Task
@@ -76,9 +77,6 @@ def final(source: str) -> Edge:
 
 
 EdgeLike = Edge | Iterable[Edge]
-
-#: The default cap on how many Tasks one Plan execution may dispatch.
-DEFAULT_MAX_FANOUT = 256
 
 
 class AgentGraph:

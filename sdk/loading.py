@@ -10,8 +10,9 @@ from typing import Any
 
 import yaml
 
+from tickrail.sdk.choice import DEFAULT_MAX_FANOUT
 from tickrail.sdk.errors import ConfigurationError, DefinitionError, GraphValidationError
-from tickrail.sdk.graph import DEFAULT_MAX_FANOUT, AgentGraph, Edge, EdgeKind
+from tickrail.sdk.graph import AgentGraph, Edge, EdgeKind
 from tickrail.sdk.node import Plan, Task
 
 _GRAPH_FIELDS = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from tickrail.sdk.choice import FALLBACK_MAX_FANOUT
+from tickrail.sdk.choice import DEFAULT_MAX_FANOUT
 from tickrail.sdk.drift import graph_digest
 from tickrail.sdk.pb import envelope_pb2 as pb
 
@@ -52,7 +52,7 @@ def _index(raw: bytes) -> GraphIndex:
         out=out,
         finals=frozenset(finals),
         digest=graph_digest(spec),
-        max_fanout=spec.max_fanout or FALLBACK_MAX_FANOUT,
+        max_fanout=spec.max_fanout or DEFAULT_MAX_FANOUT,
     )
 
 

@@ -13,9 +13,11 @@ import re
 from typing import Any
 
 from tickrail.sdk._payload import JSON
+from tickrail.sdk.choice import DEFAULT_MAX_FANOUT
 from tickrail.sdk.errors import DefinitionError
 from tickrail.sdk.errors import InvalidArgumentError as InvalidArgument
-from tickrail.sdk.graph import DEFAULT_MAX_FANOUT, AgentGraph, Edge, EdgeKind
+from tickrail.sdk.choice import DEFAULT_MAX_FANOUT
+from tickrail.sdk.graph import AgentGraph, Edge, EdgeKind
 from tickrail.sdk.node import NAME_PATTERN, Plan, Task
 from tickrail.sdk.pb import envelope_pb2 as pb
 

@@ -16,7 +16,6 @@ from tickrail.sdk._payload import JSON
 from tickrail.sdk.choice import DEFAULT_MAX_FANOUT
 from tickrail.sdk.errors import DefinitionError
 from tickrail.sdk.errors import InvalidArgumentError as InvalidArgument
-from tickrail.sdk.choice import DEFAULT_MAX_FANOUT
 from tickrail.sdk.graph import AgentGraph, Edge, EdgeKind
 from tickrail.sdk.node import NAME_PATTERN, Plan, Task
 from tickrail.sdk.pb import envelope_pb2 as pb

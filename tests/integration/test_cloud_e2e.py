@@ -170,6 +170,8 @@ async def test_answer_both_prompts_then_fork_follows_the_fork_not_its_copied_his
     for checked in (lifetime_id, fork["lifetime_id"]):
         replay = cli(deployment.config, "replay", checked)
         assert replay.returncode == 0 and replay.stdout.startswith("OK"), replay.stdout
+
+
 def test_the_seed_coding_agent_runs_as_drawn_on_separate_processes(
     deployment: Deployment, tmp_path: Path
 ) -> None:

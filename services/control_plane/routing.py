@@ -727,6 +727,9 @@ def _note_idle(state: LifetimeState, decision: Decision, now: float, cause: str)
 def _fail_if_stalled(state: LifetimeState, decision: Decision, now: float, cause: str) -> None:
     if state.status == pb.LIFETIME_STATUS_RUNNING and not state.pending and not state.deferred:
         waiting = ", ".join(f"{plan!r}" for _, plan in state.joins) or "nothing"
+        held = [h.send.id or h.send.task for dag in state.dags.values() for h in dag.held.values()]
+        if held:  # e.g. a dependency's result was rejected by a guardrail
+            waiting += f"; sends {', '.join(map(repr, held))} wait for runs that will not finish"
         _terminate(
             state,
             decision,

@@ -453,3 +453,19 @@ async def test_after_a_join_the_next_round_of_a_mapped_task_is_its_next_iteratio
         {"item": "a", "iteration": 2},
         {"item": "b", "iteration": 2},
     ]
+
+
+async def test_a_dependency_rejected_by_a_guardrail_fails_the_lifetime_naming_its_dependents(
+    tmp_path: Path,
+) -> None:
+    policy = tmp_path / "reject.yaml"
+    policy.write_text(
+        "apiVersion: tickrail/v1\nkind: GuardrailPolicy\nrules:\n"
+        "  - name: no-fast\n    scope: execution\n"
+        '    condition: execution.kind == "task" && execution.branch_index == 1\n'
+        "    action: REJECT_EXECUTION\n"
+    )
+    done, _, _ = await run(tmp_path, dag_graph(), None, policies=[str(policy)])
+    assert done.WhichOneof("kind") == "failed"
+    reason = done.failed.reason
+    assert "sends 'after_fast', 'after_both' wait for runs that will not finish" in reason

@@ -31,6 +31,7 @@ from tickrail.services.config import Settings, load_settings
 from tickrail.services.lifecycle import Purpose, ServerOptions, Session, open_session
 from tickrail.services.lifecycle._graphs import GRAPH_LABEL, graph_label, load_recorded_graph
 from tickrail.services.lifecycle.owner import StateLock, read_owner
+from tickrail.services.lifecycle.stops import StopWatch
 from tickrail.services.process import serve
 
 from . import render
@@ -42,7 +43,6 @@ EXIT_CODES: dict[int, int] = {
 }
 #: ``run --timeout`` passed: the lifetime was aborted with reason ``timeout``.
 EXIT_TIMEOUT = 4
-STOPPING = {"completed", "failed", "aborted", "paused"}
 TERMINAL = {"completed", "failed", "aborted"}
 #: How long an aborted (timed-out) lifetime gets to record its end.
 ABORT_WAIT_S = 30.0
@@ -108,10 +108,12 @@ def _session(
 async def _follow(
     client: TickrailClient, lifetime_id: str, progress: Progress, *, after_seq: int = 0
 ) -> pb.LifetimeEvent | None:
-    """Print the lifetime's events until it stops (ends or pauses); return that event."""
+    """Print the lifetime's events until it stops (ends, is held, or can only wait
+    for a person: see ``StopWatch``); return that event."""
+    stops = StopWatch()
     async for event in client.watch(lifetime_id, after_seq=after_seq):
         progress.on_event(event)
-        if event.WhichOneof("kind") in STOPPING:
+        if stops.stops(event):
             return event
     return None
 

@@ -141,6 +141,9 @@ def route(
         return decision
     if header.status == pb.EXECUTION_STATUS_WAITING:
         _park(state, execution, now, decision)
+        # The last running branch asking a person leaves nothing to run: say so,
+        # as when a branch finishes while the others wait.
+        _note_idle(state, decision, now, header.exec_id)
         return decision
     if state.held:
         if not _is_deferred(state, header.exec_id):

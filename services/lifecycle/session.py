@@ -41,10 +41,10 @@ from ._graphs import resolve_from_labels
 from .local import local_client
 from .owner import StateLock, describe, orphaned_graphs, owner_info, read_owner, socket_path
 from .service import LifecycleService
+from .stops import StopWatch
 
 log = logging.getLogger("tickrail.owner")
 
-STOPPING = {"completed", "failed", "aborted", "paused"}
 #: How long a command waits for a busy state directory (an owner starting, or a
 #: reader holding the lock) before giving up with the owner named.
 OWNER_WAIT_S = 30.0
@@ -74,15 +74,19 @@ class Owner:
     service: LifecycleService
     active: set[str] = field(default_factory=set)  # lifetimes running through this owner
     recovered: list[str] = field(default_factory=list)
+    _watches: dict[str, StopWatch] = field(default_factory=dict)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def started(self, lifetime_id: str) -> None:
         self.active.add(lifetime_id)
+        self._watches[lifetime_id] = StopWatch()
         self._changed.set()
 
     def on_event(self, event: pb.LifetimeEvent) -> None:
-        if event.WhichOneof("kind") in STOPPING and event.lifetime_id in self.active:
+        watch = self._watches.get(event.lifetime_id)
+        if watch is not None and watch.stops(event):
             self.active.discard(event.lifetime_id)
+            del self._watches[event.lifetime_id]
             self._changed.set()
 
     async def until_idle(self, idle_s: float = 0.0) -> None:

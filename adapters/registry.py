@@ -12,6 +12,7 @@ import importlib
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from tickrail.sdk._install import install_command
 from tickrail.sdk.errors import ConfigurationError
 
 from .blob.base import BlobStore
@@ -54,7 +55,7 @@ def _open(kind: str, table: dict[str, tuple[str, str | None]], url: str, options
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        hint = f"; install it with: pip install 'tickrail[{extra}]'" if extra else ""
+        hint = f"; install it with: {install_command(extra)}" if extra else ""
         raise ConfigurationError(
             f"{kind} URL {url!r} needs a driver that is not installed ({exc.name}){hint}"
         ) from exc

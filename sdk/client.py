@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Protocol, Self, TypeVar
 
+import grpc
 from google.protobuf.message import Message
 
 from tickrail.sdk import errors as _errors
@@ -51,13 +52,6 @@ from tickrail.sdk.errors import (
 from tickrail.sdk.graph import AgentGraph
 from tickrail.sdk.pb import envelope_pb2 as pb
 from tickrail.sdk.pb import lifecycle_pb2 as api
-
-try:
-    import grpc
-except ImportError as exc:  # pragma: no cover - depends on the installed extras
-    raise ConfigurationError(
-        "tickrail.sdk.client needs grpcio: pip install 'tickrail[grpc]'"
-    ) from exc
 
 _ResponseT = TypeVar("_ResponseT", bound=Message)
 _SERVICE = "/tickrail.v1.LifecycleService/"

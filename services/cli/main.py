@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tickrail.sdk._install import install_command
 from tickrail.sdk.errors import TickrailError
 
 from . import commands
@@ -32,9 +33,6 @@ EXIT_HELP = """exit codes:
 
 # Optional drivers and the extra that installs each (adapters say the same for URLs).
 _EXTRAS = {
-    "grpc": "grpc",
-    "grpc_reflection": "grpc",
-    "grpc_health": "grpc",
     "aiokafka": "kafka",
     "asyncpg": "postgres",
     "boto3": "s3",
@@ -332,8 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if extra is None:
             raise
         print(
-            f"tickrail: this needs the optional {exc.name!r} package: "
-            f"pip install 'tickrail[{extra}]'",
+            f"tickrail: this needs the optional {exc.name!r} package: {install_command(extra)}",
             file=sys.stderr,
         )
         return EXIT_USAGE

@@ -104,6 +104,19 @@ def test_unknown_url_schemes_and_missing_drivers_are_explained() -> None:
         open_store("mongodb://x")
 
 
+def test_a_missing_driver_names_the_install_command_of_this_checkout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tickrail.adapters import open_store
+
+    monkeypatch.setitem(sys.modules, "asyncpg", None)  # as if it were not installed
+    monkeypatch.delitem(sys.modules, "tickrail.adapters.store.postgres", raising=False)
+    with pytest.raises(ConfigurationError) as missing:
+        open_store("postgresql://localhost/x")
+    # installed with `pip install -e .` from this checkout: the hint says so
+    assert f"pip install -e '{ROOT}[postgres]'" in str(missing.value)
+
+
 def test_the_embedded_cli_paths_never_import_optional_drivers() -> None:
     # run, lifetimes, usage, replay and policies must work with only the core install
     # (gRPC is core: the embedded owner's socket speaks the lifecycle API)

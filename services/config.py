@@ -81,6 +81,10 @@ class Settings:
     executor_serves: str = "all"
     """What an executor process runs: all, tasks or plans (to scale them apart)."""
 
+    dispatch_secret_env: str = "TICKRAIL_DISPATCH_SECRET"
+    """Name of the environment variable holding the secret that signs dispatched inputs
+    (required by the cloud profile; the embedded one keeps its own in ``home``)."""
+
     http_port: int = 8080
     """Port of a role process's /healthz, /readyz and /metrics (0: any free port)."""
 

@@ -35,6 +35,7 @@ from tickrail.sdk.pb import envelope_pb2 as pb
 from tickrail.services.config import Settings
 from tickrail.services.control_plane.service import ControlPlane, Guard
 from tickrail.services.data_plane.service import DataPlane
+from tickrail.services.dispatch import DispatchSigner, load_signer
 from tickrail.services.executor.worker import Executor
 from tickrail.services.topics import Topics
 
@@ -90,6 +91,7 @@ class Runtime:
         self.blobs: BlobStore
         self.kv: KVStore
         self.control_plane: ControlPlane | None = None
+        self._signer: DispatchSigner | None = None
         self._guardrails: Guardrails | None = None
         self.started = False
 
@@ -124,6 +126,14 @@ class Runtime:
                 f"bus's max_message_bytes {limit}: set offload_threshold <= {limit - headroom} "
                 "so large results go to the blob store instead of the bus"
             )
+
+    @property
+    def signer(self) -> DispatchSigner:
+        """Signs the inputs this process dispatches (loaded on first use)."""
+        if self._signer is None:
+            s = self.settings
+            self._signer = load_signer(s.dispatch_secret_env, s.profile, s.home)
+        return self._signer
 
     def alive(self) -> bool:
         """Every role is still running (for readiness probes)."""
@@ -160,6 +170,7 @@ class Runtime:
                 self.bus,
                 self.store,
                 self.topics,
+                signer=self.signer,
                 guard=self._guard or self._policy_guard(),
                 group=self.topics.group("control-plane"),
                 observe=self._observe if direct and self.watch else None,
@@ -175,6 +186,7 @@ class Runtime:
                 self.store,
                 self.blobs,
                 self.topics,
+                signer=self.signer,
                 offload_threshold=s.offload_threshold,
                 group=self.topics.group("data-plane"),
                 downstream=plane if direct and plane is not None else None,

@@ -77,6 +77,13 @@ class Topics:
 
 def decode(message_type: type[ProtoMessageT], message: Message) -> ProtoMessageT:
     """Parse ``message.value`` or raise EnvelopeError naming the topic and offset."""
+    if not message.value:
+        # Protobuf parses zero bytes as a message with every field empty; that is
+        # never something a tickrail role sent.
+        raise EnvelopeError(
+            f"empty {message_type.__name__} on {message.topic} "
+            f"(partition {message.partition}, offset {message.offset})"
+        )
     try:
         parsed: ProtoMessageT = message_type.FromString(message.value)
         return parsed
@@ -99,13 +106,18 @@ def _varint(value: int) -> bytes:
             return bytes(out)
 
 
-def encode_ref(seq: int, duplicate: bool, envelope: bytes) -> bytes:
-    """Serialize ``ExecutionRef(seq, duplicate, envelope)`` around already-encoded
-    envelope bytes: the wire format of an embedded message is its bytes, so the
-    data plane never copies and re-encodes the envelope it just stored."""
+_TOKEN_TAG = _varint(50 << 3 | 2)  # ExecutionRef.dispatch_token, length-delimited
+
+
+def encode_ref(seq: int, duplicate: bool, envelope: bytes, token: str = "") -> bytes:
+    """Serialize ``ExecutionRef(seq, duplicate, envelope, dispatch_token)`` around
+    already-encoded envelope bytes: the wire format of an embedded message is its
+    bytes, so the data plane never copies and re-encodes the envelope it just stored."""
     head = b"\x08" + _varint(seq) if seq else b""
     flag = b"\x10\x01" if duplicate else b""
-    return head + flag + b"\x1a" + _varint(len(envelope)) + envelope
+    raw = token.encode()
+    tail = _TOKEN_TAG + _varint(len(raw)) + raw if raw else b""
+    return head + flag + b"\x1a" + _varint(len(envelope)) + envelope + tail
 
 
 def check_envelope(envelope: pb.ExecutionEnvelope) -> pb.ExecutionHeader:

@@ -93,7 +93,7 @@ class BranchFrame(_message.Message):
     def __init__(self, fanout_id: _Optional[str] = ..., index: _Optional[int] = ..., width: _Optional[int] = ...) -> None: ...
 
 class ExecutionHeader(_message.Message):
-    __slots__ = ("name", "exec_id", "input_id", "graph_id", "graph_version", "lifetime_id", "tenant_id", "attempt", "iteration", "created_at", "started_at", "finished_at", "status", "edge_taken", "parent_exec_ids", "branch", "kind", "from_node", "from_exec_id")
+    __slots__ = ("name", "exec_id", "input_id", "graph_id", "graph_version", "lifetime_id", "tenant_id", "attempt", "iteration", "created_at", "started_at", "finished_at", "status", "edge_taken", "parent_exec_ids", "branch", "kind", "from_node", "from_exec_id", "dispatch_token")
     NAME_FIELD_NUMBER: _ClassVar[int]
     EXEC_ID_FIELD_NUMBER: _ClassVar[int]
     INPUT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -113,6 +113,7 @@ class ExecutionHeader(_message.Message):
     KIND_FIELD_NUMBER: _ClassVar[int]
     FROM_NODE_FIELD_NUMBER: _ClassVar[int]
     FROM_EXEC_ID_FIELD_NUMBER: _ClassVar[int]
+    DISPATCH_TOKEN_FIELD_NUMBER: _ClassVar[int]
     name: str
     exec_id: str
     input_id: str
@@ -132,7 +133,8 @@ class ExecutionHeader(_message.Message):
     kind: NodeKind
     from_node: str
     from_exec_id: str
-    def __init__(self, name: _Optional[str] = ..., exec_id: _Optional[str] = ..., input_id: _Optional[str] = ..., graph_id: _Optional[str] = ..., graph_version: _Optional[str] = ..., lifetime_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., attempt: _Optional[int] = ..., iteration: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[_Union[ExecutionStatus, str]] = ..., edge_taken: _Optional[_Union[EdgeKind, str]] = ..., parent_exec_ids: _Optional[_Iterable[str]] = ..., branch: _Optional[_Iterable[_Union[BranchFrame, _Mapping]]] = ..., kind: _Optional[_Union[NodeKind, str]] = ..., from_node: _Optional[str] = ..., from_exec_id: _Optional[str] = ...) -> None: ...
+    dispatch_token: str
+    def __init__(self, name: _Optional[str] = ..., exec_id: _Optional[str] = ..., input_id: _Optional[str] = ..., graph_id: _Optional[str] = ..., graph_version: _Optional[str] = ..., lifetime_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., attempt: _Optional[int] = ..., iteration: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[_Union[ExecutionStatus, str]] = ..., edge_taken: _Optional[_Union[EdgeKind, str]] = ..., parent_exec_ids: _Optional[_Iterable[str]] = ..., branch: _Optional[_Iterable[_Union[BranchFrame, _Mapping]]] = ..., kind: _Optional[_Union[NodeKind, str]] = ..., from_node: _Optional[str] = ..., from_exec_id: _Optional[str] = ..., dispatch_token: _Optional[str] = ...) -> None: ...
 
 class PolicyTelemetry(_message.Message):
     __slots__ = ("tokens_in", "tokens_out", "cost_usd", "latency_ms", "model", "metrics")
@@ -255,17 +257,21 @@ class ExecutionEnvelope(_message.Message):
     def __init__(self, task: _Optional[_Union[TaskExecution, _Mapping]] = ..., plan: _Optional[_Union[PlanExecution, _Mapping]] = ...) -> None: ...
 
 class ExecutionRef(_message.Message):
-    __slots__ = ("seq", "duplicate", "envelope")
+    __slots__ = ("seq", "duplicate", "envelope", "dispatch_token", "refused")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     DUPLICATE_FIELD_NUMBER: _ClassVar[int]
     ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    DISPATCH_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_FIELD_NUMBER: _ClassVar[int]
     seq: int
     duplicate: bool
     envelope: ExecutionEnvelope
-    def __init__(self, seq: _Optional[int] = ..., duplicate: _Optional[bool] = ..., envelope: _Optional[_Union[ExecutionEnvelope, _Mapping]] = ...) -> None: ...
+    dispatch_token: str
+    refused: str
+    def __init__(self, seq: _Optional[int] = ..., duplicate: _Optional[bool] = ..., envelope: _Optional[_Union[ExecutionEnvelope, _Mapping]] = ..., dispatch_token: _Optional[str] = ..., refused: _Optional[str] = ...) -> None: ...
 
 class NodeInput(_message.Message):
-    __slots__ = ("input_id", "lifetime_id", "tenant_id", "graph_id", "graph_version", "name", "kind", "iteration", "edge_taken", "parent_exec_ids", "branch", "input", "upstream", "created_at", "human_input", "answers_exec_id", "from_node", "from_exec_id", "graph_digest")
+    __slots__ = ("input_id", "lifetime_id", "tenant_id", "graph_id", "graph_version", "name", "kind", "iteration", "edge_taken", "parent_exec_ids", "branch", "input", "upstream", "created_at", "human_input", "answers_exec_id", "from_node", "from_exec_id", "graph_digest", "dispatch_token")
     INPUT_ID_FIELD_NUMBER: _ClassVar[int]
     LIFETIME_ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -285,6 +291,7 @@ class NodeInput(_message.Message):
     FROM_NODE_FIELD_NUMBER: _ClassVar[int]
     FROM_EXEC_ID_FIELD_NUMBER: _ClassVar[int]
     GRAPH_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    DISPATCH_TOKEN_FIELD_NUMBER: _ClassVar[int]
     input_id: str
     lifetime_id: str
     tenant_id: str
@@ -304,7 +311,8 @@ class NodeInput(_message.Message):
     from_node: str
     from_exec_id: str
     graph_digest: str
-    def __init__(self, input_id: _Optional[str] = ..., lifetime_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., graph_id: _Optional[str] = ..., graph_version: _Optional[str] = ..., name: _Optional[str] = ..., kind: _Optional[_Union[NodeKind, str]] = ..., iteration: _Optional[int] = ..., edge_taken: _Optional[_Union[EdgeKind, str]] = ..., parent_exec_ids: _Optional[_Iterable[str]] = ..., branch: _Optional[_Iterable[_Union[BranchFrame, _Mapping]]] = ..., input: _Optional[_Union[Payload, _Mapping]] = ..., upstream: _Optional[_Iterable[_Union[UpstreamResult, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., human_input: _Optional[_Union[Payload, _Mapping]] = ..., answers_exec_id: _Optional[str] = ..., from_node: _Optional[str] = ..., from_exec_id: _Optional[str] = ..., graph_digest: _Optional[str] = ...) -> None: ...
+    dispatch_token: str
+    def __init__(self, input_id: _Optional[str] = ..., lifetime_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., graph_id: _Optional[str] = ..., graph_version: _Optional[str] = ..., name: _Optional[str] = ..., kind: _Optional[_Union[NodeKind, str]] = ..., iteration: _Optional[int] = ..., edge_taken: _Optional[_Union[EdgeKind, str]] = ..., parent_exec_ids: _Optional[_Iterable[str]] = ..., branch: _Optional[_Iterable[_Union[BranchFrame, _Mapping]]] = ..., input: _Optional[_Union[Payload, _Mapping]] = ..., upstream: _Optional[_Iterable[_Union[UpstreamResult, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., human_input: _Optional[_Union[Payload, _Mapping]] = ..., answers_exec_id: _Optional[str] = ..., from_node: _Optional[str] = ..., from_exec_id: _Optional[str] = ..., graph_digest: _Optional[str] = ..., dispatch_token: _Optional[str] = ...) -> None: ...
 
 class GraphNodeSpec(_message.Message):
     __slots__ = ("name", "kind", "impl", "continue_on_failure")
@@ -460,8 +468,22 @@ class LifetimeAborted(_message.Message):
     reason: str
     def __init__(self, exec_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
+class EnvelopeRefused(_message.Message):
+    __slots__ = ("exec_id", "input_id", "name", "reason", "topic")
+    EXEC_ID_FIELD_NUMBER: _ClassVar[int]
+    INPUT_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    exec_id: str
+    input_id: str
+    name: str
+    reason: str
+    topic: str
+    def __init__(self, exec_id: _Optional[str] = ..., input_id: _Optional[str] = ..., name: _Optional[str] = ..., reason: _Optional[str] = ..., topic: _Optional[str] = ...) -> None: ...
+
 class LifetimeEvent(_message.Message):
-    __slots__ = ("event_id", "lifetime_id", "tenant_id", "created_at", "seq", "started", "routed", "guardrail", "completed", "failed", "paused", "resumed", "aborted")
+    __slots__ = ("event_id", "lifetime_id", "tenant_id", "created_at", "seq", "started", "routed", "guardrail", "completed", "failed", "paused", "resumed", "aborted", "refused")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     LIFETIME_ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -475,6 +497,7 @@ class LifetimeEvent(_message.Message):
     PAUSED_FIELD_NUMBER: _ClassVar[int]
     RESUMED_FIELD_NUMBER: _ClassVar[int]
     ABORTED_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     lifetime_id: str
     tenant_id: str
@@ -488,7 +511,8 @@ class LifetimeEvent(_message.Message):
     paused: LifetimePaused
     resumed: LifetimeResumed
     aborted: LifetimeAborted
-    def __init__(self, event_id: _Optional[str] = ..., lifetime_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., seq: _Optional[int] = ..., started: _Optional[_Union[LifetimeStarted, _Mapping]] = ..., routed: _Optional[_Union[ExecutionRouted, _Mapping]] = ..., guardrail: _Optional[_Union[GuardrailDecision, _Mapping]] = ..., completed: _Optional[_Union[LifetimeCompleted, _Mapping]] = ..., failed: _Optional[_Union[LifetimeFailed, _Mapping]] = ..., paused: _Optional[_Union[LifetimePaused, _Mapping]] = ..., resumed: _Optional[_Union[LifetimeResumed, _Mapping]] = ..., aborted: _Optional[_Union[LifetimeAborted, _Mapping]] = ...) -> None: ...
+    refused: EnvelopeRefused
+    def __init__(self, event_id: _Optional[str] = ..., lifetime_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., seq: _Optional[int] = ..., started: _Optional[_Union[LifetimeStarted, _Mapping]] = ..., routed: _Optional[_Union[ExecutionRouted, _Mapping]] = ..., guardrail: _Optional[_Union[GuardrailDecision, _Mapping]] = ..., completed: _Optional[_Union[LifetimeCompleted, _Mapping]] = ..., failed: _Optional[_Union[LifetimeFailed, _Mapping]] = ..., paused: _Optional[_Union[LifetimePaused, _Mapping]] = ..., resumed: _Optional[_Union[LifetimeResumed, _Mapping]] = ..., aborted: _Optional[_Union[LifetimeAborted, _Mapping]] = ..., refused: _Optional[_Union[EnvelopeRefused, _Mapping]] = ...) -> None: ...
 
 class StartLifetime(_message.Message):
     __slots__ = ("lifetime_id", "tenant_id", "graph", "input", "labels")

@@ -102,6 +102,9 @@ async def fork_lifetime(
         task = replaced.task
         task.result.CopyFrom(pb.TaskResult(output=result))
         task.header.status = pb.EXECUTION_STATUS_SUCCEEDED
+        pending = state.pending.get(task.header.input_id)
+        if pending is not None:  # it answers the fork's own open input: sign it as such
+            task.header.dispatch_token = runtime.signer.token(pending)
         skip_input = task.header.input_id
         out.append(
             Message(topics.executions(state.tenant_id), new_id, replaced.SerializeToString())
@@ -113,7 +116,7 @@ async def fork_lifetime(
                 Message(
                     topics.inputs(node_input.kind, state.tenant_id),
                     new_id,
-                    node_input.SerializeToString(),
+                    runtime.signer.signed(node_input),
                 )
             )
     await runtime.bus.publish(out)

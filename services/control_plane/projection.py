@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from tickrail.sdk.pb import envelope_pb2 as pb
 
-from .routing import Decision, abort, pause, resume, route, start
+from .routing import Decision, abort, fail, pause, resume, route, start
 from .state import LifetimeState
 
 
@@ -72,6 +72,8 @@ def fold(
             continue
         if kind == "paused" and event.paused.idle:
             continue  # informational, re-derived by routing
+        if kind == "refused":
+            continue  # a refused envelope changed nothing
         exec_id = getattr(event, kind).exec_id
         if exec_id in executions:
             report(event, route(state, executions[exec_id], verdicts.pop(exec_id, []), now))
@@ -79,6 +81,9 @@ def fold(
             report(event, pause(state, event.paused.reason, now, command_id(event, "paused")))
         elif not exec_id and kind == "aborted":
             report(event, abort(state, event.aborted.reason, now, command_id(event, "aborted")))
+        elif not exec_id and kind == "failed":
+            # An internal error failed the lifetime (ControlPlane._fault): a recorded fact.
+            report(event, fail(state, event.failed.reason, now, event.failed.error_type))
     return state
 
 

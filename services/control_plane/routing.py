@@ -525,6 +525,16 @@ def abort(state: LifetimeState, reason: str, now: float, command_id: str) -> Dec
     return decision
 
 
+def fail(
+    state: LifetimeState, reason: str, now: float, error_type: str = "InternalError"
+) -> Decision:
+    """Fail the lifetime for a reason outside its executions (an internal error)."""
+    decision = Decision()
+    if not state.terminal:
+        _terminate(state, decision, now, "", failed=reason, error_type=error_type)
+    return decision
+
+
 # ---- helpers --------------------------------------------------------------
 
 

@@ -16,14 +16,16 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from tickrail.adapters import Consumer, EventBus, Message, NewEvent, StateStore
-from tickrail.sdk.errors import EnvelopeError, PolicyError
+from tickrail.sdk.errors import AdapterError, EnvelopeError, PolicyError
 from tickrail.sdk.pb import envelope_pb2 as pb
 from tickrail.services.consume import consume_batches
+from tickrail.services.dispatch import DispatchSigner
 from tickrail.services.metrics import Metrics
 from tickrail.services.topics import Topics, check_envelope, decode, publish_dead_letters
 
+from .admission import refused_event, unanswered
 from .projection import rebuild
-from .routing import PAUSE, Decision, abort, pause, resume, route, start
+from .routing import PAUSE, Decision, abort, fail, pause, resume, route, start
 from .state import LifetimeState
 
 log = logging.getLogger("tickrail.control_plane")
@@ -58,6 +60,7 @@ class ControlPlane:
         store: StateStore,
         topics: Topics,
         *,
+        signer: DispatchSigner,
         guard: Guard | None = None,
         group: str = "tickrail-control-plane",
         batch_size: int = 500,
@@ -67,6 +70,7 @@ class ControlPlane:
         observe: Callable[[list[Message]], None] | None = None,
     ) -> None:
         self.bus, self.store, self.topics = bus, store, topics
+        self.signer = signer
         self.guard = guard
         self.group = group
         self.batch_size = batch_size
@@ -113,21 +117,51 @@ class ControlPlane:
         """
         decided: list[tuple[LifetimeState, Decision]] = []
         rejected: list[tuple[Message, str]] = []
-        commands = self.topics.commands()
         for message in messages:
             try:
-                if message.topic == commands:
-                    outcome = await self._command(decode(pb.LifetimeCommand, message))
-                else:
-                    outcome = await self._reference(decode(pb.ExecutionRef, message))
+                outcome = await self._one(message, rejected)
             except EnvelopeError as exc:
                 rejected.append((message, str(exc)))
                 continue
+            except AdapterError:
+                raise  # the store or bus: the batch is retried, nothing was committed
+            except Exception as exc:
+                # A fault in our code on a valid-looking message: it must not stop the
+                # role for every other lifetime. Fail only the lifetime it names.
+                outcome = await self._fault(message, exc, rejected)
             if outcome is not None and (outcome[1].events or outcome[1].dispatch):
                 decided.append(outcome)
         outgoing = await self._append(decided)
         outgoing.rejected = rejected
         return outgoing
+
+    async def _one(
+        self, message: Message, rejected: list[tuple[Message, str]]
+    ) -> tuple[LifetimeState, Decision] | None:
+        if message.topic == self.topics.commands():
+            return await self._command(decode(pb.LifetimeCommand, message))
+        return await self._reference(message, decode(pb.ExecutionRef, message), rejected)
+
+    async def _fault(
+        self, message: Message, exc: Exception, rejected: list[tuple[Message, str]]
+    ) -> tuple[LifetimeState, Decision] | None:
+        """Record an internal error on the message's lifetime (FAILED) and dead-letter it."""
+        self.metrics.inc("errors_total")
+        reason = f"internal error handling this message: {type(exc).__name__}: {exc}"[:1000]
+        log.error("%s offset %s: %s", message.topic, message.offset, reason, exc_info=exc)
+        rejected.append((message, reason))
+        lifetime_id = message.key or ""
+        self._states.pop(lifetime_id, None)  # it may be half-updated: rebuild it
+        try:
+            state = await self._state(lifetime_id) if lifetime_id else None
+        except AdapterError:
+            raise
+        except Exception:
+            log.exception("cannot rebuild lifetime %s after an internal error", lifetime_id)
+            return None
+        if state is None or state.terminal:
+            return None
+        return state, fail(state, reason, self.clock(), error_type=type(exc).__name__)
 
     async def publish(self, outgoing: Outgoing) -> None:
         """Make appended decisions visible: events to watchers, inputs to executors."""
@@ -142,15 +176,30 @@ class ControlPlane:
         for lifetime_id in outgoing.finished:
             self._states.pop(lifetime_id, None)
 
-    async def _reference(self, ref: pb.ExecutionRef) -> tuple[LifetimeState, Decision] | None:
+    async def _reference(
+        self, message: Message, ref: pb.ExecutionRef, rejected: list[tuple[Message, str]]
+    ) -> tuple[LifetimeState, Decision] | None:
         header = check_envelope(ref.envelope)
+        if ref.refused:
+            # The data plane refused (and dead-lettered) the envelope: only tell the lifetime.
+            if not self.signer.notice_ok(header, ref.refused, ref.dispatch_token):
+                raise EnvelopeError("refusal notice with a bad signature")
+            known = await self._state(header.lifetime_id)
+            if known is None:
+                return None
+            return self._refuse(known, header, ref.refused, message, None)
         state = await self._state(header.lifetime_id)
         if state is None:
             raise EnvelopeError(
-                f"execution {header.exec_id} belongs to unknown lifetime {header.lifetime_id}"
+                f"refused: execution {header.exec_id} names unknown lifetime {header.lifetime_id}"
             )
-        if header.exec_id in state.seen or state.terminal:
+        which = ref.envelope.WhichOneof("execution") or ""
+        problem = self.signer.check(header, ref.dispatch_token, which)
+        if not problem and (header.exec_id in state.seen or state.terminal):
             return None  # redelivered, or late work of a finished lifetime
+        problem = problem or unanswered(state, header)
+        if problem:
+            return self._refuse(state, header, problem, message, rejected)
         verdicts: list[pb.GuardrailDecision] = []
         if self.guard is not None:
             try:
@@ -170,6 +219,24 @@ class ControlPlane:
                     )
                 ]
         return state, route(state, ref.envelope, verdicts, self.clock())
+
+    def _refuse(
+        self,
+        state: LifetimeState,
+        header: pb.ExecutionHeader,
+        reason: str,
+        message: Message,
+        rejected: list[tuple[Message, str]] | None,
+    ) -> tuple[LifetimeState, Decision]:
+        """Tell the lifetime an envelope was refused; nothing else about it changes."""
+        self.metrics.inc("envelopes_refused_total")
+        log.warning(
+            "refused execution %r for lifetime %s: %s", header.exec_id, state.lifetime_id, reason
+        )
+        if rejected is not None:
+            rejected.append((message, f"refused: {reason}"))
+        event = refused_event(state, header, reason, message.topic, message.value, self.clock())
+        return state, Decision(events=[event])
 
     async def _command(self, command: pb.LifetimeCommand) -> tuple[LifetimeState, Decision] | None:
         kind = command.WhichOneof("kind")
@@ -219,7 +286,7 @@ class ControlPlane:
                     Message(
                         self.topics.inputs(node_input.kind, state.tenant_id),
                         state.lifetime_id,
-                        node_input.SerializeToString(),
+                        self.signer.signed(node_input),
                     )
                 )
             if state.terminal:
@@ -289,7 +356,7 @@ class ControlPlane:
                     Message(
                         self.topics.inputs(node_input.kind, state.tenant_id),
                         lifetime_id,
-                        node_input.SerializeToString(),
+                        self.signer.signed(node_input),
                     )
                 )
         if out:

@@ -25,9 +25,11 @@ from tickrail.adapters import (
 )
 from tickrail.adapters.store.base import unit_of_work
 from tickrail.sdk._payload import DEFAULT_OFFLOAD_THRESHOLD
-from tickrail.sdk.errors import EnvelopeError
+from tickrail.sdk.errors import AdapterError, EnvelopeError
 from tickrail.sdk.pb import envelope_pb2 as pb
 from tickrail.services.consume import consume_batches
+from tickrail.services.control_plane.admission import header_only
+from tickrail.services.dispatch import DispatchSigner
 from tickrail.services.metrics import Metrics
 from tickrail.services.offload import offload_large
 from tickrail.services.topics import (
@@ -71,6 +73,7 @@ class DataPlane:
         blobs: BlobStore,
         topics: Topics,
         *,
+        signer: DispatchSigner,
         offload_threshold: int = DEFAULT_OFFLOAD_THRESHOLD,
         group: str = "tickrail-data-plane",
         batch_size: int = 500,
@@ -78,6 +81,7 @@ class DataPlane:
         downstream: Downstream | None = None,
     ) -> None:
         self.bus, self.store, self.blobs, self.topics = bus, store, blobs, topics
+        self.signer = signer
         self.offload_threshold = offload_threshold
         self.group = group
         self.batch_size = batch_size
@@ -104,7 +108,9 @@ class DataPlane:
         started = self.metrics.clock()
         rows: list[NewExecution] = []
         values: list[bytes] = []
+        tokens: list[str] = []
         rejected: list[tuple[Message, str]] = []
+        notices: list[Message] = []
         for message in messages:
             try:
                 envelope = decode(pb.ExecutionEnvelope, message)
@@ -112,33 +118,71 @@ class DataPlane:
             except EnvelopeError as exc:
                 rejected.append((message, str(exc)))
                 continue
-            value = message.value
-            if await offload_large(envelope, self.blobs, self.offload_threshold):
+            try:
+                token = header.dispatch_token
+                problem = self.signer.check(header, token, envelope.WhichOneof("execution") or "")
+                if problem:
+                    rejected.append((message, f"refused: {problem}"))
+                    notices.append(self._notice(envelope, header, problem))
+                    continue
+                # The token is proof for this hop, not part of the record: tenants
+                # read their envelopes, and an open input's token must not leak.
+                header.ClearField("dispatch_token")
+                await offload_large(envelope, self.blobs, self.offload_threshold)
                 value = envelope.SerializeToString()
+                row = execution_row(header, value)
+            except AdapterError:
+                raise  # the blob store: retry the batch, nothing was committed
+            except Exception as exc:
+                # A fault in our code on one envelope must not stop the role.
+                self.metrics.inc("errors_total")
+                log.exception("cannot handle %s offset %s", message.topic, message.offset)
+                rejected.append((message, f"internal error: {type(exc).__name__}: {exc}"))
+                continue
             values.append(value)
-            rows.append(execution_row(header, value))
+            tokens.append(token)
+            rows.append(row)
+        if notices:
+            self.metrics.inc("envelopes_refused_total", len(notices))
         if self.downstream is not None:
             async with unit_of_work(self.store):
                 records = await self.store.append_executions(rows) if rows else []
-                decided = await self.downstream.decide(self._refs(values, records))
+                refs = self._refs(values, tokens, records)
+                decided = await self.downstream.decide(refs + notices)
             await self.downstream.publish(decided)
         else:
             records = await self.store.append_executions(rows) if rows else []
-            await self.bus.publish(self._refs(values, records))
+            await self.bus.publish(self._refs(values, tokens, records) + notices)
         await publish_dead_letters(self.bus, self.topics, rejected)
         self.metrics.observe_batch(len(messages), len(rejected), started)
         if duplicates := sum(not r.created for r in records):
             log.info("ignored %d redelivered envelope(s)", duplicates)
 
-    def _refs(self, values: list[bytes], records: list[ExecutionRecord]) -> list[Message]:
+    def _notice(
+        self, envelope: pb.ExecutionEnvelope, header: pb.ExecutionHeader, reason: str
+    ) -> Message:
+        """A signed word to the control plane that this envelope was refused, so the
+        lifetime it names shows it; it carries the header only, never the payload."""
+        ref = pb.ExecutionRef(
+            envelope=header_only(envelope),
+            refused=reason,
+            dispatch_token=self.signer.notice(header, reason),
+        )
+        return Message(
+            self.topics.persisted(header.tenant_id), header.lifetime_id, ref.SerializeToString()
+        )
+
+    def _refs(
+        self, values: list[bytes], tokens: list[str], records: list[ExecutionRecord]
+    ) -> list[Message]:
         refs: list[Message] = []
-        for value, record in zip(values, records, strict=True):
+        for value, token, record in zip(values, tokens, records, strict=True):
             stored = value if record.created else record.envelope
             refs.append(
                 Message(
                     self.topics.persisted(record.tenant_id),
                     record.lifetime_id,
-                    encode_ref(record.seq, not record.created, stored),
+                    encode_ref(record.seq, not record.created, stored, token),
                 )
             )
         return refs

@@ -186,6 +186,7 @@ async def attempt(
     header.kind = node_input.kind
     header.from_node = node_input.from_node
     header.from_exec_id = node_input.from_exec_id
+    header.dispatch_token = node_input.dispatch_token
     usage = ctx.usage
     telemetry = execution.telemetry
     telemetry.tokens_in = usage.tokens_in

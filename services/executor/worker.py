@@ -12,12 +12,13 @@ import asyncio
 import functools
 import logging
 import os
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 from tickrail.adapters import BlobStore, Consumer, EventBus, Message
 from tickrail.sdk._payload import DEFAULT_OFFLOAD_THRESHOLD
-from tickrail.sdk.errors import EnvelopeError, TickrailError
+from tickrail.sdk.errors import AdapterError, EnvelopeError, TickrailError
 from tickrail.sdk.graph import AgentGraph
 from tickrail.sdk.node import Plan, Task
 from tickrail.sdk.pb import envelope_pb2 as pb
@@ -146,11 +147,18 @@ class Executor:
     async def _handle(self, consumer: Consumer | None, message: Message) -> None:
         try:
             try:
-                node_input = decode(pb.NodeInput, message)
-            except EnvelopeError as exc:
-                await publish_dead_letters(self.bus, self.topics, [(message, str(exc))])
-            else:
+                node_input = check_input(decode(pb.NodeInput, message))
                 await self.execute(node_input)
+            except AdapterError:
+                raise
+            except Exception as exc:
+                # Undecodable, malformed, or a fault in our code on this one input:
+                # dead-letter it and keep serving the others.
+                if not isinstance(exc, EnvelopeError):
+                    self.metrics.inc("errors_total")
+                    log.exception("cannot run input on %s offset %s", message.topic, message.offset)
+                await publish_dead_letters(self.bus, self.topics, [(message, str(exc))])
+                self.metrics.inc("messages_dead_lettered_total")
             if consumer is not None:
                 await consumer.commit([message])
             self.metrics.inc("messages_processed_total")
@@ -260,6 +268,29 @@ class Executor:
         )
 
 
+_TOKEN = re.compile(r"[0-9a-f]{64}")
+
+
+def check_input(node_input: pb.NodeInput) -> pb.NodeInput:
+    """The input, after checking what running it relies on (EnvelopeError if not).
+
+    The executor cannot verify the dispatch token (it never holds the secret),
+    but an input without a well-formed one cannot come from the control plane.
+    """
+    missing = [
+        f
+        for f in ("input_id", "lifetime_id", "tenant_id", "graph_id", "name")
+        if not getattr(node_input, f)
+    ]
+    if missing:
+        raise EnvelopeError(f"node input lacks {', '.join(missing)}")
+    if node_input.kind not in (pb.NODE_KIND_TASK, pb.NODE_KIND_PLAN):
+        raise EnvelopeError(f"node input {node_input.input_id!r} has no node kind")
+    if not _TOKEN.fullmatch(node_input.dispatch_token):
+        raise EnvelopeError(f"node input {node_input.input_id!r} has no dispatch token")
+    return node_input
+
+
 def failed_before_running(
     node_input: pb.NodeInput, reason: str, error_type: str
 ) -> pb.ExecutionEnvelope:
@@ -280,6 +311,7 @@ def failed_before_running(
         parent_exec_ids=node_input.parent_exec_ids,
         branch=node_input.branch,
         kind=node_input.kind,
+        dispatch_token=node_input.dispatch_token,
     )
     if node_input.kind == pb.NODE_KIND_PLAN:
         return pb.ExecutionEnvelope(

@@ -53,7 +53,7 @@ async def test_fan_out_and_join_complete_with_every_execution_recorded(tmp_path:
 async def test_the_same_envelope_published_twice_is_recorded_once(tmp_path: Path) -> None:
     graph = loop_graph(1)
     async with Runtime(settings(tmp_path), [graph], roles=()) as rt:
-        dp = DataPlane(rt.bus, rt.store, rt.blobs, rt.topics)
+        dp = DataPlane(rt.bus, rt.store, rt.blobs, rt.topics, signer=rt.signer)
         consumer = await rt.bus.subscribe([rt.topics.persisted("t")], "probe")
         envelope = pb.ExecutionEnvelope(
             task=pb.TaskExecution(
@@ -65,9 +65,11 @@ async def test_the_same_envelope_published_twice_is_recorded_once(tmp_path: Path
                     tenant_id="t",
                     status=pb.EXECUTION_STATUS_SUCCEEDED,
                     kind=pb.NODE_KIND_TASK,
+                    attempt=1,
                 )
             )
         )
+        envelope.task.header.dispatch_token = rt.signer.token_of(envelope.task.header)
         message = Message(rt.topics.executions("t"), "L", envelope.SerializeToString())
         await dp.handle([message])
         await dp.handle([message])

@@ -1,0 +1,184 @@
+"""Dispatch tokens: proof that the control plane dispatched a node input.
+
+Every NodeInput the control plane publishes carries an HMAC-SHA256 over the
+fields that say what may answer it (input id, lifetime, tenant, graph id and
+version, node name and kind), keyed with the deployment's dispatch secret.
+The executor echoes it in the envelope's header. The data plane (before
+storing) and the control plane (before any effect) recompute it from the
+envelope's header: a bus writer that never received the input cannot produce
+it, and an envelope that changes any signed field no longer matches.
+
+Executors never hold the secret, so a compromised executor can answer the
+inputs it was given, and nothing else.
+
+The secret is a reference: the setting ``dispatch_secret_env`` names an
+environment variable. Without one, the embedded profile keeps a generated
+secret in ``<home>/dispatch.secret`` (mode 0600), so it works out of the box;
+the cloud profile requires the variable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+from tickrail.sdk.errors import ConfigurationError
+from tickrail.sdk.pb import envelope_pb2 as pb
+
+#: Attempts beyond this are refused (the executor's Retry caps far lower).
+MAX_ATTEMPT = 1000
+MIN_SECRET_BYTES = 16
+_SECRET_FILE = "dispatch.secret"
+
+
+class DispatchSigner:
+    """Signs node inputs and checks the tokens envelopes echo."""
+
+    def __init__(self, secret: bytes) -> None:
+        if len(secret) < MIN_SECRET_BYTES:
+            raise ConfigurationError(
+                f"the dispatch secret must be at least {MIN_SECRET_BYTES} bytes long"
+            )
+        self._key = secret
+
+    def _mac(self, purpose: bytes, *parts: str) -> str:
+        # Length-prefixed fields: no two different tuples serialize alike.
+        data = b"".join(len(p.encode()).to_bytes(4, "big") + p.encode() for p in parts)
+        return hmac.new(self._key, purpose + b"\0" + data, hashlib.sha256).hexdigest()
+
+    def _input_mac(
+        self,
+        input_id: str,
+        lifetime_id: str,
+        tenant_id: str,
+        graph_id: str,
+        graph_version: str,
+        name: str,
+        kind: int,
+    ) -> str:
+        return self._mac(
+            b"tickrail-dispatch-v1",
+            input_id,
+            lifetime_id,
+            tenant_id,
+            graph_id,
+            graph_version,
+            name,
+            str(kind),
+        )
+
+    def notice(self, header: pb.ExecutionHeader, reason: str) -> str:
+        """Signs the data plane's word that it refused an envelope (see ExecutionRef.refused),
+        so a writer to the persisted topic cannot put refusals on lifetimes either."""
+        return self._mac(b"tickrail-refused-v1", header.exec_id, header.lifetime_id, reason)
+
+    def notice_ok(self, header: pb.ExecutionHeader, reason: str, token: str) -> bool:
+        return hmac.compare_digest(
+            self.notice(header, reason).encode(), token.encode("utf-8", "replace")
+        )
+
+    def token(self, node_input: pb.NodeInput) -> str:
+        return self._input_mac(
+            node_input.input_id,
+            node_input.lifetime_id,
+            node_input.tenant_id,
+            node_input.graph_id,
+            node_input.graph_version,
+            node_input.name,
+            node_input.kind,
+        )
+
+    def token_of(self, header: pb.ExecutionHeader) -> str:
+        """The token of the input this header claims to answer (for trusted tools and tests)."""
+        return self._input_mac(
+            header.input_id,
+            header.lifetime_id,
+            header.tenant_id,
+            header.graph_id,
+            header.graph_version,
+            header.name,
+            header.kind,
+        )
+
+    def signed(self, node_input: pb.NodeInput) -> bytes:
+        """The input as published: a copy carrying its token (the recorded one has none)."""
+        copy = pb.NodeInput()
+        copy.CopyFrom(node_input)
+        copy.dispatch_token = self.token(node_input)
+        return copy.SerializeToString()
+
+    def check(self, header: pb.ExecutionHeader, token: str, kind: str) -> str:
+        """Why this envelope header cannot answer a dispatched input ('' if it can).
+
+        ``kind`` is which half of the envelope's oneof holds the execution
+        (``task`` or ``plan``); it must agree with the signed node kind.
+        """
+        if not token:
+            return "no dispatch token: not an answer to any input the control plane dispatched"
+        expected = self.token_of(header)
+        if not hmac.compare_digest(expected.encode(), token.encode("utf-8", "replace")):
+            return (
+                "dispatch token does not match: the envelope does not answer an input the "
+                "control plane dispatched with this lifetime, tenant, graph and node"
+            )
+        want = pb.NODE_KIND_TASK if kind == "task" else pb.NODE_KIND_PLAN
+        if header.kind != want:
+            return f"a {kind} execution for a node of another kind"
+        if not 1 <= header.attempt <= MAX_ATTEMPT:
+            return f"attempt {header.attempt} is out of range (1..{MAX_ATTEMPT})"
+        if header.exec_id != f"{header.input_id}.{header.attempt}":
+            return "exec id is not derived from the input id and attempt"
+        return ""
+
+
+def load_signer(secret_env: str, profile: str, home: str | Path) -> DispatchSigner:
+    """The deployment's signer, from the variable ``secret_env`` names.
+
+    Without it, the embedded profile uses (and creates, mode 0600) a secret
+    file in the state directory, the test profile (in-memory, one process) a
+    random one, and the cloud profile refuses to start.
+    """
+    value = os.environ.get(secret_env, "") if secret_env else ""
+    if value:
+        if len(value.encode()) < MIN_SECRET_BYTES:
+            raise ConfigurationError(
+                f"${secret_env} (the dispatch secret) must be at least "
+                f"{MIN_SECRET_BYTES} characters long"
+            )
+        return DispatchSigner(value.encode())
+    if profile == "cloud":
+        name = secret_env or "TICKRAIL_DISPATCH_SECRET"
+        raise ConfigurationError(
+            f"the cloud profile needs a dispatch secret: set ${name}"
+            " (the same value for the control plane, the data plane and the API), or name "
+            "another variable with the dispatch_secret_env setting"
+        )
+    if profile == "test":
+        return DispatchSigner(secrets.token_bytes(32))
+    return DispatchSigner(_local_secret(Path(home)))
+
+
+def _local_secret(home: Path) -> bytes:
+    path = home / _SECRET_FILE
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            data = path.read_bytes().strip()
+            if len(data) < MIN_SECRET_BYTES:
+                raise ConfigurationError(
+                    f"{path} holds no usable dispatch secret; delete it to make a new one"
+                ) from None
+            return data
+        with os.fdopen(fd, "wb") as fh:
+            data = secrets.token_hex(32).encode()
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        return data
+    except OSError as exc:
+        raise ConfigurationError(f"cannot keep the dispatch secret in {path}: {exc}") from exc

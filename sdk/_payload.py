@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from typing import Any, Protocol
 
@@ -22,7 +23,7 @@ class BlobWriter(Protocol):
 
 
 class BlobReader(Protocol):
-    async def get(self, uri: str) -> bytes: ...
+    async def get(self, uri: str, *, tenant: str | None = None) -> bytes: ...
 
 
 def encode(value: Any) -> pb.Payload:
@@ -65,8 +66,15 @@ async def offload(payload: pb.Payload, blobs: BlobWriter, key: str) -> None:
     )
 
 
-async def read_bytes(payload: pb.Payload, blobs: BlobReader | None) -> bytes:
-    """The payload's bytes, fetched from the blob store and verified when offloaded."""
+async def read_bytes(
+    payload: pb.Payload, blobs: BlobReader | None, *, tenant: str | None = None
+) -> bytes:
+    """The payload's bytes, fetched from the blob store and verified when offloaded.
+
+    ``tenant``: the lifetime's tenant; the store refuses blobs outside its prefix.
+    The digest is checked before the bytes are used, and a mismatch says nothing
+    about what was found there.
+    """
     body = payload.WhichOneof("body")
     if body == "inline":
         return payload.inline
@@ -75,17 +83,18 @@ async def read_bytes(payload: pb.Payload, blobs: BlobReader | None) -> bytes:
     ref = payload.blob
     if blobs is None:
         raise EnvelopeError(f"payload is stored at {ref.uri} but no blob store is configured")
-    data = await blobs.get(ref.uri)
-    if len(data) != ref.size or hashlib.sha256(data).hexdigest() != ref.sha256:
-        raise BlobIntegrityError(
-            f"blob {ref.uri} does not match its recorded digest "
-            f"(expected {ref.size} bytes sha256 {ref.sha256[:12]}..., got {len(data)} bytes)"
-        )
+    data = await blobs.get(ref.uri, tenant=tenant)
+    if len(data) != ref.size or not hmac.compare_digest(
+        hashlib.sha256(data).hexdigest(), ref.sha256.lower()
+    ):
+        raise BlobIntegrityError(f"blob {ref.uri} refused: it does not match its recorded digest")
     return data
 
 
-async def read_value(payload: pb.Payload, blobs: BlobReader | None) -> Any:
+async def read_value(
+    payload: pb.Payload, blobs: BlobReader | None, *, tenant: str | None = None
+) -> Any:
     """Decode a payload (fetching it if offloaded); an empty payload reads as None."""
     if payload.WhichOneof("body") is None:
         return None
-    return decode_bytes(payload.content_type, await read_bytes(payload, blobs))
+    return decode_bytes(payload.content_type, await read_bytes(payload, blobs, tenant=tenant))

@@ -13,6 +13,11 @@ class BlobStore(Protocol):
     Keys are relative paths (``tenant/lifetime/exec_id``); ``put`` returns the
     URI that ``get`` accepts. Integrity (size and SHA-256) is checked by the
     caller against the digest recorded in the envelope.
+
+    ``get`` accepts only URIs this store could have created (under its root,
+    or its bucket and prefix, after resolving symlinks and ``..``); with
+    ``tenant``, only that tenant's keys. Anything else is an AdapterError that
+    says "refused" and nothing about whether the target exists.
     """
 
     async def start(self) -> None: ...
@@ -30,8 +35,8 @@ class BlobStore(Protocol):
         """Store ``data`` under ``key`` and return its URI."""
         ...
 
-    async def get(self, uri: str) -> bytes:
-        """Return the bytes stored at ``uri``; AdapterError if absent."""
+    async def get(self, uri: str, *, tenant: str | None = None) -> bytes:
+        """Return the bytes stored at ``uri``; AdapterError if absent or refused."""
         ...
 
     async def close(self) -> None: ...

@@ -7,6 +7,7 @@ from typing import Any
 from tickrail.sdk.errors import AdapterError
 
 from .._lifecycle import Lifecycle
+from ._confine import check_key, check_tenant, refused
 
 
 class MemoryBlobStore(Lifecycle):
@@ -19,8 +20,11 @@ class MemoryBlobStore(Lifecycle):
         self._blobs[uri] = bytes(data)
         return uri
 
-    async def get(self, uri: str) -> bytes:
+    async def get(self, uri: str, *, tenant: str | None = None) -> bytes:
         self._check_open()
+        if not uri.startswith("memory://"):
+            raise refused(uri)
+        check_tenant(check_key(uri.removeprefix("memory://"), uri), tenant, uri)
         try:
             return self._blobs[uri]
         except KeyError:

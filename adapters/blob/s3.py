@@ -23,6 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from tickrail.sdk.errors import AdapterError, BlobIntegrityError, ConfigurationError
 
 from .._lifecycle import Lifecycle
+from ._confine import check_key, check_tenant, refused
 
 _DIGEST_KEY = "sha256"  # object metadata: x-amz-meta-sha256
 _MISSING = {"NoSuchKey", "404", "NotFound"}
@@ -211,14 +212,18 @@ class S3BlobStore(Lifecycle):
             raise _error(f"cannot write blob {uri}", exc) from exc
         return uri
 
-    async def get(self, uri: str) -> bytes:
+    async def get(self, uri: str, *, tenant: str | None = None) -> bytes:
         client = self.client
         parts = urlsplit(uri)
-        if parts.scheme != "s3" or not parts.netloc or not parts.path.strip("/"):
-            raise AdapterError(f"not an S3 blob URI: {uri!r}")
-        bucket, object_key = parts.netloc, parts.path.lstrip("/")
+        # Only what put() returns: this bucket, under this prefix, a key tickrail makes.
+        if parts.scheme != "s3" or parts.netloc != self.bucket or parts.query or parts.fragment:
+            raise refused(uri)
+        object_key = parts.path.removeprefix("/")
+        if not object_key.startswith(self.prefix):
+            raise refused(uri)
+        check_tenant(check_key(object_key.removeprefix(self.prefix), uri), tenant, uri)
         try:
-            data, metadata = await asyncio.to_thread(self._read, client, bucket, object_key)
+            data, metadata = await asyncio.to_thread(self._read, client, self.bucket, object_key)
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))
             if code in _MISSING:
@@ -228,11 +233,10 @@ class S3BlobStore(Lifecycle):
             raise _error(f"cannot read blob {uri}", exc) from exc
         expected = metadata.get(_DIGEST_KEY)
         if expected is None:
-            raise BlobIntegrityError(f"blob {uri} has no {_DIGEST_KEY} metadata; not written here")
-        actual = hashlib.sha256(data).hexdigest()
-        if actual != expected:
+            raise BlobIntegrityError(f"blob {uri} refused: it was not written by tickrail")
+        if hashlib.sha256(data).hexdigest() != expected:
             raise BlobIntegrityError(
-                f"blob {uri} is corrupt: sha256 {actual} does not match recorded {expected}"
+                f"blob {uri} refused: its sha256 does not match the one recorded when written"
             )
         return data
 

@@ -46,7 +46,7 @@ async def prepare(node_input: pb.NodeInput, blobs: BlobReader | None) -> Prepare
             name=u.name,
             exec_id=u.exec_id,
             ok=u.status == pb.EXECUTION_STATUS_SUCCEEDED,
-            value=await read_value(u.result.output, blobs),
+            value=await read_value(u.result.output, blobs, tenant=node_input.tenant_id),
             error=u.result.error,
             error_type=u.result.error_type,
             branch=u.branch[-1].index
@@ -57,9 +57,12 @@ async def prepare(node_input: pb.NodeInput, blobs: BlobReader | None) -> Prepare
         for u in node_input.upstream
     ]
     if node_input.kind == pb.NODE_KIND_TASK or not node_input.upstream:
-        prepared = Prepared(await read_value(node_input.input, blobs), upstream, node_input.input)
+        given = await read_value(node_input.input, blobs, tenant=node_input.tenant_id)
+        prepared = Prepared(given, upstream, node_input.input)
         if node_input.answers_exec_id:
-            prepared.human = await read_value(node_input.human_input, blobs)
+            prepared.human = await read_value(
+                node_input.human_input, blobs, tenant=node_input.tenant_id
+            )
         return prepared
     if len(upstream) == 1 and node_input.edge_taken != pb.EDGE_KIND_JOIN:
         return Prepared(upstream[0].value, upstream, node_input.upstream[0].result.output)

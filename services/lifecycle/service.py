@@ -442,7 +442,7 @@ class LifecycleService:
                 f"the result is {output.blob.size:,} bytes, more than this API returns "
                 f"({self.max_result_bytes:,}); it is stored at {output.blob.uri}"
             )
-        data = await read_bytes(output, self.runtime.blobs)
+        data = await read_bytes(output, self.runtime.blobs, tenant=record.tenant_id)
         return api.GetExecutionResponse(
             execution=api.RecordedExecution(seq=record.seq, envelope=envelope),
             result=data,

@@ -123,3 +123,101 @@ async def test_s3_rejects_keys_that_escape_the_prefix(s3_blobs: BlobStore) -> No
     for key in ("../other/e", "/abs/e", ""):
         with pytest.raises(AdapterError, match="invalid blob key"):
             await s3_blobs.put(key, b"x", "text/plain")
+
+
+# --- confinement: every store, every class of URI outside it ------------------------
+
+
+def _outside_uris(blob_url: str, inside: str) -> list[str]:
+    """URIs naming something outside the store under test, each class once."""
+    if blob_url.startswith("file:"):
+        root = inside.split("/tenant-a/")[0]
+        return [
+            "file:///etc/passwd",
+            f"{root}/../outside-secret",  # '..' out of the root
+            f"{root}/tenant-a/../../outside-secret",
+            f"{root}-sibling/tenant-a/l/e",  # a directory that only shares the prefix
+            f"{root}/link-out/secret",  # a symlink inside the root to outside it
+            f"{root}/tenant-a/l/e?x=1",
+            "file://otherhost/etc/passwd",
+            "s3://bucket/key",
+            "relative/path",
+        ]
+    if blob_url.startswith("memory:"):
+        return ["memory://../x", "memory:///etc/passwd", "file:///etc/passwd", "memory://"]
+    bucket, key = _split(inside)
+    prefix = key.split("tenant-a/")[0]
+    return [
+        f"s3://other-{bucket}/{key}",  # another bucket
+        f"s3://{bucket}/elsewhere/tenant-a/l/e",  # outside the prefix
+        f"s3://{bucket}/{prefix}../escape",
+        f"s3://{bucket}/{prefix}tenant-a//e",
+        f"s3://{bucket}/{key}?versionId=1",
+        f"s3://{bucket}/",
+        "file:///etc/passwd",
+    ]
+
+
+async def test_uris_outside_the_store_are_refused_without_saying_more(
+    blobs: BlobStore, blob_url: str, tmp_path: Any
+) -> None:
+    inside = await blobs.put("tenant-a/l/e", b"mine", "text/plain")
+    if blob_url.startswith("file:"):
+        secret = tmp_path / "outside-secret"
+        secret.write_bytes(b"top secret bytes")
+        root = tmp_path / "blobs"
+        (root / "link-out").symlink_to(tmp_path, target_is_directory=True)
+        (tmp_path / "secret").write_bytes(b"top secret bytes")
+        sibling = tmp_path / "blobs-sibling" / "tenant-a" / "l"
+        sibling.mkdir(parents=True)
+        (sibling / "e").write_bytes(b"top secret bytes")
+    for uri in _outside_uris(blob_url, inside):
+        with pytest.raises(AdapterError) as info:
+            await blobs.get(uri)
+        message = str(info.value)
+        assert "refused" in message, uri
+        assert not info.value.retriable
+        assert "not found" not in message and "bytes" not in message, message
+    assert await blobs.get(inside) == b"mine"
+
+
+async def test_a_read_for_a_lifetime_stays_in_its_tenant(blobs: BlobStore) -> None:
+    uri = await blobs.put("tenant-a/l/e", b"a's data", "text/plain")
+    assert await blobs.get(uri, tenant="tenant-a") == b"a's data"
+    for other in ("tenant-b", "tenant", "", "..", "tenant-a/l"):
+        with pytest.raises(AdapterError, match="refused"):
+            await blobs.get(uri, tenant=other)
+    # Missing or present, another tenant's key reads the same: no existence oracle.
+    absent = uri.replace("tenant-a/l/e", "tenant-a/l/absent")
+    with pytest.raises(AdapterError) as present_info:
+        await blobs.get(uri, tenant="tenant-b")
+    with pytest.raises(AdapterError) as absent_info:
+        await blobs.get(absent, tenant="tenant-b")
+    assert str(present_info.value).replace(uri, "U") == str(absent_info.value).replace(absent, "U")
+
+
+async def test_a_digest_mismatch_is_refused_before_the_bytes_are_used(blobs: BlobStore) -> None:
+    import hashlib
+
+    from tickrail.sdk._payload import read_bytes
+    from tickrail.sdk.pb import envelope_pb2 as pb
+
+    data = b"the real bytes"
+    uri = await blobs.put("tenant-a/l/e", data, "text/plain")
+    good = pb.BlobRef(uri=uri, size=len(data), sha256=hashlib.sha256(data).hexdigest())
+    payload = pb.Payload(content_type="text/plain", blob=good)
+    assert await read_bytes(payload, blobs, tenant="tenant-a") == data
+    payload.blob.sha256 = "0" * 64
+    with pytest.raises(BlobIntegrityError) as info:
+        await read_bytes(payload, blobs, tenant="tenant-a")
+    assert "refused" in str(info.value) and "bytes" not in str(info.value)
+
+
+async def test_file_store_refuses_a_symlinked_directory_on_write(tmp_path: Any) -> None:
+    root = tmp_path / "blobs"
+    async with open_blob_store(root.as_uri()) as blobs:
+        (tmp_path / "elsewhere").mkdir()
+        (root / "tenant-x").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+        with pytest.raises(AdapterError, match="refused"):
+            await blobs.put("tenant-x/l/e", b"x", "text/plain")
+        assert not any((tmp_path / "elsewhere").rglob("*"))

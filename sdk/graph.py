@@ -200,6 +200,10 @@ def _flatten(edges: Iterable[EdgeLike]) -> Iterable[Edge]:
             yield from item
 
 
+#: The caps travel as int32 in the GraphSpec.
+INT32_MAX = 2**31 - 1
+
+
 def validate(graph: AgentGraph) -> list[str]:
     """Every wiring problem of ``graph``, as readable sentences (rules: module docstring)."""
     problems: list[str] = []
@@ -208,8 +212,10 @@ def validate(graph: AgentGraph) -> list[str]:
         problems.append(f"graph name {graph.name!r} is invalid (letters, digits, '_', '-')")
     if not VERSION_PATTERN.match(graph.version):
         problems.append(f"version {graph.version!r} is not a semantic version like 1.2.0")
-    if graph.max_iterations < 1 or graph.max_steps < 1:
-        problems.append("max_iterations and max_steps must be >= 1")
+    for cap in ("max_iterations", "max_steps"):
+        value = getattr(graph, cap)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= INT32_MAX:
+            problems.append(f"{cap} must be a whole number from 1 to {INT32_MAX}, got {value!r}")
     if not isinstance(graph.max_fanout, int) or not 1 <= graph.max_fanout <= 100_000:
         problems.append(f"max_fanout must be an integer from 1 to 100000, got {graph.max_fanout!r}")
     if graph.entry not in nodes:

@@ -10,10 +10,11 @@ from typing import Any
 
 import yaml
 
+from tickrail.sdk import _yaml
 from tickrail.sdk.choice import DEFAULT_MAX_FANOUT
 from tickrail.sdk.errors import ConfigurationError, DefinitionError, GraphValidationError
-from tickrail.sdk.graph import AgentGraph, Edge, EdgeKind
-from tickrail.sdk.node import Plan, Task
+from tickrail.sdk.graph import INT32_MAX, AgentGraph, Edge, EdgeKind
+from tickrail.sdk.node import NAME_PATTERN, Plan, Task
 
 _GRAPH_FIELDS = {
     "apiVersion",
@@ -92,15 +93,14 @@ def _from_module(module: Any, attr: str | None, target: str) -> AgentGraph:
 def load_yaml_graph(path: Path) -> AgentGraph:
     """Build a graph from YAML; every problem is reported with its file and line."""
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigurationError(f"cannot read graph file {path}: {exc}") from exc
     try:
-        root = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise GraphValidationError(f"{path}{line}", [f"invalid YAML: {exc}"]) from exc
+        root = _yaml.compose(_yaml.decode(data))
+    except _yaml.YAMLProblem as exc:
+        line = f":{exc.line}" if exc.line is not None else ""
+        raise GraphValidationError(f"graph file {path}{line}", [exc.message]) from None
     if not isinstance(root, yaml.MappingNode):
         raise GraphValidationError(str(path), ["the file must be a mapping (name, nodes, edges)"])
     problems: list[str] = []
@@ -109,9 +109,29 @@ def load_yaml_graph(path: Path) -> AgentGraph:
         return f"{path}:{node.start_mark.line + 1}"
 
     fields = _mapping(root, _GRAPH_FIELDS, "graph", where, problems)
-    value = {k: yaml.safe_load(yaml.serialize(v)) for k, (v, _) in fields.items()}
+    value = {k: _value(v, where, problems) for k, (v, _) in fields.items()}
     if value.get("kind", "AgentGraph") != "AgentGraph":
         problems.append(f"{where(root)}: kind must be AgentGraph")
+    for text_field in ("name", "version", "entry"):
+        if text_field in value and not isinstance(value[text_field], str):
+            problems.append(
+                f"{where(fields[text_field][0])}: {text_field} must be a string, "
+                f"got {_yaml.excerpt(value[text_field])}"
+            )
+    caps: dict[str, int] = {}
+    for cap, default, top in (
+        ("max_iterations", 100, INT32_MAX),
+        ("max_steps", 10_000, INT32_MAX),
+        ("max_fanout", DEFAULT_MAX_FANOUT, 100_000),
+    ):
+        raw = value.get(cap, default)
+        if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= top:
+            problems.append(
+                f"{where(fields[cap][0])}: {cap} must be a whole number from 1 to {top}, "
+                f"got {_yaml.excerpt(raw)}"
+            )
+            raw = default
+        caps[cap] = raw
     for required in ("name", "entry", "nodes", "edges"):
         if required not in fields:
             problems.append(f"{where(root)}: missing required field {required!r}")
@@ -145,9 +165,9 @@ def load_yaml_graph(path: Path) -> AgentGraph:
             entry=str(value.get("entry", "")),
             nodes=nodes,
             edges=edges,
-            max_iterations=int(value.get("max_iterations", 100)),
-            max_steps=int(value.get("max_steps", 10_000)),
-            max_fanout=int(value.get("max_fanout", DEFAULT_MAX_FANOUT)),
+            max_iterations=caps["max_iterations"],
+            max_steps=caps["max_steps"],
+            max_fanout=caps["max_fanout"],
             source=str(path),
             locations=locations,
         )
@@ -159,6 +179,14 @@ def load_yaml_graph(path: Path) -> AgentGraph:
     return graph
 
 
+def _value(node: yaml.Node, where: Any, problems: list[str]) -> Any:
+    try:
+        return _yaml.construct(node)
+    except _yaml.YAMLProblem as exc:
+        problems.append(f"{where(node)}: {exc.message}")
+        return None
+
+
 def _mapping(
     node: yaml.Node, allowed: set[str], what: str, where: Any, problems: list[str]
 ) -> dict[str, tuple[yaml.Node, yaml.Node]]:
@@ -167,9 +195,10 @@ def _mapping(
         return {}
     out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
     for key, val in node.value:
-        if key.value not in allowed:
+        if not isinstance(key, yaml.ScalarNode) or key.value not in allowed:
+            shown = key.value if isinstance(key, yaml.ScalarNode) else "(not a name)"
             problems.append(
-                f"{where(key)}: unknown {what} field {key.value!r} "
+                f"{where(key)}: unknown {what} field {_yaml.excerpt(shown)} "
                 f"(allowed: {', '.join(sorted(allowed))})"
             )
             continue
@@ -188,24 +217,47 @@ def _load_node(
             problems.append(f"{where(item)}: node needs 'impl: module:Class'")
         return None
     impl_node = fields["impl"][0]
+    if not isinstance(impl_node, yaml.ScalarNode):
+        problems.append(f"{where(impl_node)}: impl must be 'module:Class'")
+        return None
     impl = str(impl_node.value)
     module_name, _, class_name = impl.partition(":")
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError, ValueError) as exc:
-        problems.append(f"{where(impl_node)}: cannot import node implementation {impl!r}: {exc}")
+        problems.append(
+            f"{where(impl_node)}: cannot import node implementation {_yaml.excerpt(impl)}: "
+            f"{_yaml.excerpt(str(exc), 300)}"
+        )
         return None
     if not (isinstance(cls, type) and issubclass(cls, Task | Plan)):
         problems.append(f"{where(impl_node)}: {impl} is not a Task or Plan subclass")
         return None
-    options = yaml.safe_load(yaml.serialize(fields["with"][0])) if "with" in fields else {}
+    options = _value(fields["with"][0], where, problems) if "with" in fields else {}
+    if options is not None and not isinstance(options, dict):
+        problems.append(f"{where(fields['with'][0])}: 'with' must be a mapping of options")
+        return None
     try:
         node = cls(**(options or {}))
     except (TypeError, ValueError, DefinitionError) as exc:
-        problems.append(f"{where(impl_node)}: cannot create {impl} with {options!r}: {exc}")
+        # Never the whole value: it may be huge, or stand for something huge.
+        problems.append(
+            f"{where(impl_node)}: cannot create {impl} with {_yaml.excerpt(options)}: "
+            f"{_yaml.excerpt(str(exc), 300)}"
+        )
         return None
     if "name" in fields:
-        node.name = str(fields["name"][0].value)  # type: ignore[misc]
+        name_node = fields["name"][0]
+        if not isinstance(name_node, yaml.ScalarNode):
+            problems.append(f"{where(name_node)}: name must be a string")
+            return None
+        if not NAME_PATTERN.match(str(name_node.value)):
+            problems.append(
+                f"{where(name_node)}: node name {_yaml.excerpt(name_node.value)} is invalid: "
+                "use letters, digits, '_' or '-', starting with a letter (at most 64)"
+            )
+            return None
+        node.name = str(name_node.value)  # type: ignore[misc]
     return node
 
 
@@ -219,12 +271,17 @@ def _load_edges(
         if fields:
             problems.append(f"{where(item)}: edge needs 'from'")
         return []
-    kind_name = str(fields["kind"][0].value).upper() if "kind" in fields else "NORMAL"
+    kind_node = fields["kind"][0] if "kind" in fields else None
+    if kind_node is not None and not isinstance(kind_node, yaml.ScalarNode):
+        problems.append(f"{where(kind_node)}: edge kind must be a name")
+        return []
+    kind_name = str(kind_node.value).upper() if kind_node is not None else "NORMAL"
     try:
         kind = EdgeKind[kind_name]
     except KeyError:
         problems.append(
-            f"{where(item)}: unknown edge kind {kind_name!r} (NORMAL, PARALLEL, JOIN, FINAL)"
+            f"{where(item)}: unknown edge kind {_yaml.excerpt(kind_name)} "
+            "(NORMAL, PARALLEL, JOIN, FINAL)"
         )
         return []
     sources = _names(fields["from"][0])
@@ -233,6 +290,6 @@ def _load_edges(
 
 
 def _names(node: yaml.Node) -> list[str]:
-    if isinstance(node, yaml.SequenceNode):
-        return [str(n.value) for n in node.value]
-    return [str(node.value)]
+    items = node.value if isinstance(node, yaml.SequenceNode) else [node]
+    # A nested list or mapping is no node name; show a placeholder, never its value.
+    return [str(n.value) if isinstance(n, yaml.ScalarNode) else "(not a name)" for n in items]

@@ -9,6 +9,7 @@ from their standard environment (PGPASSWORD, AWS_*, REDIS_PASSWORD...).
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -17,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from tickrail.sdk import _yaml
 from tickrail.sdk._payload import DEFAULT_OFFLOAD_THRESHOLD
 from tickrail.sdk.errors import ConfigurationError
 
@@ -155,20 +157,42 @@ def load_settings(
 
 def _read_yaml(path: Path, known: Mapping[str, dataclasses.Field[Any]]) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigurationError(f"cannot read config file {path}: {exc}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigurationError(f"config file {path} is not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
+    try:
+        root = _yaml.compose(_yaml.decode(data))
+    except _yaml.YAMLProblem as exc:
+        line = f":{exc.line}" if exc.line is not None else ""
+        raise ConfigurationError(f"config file {path}{line}: {exc.message}") from None
+    if root is None:
+        return {}
+    if not isinstance(root, yaml.MappingNode):
         raise ConfigurationError(f"config file {path} must be a mapping of settings")
-    unknown = sorted(set(data) - set(known))
+    entries = [
+        (k.value if isinstance(k, yaml.ScalarNode) else "(not a name)", k, v) for k, v in root.value
+    ]
+    unknown = [(key, k) for key, k, _ in entries if key not in known]
     if unknown:
+        names = ", ".join(_yaml.excerpt(key)[1:-1] for key, _ in unknown)
         raise ConfigurationError(
-            f"config file {path}: unknown setting(s) {', '.join(unknown)} "
-            f"(known: {', '.join(sorted(known))})"
+            f"config file {path}:{unknown[0][1].start_mark.line + 1}: unknown setting(s) "
+            f"{names} (known: {', '.join(sorted(known))})"
         )
-    return {k: _coerce(known[k], v, f"{path}: {k}") for k, v in data.items()}
+    values: dict[str, Any] = {}
+    for key, key_node, value_node in entries:
+        where = f"{path}:{key_node.start_mark.line + 1}"
+        try:
+            raw = _yaml.construct(value_node)
+        except _yaml.YAMLProblem as exc:
+            raise ConfigurationError(f"{where}: {key}: {exc.message}") from None
+        values[key] = _coerce(known[key], raw, f"{where}: {key}")
+    return values
+
+
+#: Whole-number settings travel as int32 or less; ports are ports.
+_INT_RANGES = {"http_port": (0, 65535), "offload_threshold": (0, 2**40)}
+_INT_RANGE = (0, 2**31 - 1)
 
 
 def _coerce(f: dataclasses.Field[Any], raw: Any, where: str) -> Any:
@@ -183,13 +207,31 @@ def _coerce(f: dataclasses.Field[Any], raw: Any, where: str) -> Any:
                 return False
             raise ValueError(f"not a boolean: {raw!r}")
         if kind == "int":
-            return int(raw)
+            if isinstance(raw, bool | float):
+                raise ValueError(f"not a whole number: {_yaml.excerpt(raw)}")
+            number = int(str(raw)) if not isinstance(raw, int) else raw
+            low, high = _INT_RANGES.get(f.name, _INT_RANGE)
+            if not low <= number <= high:
+                raise ValueError(f"{_yaml.excerpt(number)} is out of range ({low}..{high})")
+            return number
         if kind == "float":
-            return float(raw)
+            if isinstance(raw, bool):
+                raise ValueError(f"not a number: {raw!r}")
+            value = float(raw)
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"{_yaml.excerpt(raw)} is not a finite number >= 0")
+            return value
         if kind == "list[str]":
             if isinstance(raw, list):
+                if not all(isinstance(v, str | int | float) for v in raw):
+                    raise ValueError(f"must be a list of strings, got {_yaml.excerpt(raw)}")
                 return [str(v) for v in raw]
+            if not isinstance(raw, str | int | float):
+                raise ValueError(f"must be a list of strings, got {_yaml.excerpt(raw)}")
             return [v.strip() for v in str(raw).split(",") if v.strip()]
+        if isinstance(raw, list | dict):
+            raise ValueError(f"must be a single value, got {_yaml.excerpt(raw)}")
         return str(raw)
     except ValueError as exc:
-        raise ConfigurationError(f"{where}: {exc}") from exc
+        # The message shows an excerpt, never the whole value (which may be huge).
+        raise ConfigurationError(f"{where}: {_yaml.excerpt(str(exc), 300)[1:-1]}") from None

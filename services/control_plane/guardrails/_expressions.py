@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import itertools
 import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 import cel
 
+from . import _cost
+from ._cost import MAX_CONDITION_CHARS, check_cost
 from ._leaves import VAR_PREFIX, Leaf, resolve
 
 ROOTS = ("execution", "lifetime", "tenant")
@@ -150,10 +153,18 @@ class Condition:
 
     @staticmethod
     def _run(program: Any, context: Any) -> bool:
+        started = time.perf_counter()
         try:
             result = program.execute(context)
         except Exception as exc:  # every CEL failure becomes one error type
             raise ConditionError(describe_cel_error(exc)) from exc
+        # The engine cannot be interrupted; the static bound keeps evaluations short,
+        # and one that still ran long (a map far larger than assumed) is refused.
+        elapsed = time.perf_counter() - started
+        if elapsed > _cost.EVALUATION_TIME_LIMIT_S:
+            raise ConditionError(
+                f"evaluation took {elapsed:.2f} s, over the {_cost.EVALUATION_TIME_LIMIT_S} s limit"
+            )
         if not isinstance(result, bool):
             raise ConditionError(
                 f"must be a boolean expression, got {type(result).__name__} {result!r}"
@@ -219,6 +230,8 @@ def compile_condition(source: str, scope: str) -> Condition:
     """Compile and statically check ``source`` for a rule of ``scope``."""
     if not source.strip():
         raise ConditionError("condition is empty")
+    if len(source) > MAX_CONDITION_CHARS:  # before compiling: bounded work on any input
+        raise ConditionError(check_cost(source))
     try:
         program = cel.compile(source)
     except Exception as exc:  # ValueError for syntax errors
@@ -240,6 +253,9 @@ def compile_condition(source: str, scope: str) -> Condition:
             + ", ".join(repr(v) for v in unknown)
             + " (the activation has execution, lifetime and tenant)"
         )
+    too_costly = check_cost(source)
+    if too_costly:
+        raise ConditionError(too_costly)
     roots = frozenset(variables & set(ROOTS))
     beyond = sorted(roots - SCOPE_ROOTS[scope])
     if beyond:

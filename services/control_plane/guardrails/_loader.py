@@ -15,8 +15,8 @@ from typing import Any
 
 import cel
 import yaml
-from yaml.constructor import SafeConstructor
 
+from tickrail.sdk import _yaml
 from tickrail.sdk.errors import PolicyError
 from tickrail.sdk.pb import envelope_pb2
 
@@ -57,7 +57,6 @@ class _Parser:
     def __init__(self, file: str) -> None:
         self.file = file
         self.problems: list[PolicyError] = []
-        self._constructor = SafeConstructor()
 
     def problem(
         self,
@@ -75,9 +74,9 @@ class _Parser:
 
     def value(self, node: yaml.Node) -> Any:
         try:
-            return self._constructor.construct_object(node, deep=True)
-        except yaml.YAMLError as exc:
-            self.problem(f"invalid value: {exc}", node)
+            return _yaml.construct(node)
+        except _yaml.YAMLProblem as exc:
+            self.problem(exc.message, node, line=exc.line)
             return None
 
     def fields(
@@ -95,13 +94,14 @@ class _Parser:
         for key_node, value_node in node.value:
             key = self.value(key_node)
             if not isinstance(key, str):
-                self.problem(f"{what}: keys must be strings, got {key!r}", key_node, rule)
+                shown = _yaml.excerpt(key)
+                self.problem(f"{what}: keys must be strings, got {shown}", key_node, rule)
             elif key in found:
-                self.problem(f"{what}: duplicate field {key!r}", key_node, rule)
+                self.problem(f"{what}: duplicate field {_yaml.excerpt(key)}", key_node, rule)
             elif key not in allowed:
                 close = difflib.get_close_matches(key, allowed, n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
-                self.problem(f"unknown field {key!r} in {what}{hint}", key_node, rule)
+                self.problem(f"unknown field {_yaml.excerpt(key)} in {what}{hint}", key_node, rule)
             else:
                 found[key] = value_node
         for key in required:
@@ -112,7 +112,8 @@ class _Parser:
     def string(self, node: yaml.Node, what: str, rule: str | None = None) -> str | None:
         value = self.value(node)
         if not isinstance(value, str) or not value.strip():
-            self.problem(f"{what} must be a non-empty string, got {value!r}", node, rule)
+            shown = _yaml.excerpt(value)
+            self.problem(f"{what} must be a non-empty string, got {shown}", node, rule)
             return None
         return value
 
@@ -123,7 +124,8 @@ class _Parser:
             or not value
             or not all(isinstance(v, str) and v for v in value)
         ):
-            self.problem(f"{what} must be a non-empty list of strings, got {value!r}", node, rule)
+            shown = _yaml.excerpt(value)
+            self.problem(f"{what} must be a non-empty list of strings, got {shown}", node, rule)
             return None
         return value
 
@@ -131,16 +133,10 @@ class _Parser:
 
     def document(self, text: str) -> PolicyDocument | None:
         try:
-            root = yaml.compose(text, Loader=yaml.SafeLoader)
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            self.problem(
-                f"invalid YAML: {exc.problem or exc.context or exc}",
-                line=mark.line + 1 if mark else None,
-            )
-            return None
-        except yaml.YAMLError as exc:
-            self.problem(f"invalid YAML: {exc}")
+            # Bounded: no alias bombs, no unknown tags, no runaway nesting (sdk/_yaml.py).
+            root = _yaml.compose(text)
+        except _yaml.YAMLProblem as exc:
+            self.problem(exc.message, line=exc.line)
             return None
         if root is None:
             self.problem("empty file: expected apiVersion, kind and rules", line=1)
@@ -197,7 +193,7 @@ class _Parser:
         scope = text("scope")
         if scope is not None and scope not in SCOPES:
             self.problem(
-                f"unknown scope {scope!r}; expected one of {', '.join(SCOPES)}",
+                f"unknown scope {_yaml.excerpt(scope)}; expected one of {', '.join(SCOPES)}",
                 fields["scope"],
                 label,
             )
@@ -205,7 +201,7 @@ class _Parser:
         action = text("action")
         if action is not None and action not in ACTIONS:
             self.problem(
-                f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}",
+                f"unknown action {_yaml.excerpt(action)}; expected one of {', '.join(ACTIONS)}",
                 fields["action"],
                 label,
             )

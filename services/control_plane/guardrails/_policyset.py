@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import cel
 
+from tickrail.sdk import _yaml
 from tickrail.sdk.errors import PolicyError, join_problems
 from tickrail.sdk.pb import envelope_pb2
 
+from . import _cost
 from ._context import EvaluationContext, build_context, root_views
 from ._expressions import ConditionError
 from ._leaves import Inputs, Leaf
@@ -232,10 +235,20 @@ class PolicySet:
         context = cel.Context(variables=variables)
         verdicts: list[Verdict] = []
         for rule, program in plan.programs:
+            started = time.perf_counter()
             try:
                 fired = program.execute(context)
             except Exception:  # reported below, as the written condition fails
                 fired = None
+            elapsed = time.perf_counter() - started
+            if elapsed > _cost.EVALUATION_TIME_LIMIT_S:  # see _cost: a policy error
+                raise PolicyError(
+                    f"condition evaluation took {elapsed:.2f} s, over the "
+                    f"{_cost.EVALUATION_TIME_LIMIT_S} s limit",
+                    file=rule.file,
+                    line=rule.condition_line,
+                    rule=rule.name,
+                )
             if fired is True:
                 observed = rule.condition.observe_flat(variables, context, activation)
             elif fired is False:
@@ -334,9 +347,12 @@ def _load(paths: Sequence[str | Path]) -> tuple[PolicySet | None, list[PolicyErr
     for path in files:
         try:
             data = path.read_bytes()
-            text = data.decode("utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
+            text = _yaml.decode(data)
+        except OSError as exc:
             problems.append(PolicyError(f"cannot read: {exc}", file=str(path)))
+            continue
+        except _yaml.YAMLProblem as exc:
+            problems.append(PolicyError(exc.message, file=str(path), line=exc.line))
             continue
         # Length-prefixed so that moving bytes between files changes the hash.
         digest.update(len(data).to_bytes(8, "big"))

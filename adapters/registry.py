@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from tickrail.sdk._install import install_command
+from tickrail.sdk._redact import redact_url
 from tickrail.sdk.errors import ConfigurationError
 
 from .blob.base import BlobStore
@@ -49,7 +50,9 @@ def _open(kind: str, table: dict[str, tuple[str, str | None]], url: str, options
     scheme = urlsplit(url).scheme
     if scheme not in table:
         known = ", ".join(f"{s}://" for s in sorted(table))
-        raise ConfigurationError(f"unsupported {kind} URL {url!r}: scheme must be one of {known}")
+        raise ConfigurationError(
+            f"unsupported {kind} URL {redact_url(url)!r}: scheme must be one of {known}"
+        )
     target, extra = table[scheme]
     module_name, _, class_name = target.partition(":")
     try:
@@ -57,7 +60,8 @@ def _open(kind: str, table: dict[str, tuple[str, str | None]], url: str, options
     except ImportError as exc:
         hint = f"; install it with: {install_command(extra)}" if extra else ""
         raise ConfigurationError(
-            f"{kind} URL {url!r} needs a driver that is not installed ({exc.name}){hint}"
+            f"{kind} URL {redact_url(url)!r}"
+            f" needs a driver that is not installed ({exc.name}){hint}"
         ) from exc
     return getattr(module, class_name)(url, **options)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from tickrail.sdk._redact import redact_url
 from tickrail.sdk.errors import AdapterError, ConfigurationError
 
 from .._lifecycle import Lifecycle
@@ -37,7 +38,9 @@ class FileBlobStore(Lifecycle):
     def __init__(self, url: str, **_: Any) -> None:
         parts = urlsplit(url)
         if parts.scheme != "file" or not parts.path:
-            raise ConfigurationError(f"file blob URL must look like file:///abs/path, got {url!r}")
+            raise ConfigurationError(
+                f"file blob URL must look like file:///abs/path, got {redact_url(url)!r}"
+            )
         self.root = Path(unquote(parts.path))
         self._real_root = self.root.resolve()
 

@@ -20,6 +20,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from tickrail.sdk._redact import redact_url
 from tickrail.sdk.errors import AdapterError, BlobIntegrityError, ConfigurationError
 
 from .._lifecycle import Lifecycle
@@ -85,7 +86,7 @@ class S3BlobStore(Lifecycle):
         parts = urlsplit(url)
         if parts.scheme != "s3" or not parts.netloc:
             raise ConfigurationError(
-                f"S3 URL must look like s3://bucket/optional/prefix, got {url!r}"
+                f"S3 URL must look like s3://bucket/optional/prefix, got {redact_url(url)!r}"
             )
         if "@" in parts.netloc:
             raise ConfigurationError(
@@ -95,7 +96,7 @@ class S3BlobStore(Lifecycle):
         settings.update(options)
         unknown = set(settings) - _OPTIONS
         if unknown:
-            raise ConfigurationError(f"{url!r}: unknown S3 options {sorted(unknown)}")
+            raise ConfigurationError(f"{redact_url(url)!r}: unknown S3 options {sorted(unknown)}")
         self.bucket = parts.netloc
         prefix = unquote(parts.path).strip("/")
         self.prefix = f"{prefix}/" if prefix else ""
@@ -106,7 +107,9 @@ class S3BlobStore(Lifecycle):
             threshold = int(settings.get("multipart_threshold", 8 * 1024 * 1024))
             self._max_pool = int(settings.get("max_pool_connections", 16))
         except ValueError as exc:
-            raise ConfigurationError(f"{url!r}: numeric option is not a number") from exc
+            raise ConfigurationError(
+                f"{redact_url(url)!r}: numeric option is not a number"
+            ) from exc
         self._transfer = TransferConfig(
             multipart_threshold=threshold,
             multipart_chunksize=max(threshold, 5 * 1024 * 1024),  # S3 minimum part size
@@ -119,10 +122,12 @@ class S3BlobStore(Lifecycle):
         if sse in {"AES256", "aws:kms"}:
             self._sse["ServerSideEncryption"] = sse
         elif sse:
-            raise ConfigurationError(f"{url!r}: sse must be AES256 or aws:kms, got {sse!r}")
+            raise ConfigurationError(
+                f"{redact_url(url)!r}: sse must be AES256 or aws:kms, got {sse!r}"
+            )
         if kms_key_id:
             if sse != "aws:kms":
-                raise ConfigurationError(f"{url!r}: kms_key_id needs sse=aws:kms")
+                raise ConfigurationError(f"{redact_url(url)!r}: kms_key_id needs sse=aws:kms")
             self._sse["SSEKMSKeyId"] = kms_key_id
         self.where = f"s3://{self.bucket}/{self.prefix}" + (
             f" at {self._endpoint_url}" if self._endpoint_url else ""

@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
+from tickrail.sdk._redact import redact_url
 from tickrail.sdk.errors import AdapterError, ConfigurationError
 
 from .._lifecycle import Lifecycle
@@ -62,7 +63,7 @@ def parse_url(url: str, options: Mapping[str, Any]) -> KafkaSettings:
     parts = urlsplit(url)
     if parts.scheme != "kafka" or not parts.netloc:
         raise ConfigurationError(
-            f"Kafka URL must look like kafka://host:port[,host:port], got {url!r}"
+            f"Kafka URL must look like kafka://host:port[,host:port], got {redact_url(url)!r}"
         )
     bootstrap = []
     for hostport in parts.netloc.split(","):
@@ -70,7 +71,7 @@ def parse_url(url: str, options: Mapping[str, Any]) -> KafkaSettings:
         if not host:
             host, port = port, "9092"
         if not host or not port.isdigit():
-            raise ConfigurationError(f"{url!r}: bad broker address {hostport!r}")
+            raise ConfigurationError(f"{redact_url(url)!r}: bad broker address {hostport!r}")
         bootstrap.append(f"{host}:{port}")
     raw: dict[str, Any] = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     raw.update(options)
@@ -84,12 +85,16 @@ def parse_url(url: str, options: Mapping[str, Any]) -> KafkaSettings:
             elif name in {"client_id", "compression_type"}:
                 values[name] = str(value)
             else:
-                raise ConfigurationError(f"{url!r}: unknown Kafka option {name!r}")
+                raise ConfigurationError(f"{redact_url(url)!r}: unknown Kafka option {name!r}")
         except ValueError as exc:
-            raise ConfigurationError(f"{url!r}: option {name}={value!r} is not a number") from exc
+            raise ConfigurationError(
+                f"{redact_url(url)!r}: option {name}={value!r} is not a number"
+            ) from exc
     settings = KafkaSettings(bootstrap=bootstrap, **values)
     if settings.partitions < 1 or settings.replication < 1 or settings.max_message_bytes < 1:
-        raise ConfigurationError(f"{url!r}: partitions, replication, max_message_bytes must be > 0")
+        raise ConfigurationError(
+            f"{redact_url(url)!r}: partitions, replication, max_message_bytes must be > 0"
+        )
     return settings
 
 

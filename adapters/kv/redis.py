@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import redis.asyncio as aioredis
 from redis.exceptions import ReadOnlyError, RedisError, TryAgainError
 
+from tickrail.sdk._redact import redact_url
 from tickrail.sdk.errors import AdapterError, ConfigurationError
 
 from .._lifecycle import Lifecycle
@@ -72,12 +73,8 @@ def _counters(flat: list[bytes]) -> dict[str, float]:
 
 
 def _redact(url: str) -> str:
-    """The URL for messages: the password replaced by ***."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    """The URL for messages: the password and secret parameters replaced by ***."""
+    return redact_url(url)
 
 
 class RedisKV(Lifecycle):

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from tickrail.sdk._redact import redact_url
 from tickrail.sdk.errors import AdapterError, ConfigurationError
 
 from .._lifecycle import Lifecycle
@@ -78,7 +79,9 @@ _EVENT_COLUMNS = "seq, event_id, lifetime_id, tenant_id, graph_id, kind, status,
 def _parse(url: str) -> tuple[str, str]:
     parts = urlsplit(url)
     if parts.scheme != "sqlite" or not parts.path:
-        raise ConfigurationError(f"SQLite URL must look like sqlite:///path/to.db, got {url!r}")
+        raise ConfigurationError(
+            f"SQLite URL must look like sqlite:///path/to.db, got {redact_url(url)!r}"
+        )
     path = unquote(parts.path)
     if parts.netloc == "" and path.startswith("//"):
         path = path[1:]  # sqlite:////abs/path
@@ -86,7 +89,9 @@ def _parse(url: str) -> tuple[str, str]:
         path = path.lstrip("/")  # sqlite:///relative/path, as SQLAlchemy reads it
     sync = parse_qs(parts.query).get("synchronous", ["NORMAL"])[0].upper()
     if sync not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
-        raise ConfigurationError(f"{url!r}: synchronous must be OFF, NORMAL, FULL or EXTRA")
+        raise ConfigurationError(
+            f"{redact_url(url)!r}: synchronous must be OFF, NORMAL, FULL or EXTRA"
+        )
     return path, sync
 
 

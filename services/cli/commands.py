@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tickrail.adapters import EventRecord, ExecutionRecord, LifetimeSummary
+from tickrail.sdk._redact import redact_url
 from tickrail.sdk.client import LifetimeDetail, TickrailClient
 from tickrail.sdk.errors import AdapterError, ConfigurationError, LifetimeStateError, OwnerError
 from tickrail.sdk.graph import AgentGraph
@@ -727,7 +728,7 @@ async def cmd_migrate(args: argparse.Namespace) -> int:
     finally:
         if lock is not None:
             lock.release()
-    print(f"store {settings.store_url} is up to date")
+    print(f"store {redact_url(settings.store_url)} is up to date")
     return 0
 
 

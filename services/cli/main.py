@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tickrail.sdk._install import install_command
+from tickrail.sdk._redact import RedactingFilter, redact_text
 from tickrail.sdk.errors import TickrailError
 
 from . import commands
@@ -318,12 +319,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    for log_handler in logging.getLogger().handlers:  # no URL in a log line shows a secret
+        log_handler.addFilter(RedactingFilter())
     name = f"cmd_{args.command}_{getattr(args, 'action', '')}".rstrip("_").replace("-", "_")
     handler = getattr(commands, name)
     try:
         return int(asyncio.run(handler(args)))
     except TickrailError as exc:
-        print(f"tickrail: {exc}{_flag_hint(exc)}", file=sys.stderr)
+        print(f"tickrail: {redact_text(str(exc))}{_flag_hint(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except ModuleNotFoundError as exc:
         extra = _EXTRAS.get((exc.name or "").split(".")[0])

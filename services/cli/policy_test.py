@@ -6,6 +6,7 @@ import argparse
 import json
 
 from tickrail.adapters import open_store
+from tickrail.sdk._redact import redact_url
 from tickrail.sdk.errors import LifetimeNotFoundError
 from tickrail.sdk.pb import envelope_pb2 as pb
 from tickrail.services.config import Settings
@@ -19,7 +20,9 @@ async def run_policy_test(args: argparse.Namespace, settings: Settings) -> int:
     async with open_store(settings.store_url) as store:
         events = await store.events(args.lifetime)
         if not events:
-            raise LifetimeNotFoundError(f"no lifetime {args.lifetime!r} in {settings.store_url}")
+            raise LifetimeNotFoundError(
+                f"no lifetime {args.lifetime!r} in {redact_url(settings.store_url)}"
+            )
         records = await store.executions(args.lifetime)
     started_at = events[0].created_at
     envelopes = [pb.ExecutionEnvelope.FromString(r.envelope) for r in records]

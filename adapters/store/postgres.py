@@ -173,7 +173,13 @@ ORDER BY l.first_seq DESC
 LIMIT $3
 """
 
-_OWN_OPTIONS = {"schema", "min_size", "max_size", "command_timeout"}
+_OWN_OPTIONS = {"schema", "min_size", "max_size", "command_timeout", "runtime_role"}
+#: What the runtime role may do: read and append, nothing else (see docs/deploy.md).
+_RUNTIME_GRANTS = (
+    "GRANT USAGE ON SCHEMA {schema} TO {role}",
+    "GRANT SELECT, INSERT ON {schema}.executions, {schema}.events, {schema}.lifetimes TO {role}",
+    "GRANT SELECT ON {schema}.schema_migrations TO {role}",
+)
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 # SQLSTATEs worth retrying: connection trouble, serialization, overload, shutdown.
 _RETRIABLE_STATES = ("08", "40001", "40P01", "53", "57P01", "57P02", "57P03", "55P03")
@@ -232,6 +238,13 @@ class PostgresStore(Lifecycle):
         self.schema = str(own.get("schema", "tickrail"))
         if not _IDENTIFIER.fullmatch(self.schema):
             raise ConfigurationError(f"{shown!r}: schema {self.schema!r} is not a plain identifier")
+        # Given to the migrating (owner) connection: the role the roles connect as,
+        # granted SELECT and INSERT on the tables and nothing more.
+        self.runtime_role = str(own.get("runtime_role", "")) or None
+        if self.runtime_role is not None and not _IDENTIFIER.fullmatch(self.runtime_role):
+            raise ConfigurationError(
+                f"{shown!r}: runtime_role {self.runtime_role!r} is not a plain identifier"
+            )
         try:
             self._min_size = int(own.get("min_size", 1))
             self._max_size = int(own.get("max_size", 10))
@@ -284,9 +297,27 @@ class PostgresStore(Lifecycle):
         except TimeoutError:
             pool.terminate()  # a connection still checked out after 10 s
 
+    async def _current(self) -> bool:
+        """The schema is migrated to the latest version (checked without any DDL, so a
+        runtime role without CREATE can start against a migrated schema)."""
+        table = f"{_quote(self.schema)}.schema_migrations"
+        async with self.pool.acquire() as conn:
+            exists = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", table)
+            if not exists:
+                return False
+            applied = {r[0] for r in await conn.fetch(f"SELECT version FROM {table}")}
+        return all(version in applied for version, _ in MIGRATIONS)
+
     async def setup(self) -> None:
+        """Apply pending migrations, then grant the runtime role (if one is named).
+
+        Run by ``tickrail migrate`` as the owner role; a role process connecting
+        as the runtime role only finds the schema current and changes nothing.
+        """
         schema = _quote(self.schema)
         try:
+            if self.runtime_role is None and await self._current():
+                return
             async with self.pool.acquire() as conn, conn.transaction():
                 # Serialises concurrent setup() calls from several processes.
                 await conn.execute(
@@ -307,6 +338,16 @@ class PostgresStore(Lifecycle):
                         await conn.execute(
                             "INSERT INTO schema_migrations (version) VALUES ($1)", version
                         )
+                if self.runtime_role is not None:
+                    role = _quote(self.runtime_role)
+                    for grant in _RUNTIME_GRANTS:
+                        await conn.execute(grant.format(schema=schema, role=role))
+        except asyncpg.InsufficientPrivilegeError as exc:
+            raise AdapterError(
+                f"cannot migrate {self.where}: {exc} (run `tickrail migrate` with the "
+                "owner role's URL; the runtime role may only read and append)",
+                retriable=False,
+            ) from exc
         except _DRIVER_ERRORS as exc:
             raise _error(f"cannot migrate {self.where}", exc) from exc
 

@@ -484,3 +484,32 @@ def test_the_schema_refuses_bad_values(chart: Any, values: dict[str, Any], expec
     with pytest.raises(helm_python.HelmValuesError) as caught:
         render(chart, values)
     assert expected in str(caught.value)
+
+
+def test_the_migration_connects_as_the_owner_and_roles_as_the_runtime_role(chart: Any) -> None:
+    """Least privilege (docs/deploy.md): a separate URL and password for the migration."""
+    owner_url = "postgresql://tickrail_owner@db:5432/tickrail?schema=tickrail&runtime_role=tickrail"
+    credentials = dict(PRODUCTION["credentials"], dispatch={"existingSecret": "tickrail-dispatch"})
+    docs = render(
+        chart,
+        with_values(
+            credentials=credentials,
+            migration={"storeUrl": owner_url, "existingSecret": "tickrail-pg-owner"},
+        ),
+    )
+    migrate = env(the(docs, "Job", "prod-tickrail-migrate"))
+    assert migrate["TICKRAIL_STORE_URL"]["value"] == owner_url
+    assert migrate["PGPASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "tickrail-pg-owner"
+    assert "TICKRAIL_DISPATCH_SECRET" not in migrate
+    for name in ("data-plane", "control-plane", "api"):
+        role = env(the(docs, "Deployment", f"prod-tickrail-{name}"))
+        assert role["PGPASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "tickrail-postgres"
+        assert "TICKRAIL_STORE_URL" not in role
+        assert role["TICKRAIL_DISPATCH_SECRET"]["valueFrom"]["secretKeyRef"] == {
+            "name": "tickrail-dispatch",
+            "key": "dispatch-secret",
+        }
+    # Executors answer inputs; they never hold the secret that signs them.
+    for workload in find(docs, "Deployment"):
+        if workload["metadata"]["labels"]["app.kubernetes.io/component"] == "executor":
+            assert "TICKRAIL_DISPATCH_SECRET" not in env(workload)

@@ -96,12 +96,34 @@ Call with (dict "root" $ "values" .Values.dataPlane "where" "dataPlane").
 {{/* Credentials, only as references to existing Secrets. Pass (dict "root" $ "only" "postgres") to limit. */}}
 {{- define "tickrail.credentialEnv" -}}
 {{- $c := .root.Values.credentials }}
+{{- $m := .root.Values.migration }}
+{{- if and (eq .only "postgres") $m.existingSecret }}
+{{- /* The migration connects as the owner role, with the owner's password. */}}
+- name: PGPASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $m.existingSecret }}
+      key: {{ $m.passwordKey }}
+{{- else }}
 {{- with $c.postgres.existingSecret }}
 - name: PGPASSWORD
   valueFrom:
     secretKeyRef:
       name: {{ . }}
       key: {{ $c.postgres.passwordKey }}
+{{- end }}
+{{- end }}
+{{- if and (eq .only "postgres") $m.storeUrl }}
+- name: TICKRAIL_STORE_URL
+  value: {{ $m.storeUrl | quote }}
+{{- end }}
+{{- /* Signs and checks dispatched inputs: never given to executors (services/dispatch.py). */}}
+{{- if and .dispatch $c.dispatch.existingSecret }}
+- name: TICKRAIL_DISPATCH_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ $c.dispatch.existingSecret }}
+      key: {{ $c.dispatch.key }}
 {{- end }}
 {{- if ne .only "postgres" }}
 {{- with $c.redis.existingSecret }}

@@ -64,7 +64,8 @@ spec:
       command: ["tickrail"]
       args:
         {{- toYaml .args | nindent 8 }}
-      {{- $env := include "tickrail.credentialEnv" (dict "root" $root "only" (ternary "postgres" "" (eq .kind "job"))) | trim }}
+      {{- $dispatch := has .component (list "data-plane" "control-plane" "api") }}
+      {{- $env := include "tickrail.credentialEnv" (dict "root" $root "only" (ternary "postgres" "" (eq .kind "job")) "dispatch" $dispatch) | trim }}
       {{- $extra := concat (.env | default list) ($d.extraEnv | default list) ($v.extraEnv | default list) }}
       {{- if or $env $extra }}
       env:

@@ -35,19 +35,30 @@ def encode(value: Any) -> pb.Payload:
     if isinstance(value, str):
         return pb.Payload(content_type=TEXT, inline=value.encode())
     try:
-        data = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
-    except (TypeError, ValueError) as exc:
+        # allow_nan=False: NaN and Infinity are not JSON, and a record other tools
+        # cannot parse is no record; they are refused rather than stored.
+        data = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except ValueError as exc:
+        raise ValueError(
+            "cannot encode the result: it contains NaN or Infinity, which JSON cannot "
+            "represent (return None, a string, or a finite number instead)"
+        ) from exc
+    except TypeError as exc:
         raise TypeError(
             f"cannot encode a {type(value).__name__} as a result: return bytes, str, or "
             f"JSON-serialisable data ({exc})"
         ) from exc
-    return pb.Payload(content_type=JSON, inline=data)
+    return pb.Payload(content_type=JSON, inline=data.encode())
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON: refused")
 
 
 def decode_bytes(content_type: str, data: bytes) -> Any:
     """Turn payload bytes back into the value the node returned."""
     if content_type == JSON:
-        return json.loads(data)
+        return json.loads(data, parse_constant=_no_constant)
     if content_type.startswith("text/"):
         return data.decode()
     return data

@@ -74,6 +74,8 @@ class NodeContext:
         """Add token and dollar usage (call once per model call; it accumulates)."""
         if tokens_in < 0 or tokens_out < 0 or cost_usd < 0:
             raise ValueError("usage cannot be negative")
+        if not math.isfinite(cost_usd):  # NaN would slip past every budget comparison
+            raise ValueError(f"cost_usd must be finite, got {cost_usd!r}")
         self.usage.tokens_in += tokens_in
         self.usage.tokens_out += tokens_out
         self.usage.cost_usd += cost_usd

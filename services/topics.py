@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -135,6 +136,16 @@ def check_envelope(envelope: pb.ExecutionEnvelope) -> pb.ExecutionHeader:
         raise EnvelopeError(f"execution envelope header lacks {', '.join(missing)}")
     if header.status == pb.EXECUTION_STATUS_UNSPECIFIED:
         raise EnvelopeError(f"execution {header.exec_id} has no status")
+    telemetry: pb.PolicyTelemetry = getattr(envelope, which).telemetry
+    numbers = [telemetry.cost_usd, telemetry.latency_ms, *telemetry.metrics.values()]
+    if (
+        not all(math.isfinite(n) for n in numbers)
+        or min(telemetry.tokens_in, telemetry.tokens_out, telemetry.cost_usd, 0) < 0
+    ):
+        # Guardrails sum these: a NaN or a negative would defeat every budget.
+        raise EnvelopeError(
+            f"execution {header.exec_id} reports NaN, infinite or negative usage: refused"
+        )
     return header
 
 

@@ -244,13 +244,20 @@ class ControlPlane:
         if kind == "start":
             if not command.lifetime_id or not command.start.graph.entry:
                 raise EnvelopeError("start command needs a lifetime id and a graph")
-            if await self._state(command.lifetime_id) is not None:
+            existing = await self._state(command.lifetime_id)
+            if existing is not None:
+                if command.tenant_id and command.tenant_id != existing.tenant_id:
+                    # Another tenant's id: refused like any unknown command, no effect.
+                    raise EnvelopeError(
+                        f"refused: lifetime id {command.lifetime_id!r} is not available"
+                    )
                 return None  # a redelivered start
             created, decision = start(command, now)
             self._states[created.lifetime_id] = created
             return created, decision
         state = await self._state(command.lifetime_id)
-        if state is None:
+        if state is None or (command.tenant_id and command.tenant_id != state.tenant_id):
+            # The same answer whether the lifetime is missing or another tenant's.
             raise EnvelopeError(f"{kind} command for unknown lifetime {command.lifetime_id}")
         if kind == "pause":
             return state, pause(state, command.pause.reason, now, command.command_id)

@@ -98,8 +98,16 @@ class ControlPlane:
         consumer = self._consumer
         assert consumer is not None
         await consume_batches(
-            consumer, self.handle, stopping, batch_size=self.batch_size, metrics=self.metrics
+            consumer,
+            self.handle,
+            stopping,
+            batch_size=self.batch_size,
+            metrics=self.metrics,
+            dead_letter=self._dead_letter,
         )
+
+    async def _dead_letter(self, message: Message, reason: str) -> None:
+        await publish_dead_letters(self.bus, self.topics, [(message, reason)])
 
     # ---- one batch ----------------------------------------------------------
 
@@ -115,6 +123,15 @@ class ControlPlane:
         Split from ``publish`` so that, in one process, the data plane can record
         executions and these decisions in a single transaction.
         """
+        try:
+            return await self._decide(messages)
+        except BaseException:
+            # Routing updated cached states in place; the events did not reach the
+            # store. Rebuild from the store, or a retry would find them "seen".
+            self._states.clear()
+            raise
+
+    async def _decide(self, messages: list[Message]) -> Outgoing:
         decided: list[tuple[LifetimeState, Decision]] = []
         rejected: list[tuple[Message, str]] = []
         for message in messages:

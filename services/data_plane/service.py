@@ -101,8 +101,16 @@ class DataPlane:
         consumer = self._consumer
         assert consumer is not None
         await consume_batches(
-            consumer, self.handle, stopping, batch_size=self.batch_size, metrics=self.metrics
+            consumer,
+            self.handle,
+            stopping,
+            batch_size=self.batch_size,
+            metrics=self.metrics,
+            dead_letter=self._dead_letter,
         )
+
+    async def _dead_letter(self, message: Message, reason: str) -> None:
+        await publish_dead_letters(self.bus, self.topics, [(message, reason)])
 
     async def handle(self, messages: list[Message]) -> None:
         started = self.metrics.clock()

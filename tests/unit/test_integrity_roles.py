@@ -268,3 +268,53 @@ async def test_a_fault_in_our_code_fails_only_that_lifetime(tmp_path: Path) -> N
             for r in await rt.store.executions(victim)
         }
         assert compare(events, executions).ok
+
+
+async def test_a_fault_escaping_a_batch_is_isolated_to_its_message() -> None:
+    """The consume loop's net: the batch is handled message by message, the one that
+    still fails is dead-lettered, the rest take effect and every offset moves on."""
+    from tickrail.adapters.registry import open_bus
+    from tickrail.services.consume import consume_batches
+    from tickrail.services.metrics import Metrics
+
+    handled: list[bytes] = []
+    dead: list[tuple[bytes, str]] = []
+    values = [b"a", b"b", b"poison", b"c"]
+    all_done = asyncio.Event()
+
+    async def handle(batch: list[Message]) -> None:
+        if any(m.value == b"poison" for m in batch):
+            raise KeyError("a bug in our code")
+        handled.extend(m.value for m in batch)
+        if len(handled) + len(dead) == len(values):
+            all_done.set()
+
+    async def dead_letter(message: Message, reason: str) -> None:
+        dead.append((message.value, reason))
+        if len(handled) + len(dead) == len(values):
+            all_done.set()
+
+    async with open_bus("memory://") as bus:
+        await bus.ensure_topics(["in"])
+        consumer = await bus.subscribe(["in"], "g")
+        await bus.publish([Message("in", "k", v) for v in values])
+        stopping = asyncio.Event()
+        run = asyncio.create_task(
+            consume_batches(
+                consumer,
+                handle,
+                stopping,
+                batch_size=10,
+                metrics=Metrics("t"),
+                dead_letter=dead_letter,
+            )
+        )
+        async with asyncio.timeout(20):
+            await all_done.wait()
+        stopping.set()
+        await run
+        assert handled == [b"a", b"b", b"c"]
+        assert dead == [(b"poison", "internal error: KeyError: 'a bug in our code'")]
+        again = await bus.subscribe(["in"], "g")  # committed: nothing is redelivered
+        assert await again.poll(10, timeout=0.2) == []
+        await again.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 from typing import Any, Protocol
 
 from tickrail.sdk.errors import BlobIntegrityError, EnvelopeError
@@ -55,10 +56,22 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON: refused")
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 parses as inf: not a number JSON can carry
+        raise ValueError(f"{text[:40]} is out of range for a JSON number: refused")
+    return value
+
+
+def loads_json(data: str | bytes) -> Any:
+    """Standard JSON only: NaN, Infinity and numbers that overflow are a ValueError."""
+    return json.loads(data, parse_constant=_no_constant, parse_float=_finite)
+
+
 def decode_bytes(content_type: str, data: bytes) -> Any:
     """Turn payload bytes back into the value the node returned."""
     if content_type == JSON:
-        return json.loads(data, parse_constant=_no_constant)
+        return loads_json(data)
     if content_type.startswith("text/"):
         return data.decode()
     return data

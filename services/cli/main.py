@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tickrail.sdk._install import install_command
+from tickrail.sdk._payload import loads_json
 from tickrail.sdk._redact import RedactingFilter, redact_text
 from tickrail.sdk.errors import TickrailError
 
@@ -374,9 +375,11 @@ def parse_answer_arg(raw: str | None, what: str) -> Any:
         except OSError as exc:
             raise ConfigurationError(f"{what}: cannot read {path}: {exc}") from exc
     try:
-        return json.loads(raw)
+        return loads_json(raw)
     except json.JSONDecodeError:
         return raw
+    except ValueError as exc:  # NaN, Infinity: JSON-like, but not JSON
+        raise ConfigurationError(f"{what}: {exc}") from None
 
 
 def parse_json_arg(raw: str | None, what: str) -> Any:
@@ -394,8 +397,10 @@ def parse_json_arg(raw: str | None, what: str) -> Any:
             raise ConfigurationError(f"{what}: cannot read {path}: {exc}") from exc
         source = str(path)
     try:
-        return json.loads(raw)
-    except json.JSONDecodeError as exc:
+        return loads_json(raw)
+    except ValueError as exc:
+        if not isinstance(exc, json.JSONDecodeError):  # NaN, Infinity, 1e999
+            raise ConfigurationError(f"{source} is not valid JSON: {exc}") from None
         raise ConfigurationError(
             f"{source} is not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}"
         ) from exc

@@ -8,11 +8,10 @@ would be refused locally is refused here with the same sentences.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
-from tickrail.sdk._payload import JSON
+from tickrail.sdk._payload import JSON, loads_json
 from tickrail.sdk.choice import DEFAULT_MAX_FANOUT
 from tickrail.sdk.errors import DefinitionError
 from tickrail.sdk.errors import InvalidArgumentError as InvalidArgument
@@ -123,7 +122,7 @@ def check_payload(payload: pb.Payload, field: str, *, limit: int) -> None:
         raise InvalidArgument(field, "content_type is empty")
     if payload.content_type == JSON:
         try:
-            json.loads(data)
+            loads_json(data)  # standard JSON only: no NaN or Infinity in the record
         except ValueError as exc:
             raise InvalidArgument(
                 field, f"content_type is {JSON} but the body is not JSON"

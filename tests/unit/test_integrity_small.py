@@ -163,3 +163,15 @@ async def test_commands_for_another_tenants_lifetime_change_nothing(tmp_path: Pa
         final = await rt.wait(victim, timeout=20)
         assert final.WhichOneof("kind") == "completed" and final.tenant_id == "victim"
         await dlq.close()
+
+
+@pytest.mark.parametrize("raw", ['{"name": NaN}', '{"name": 1e999}', "[-Infinity]"])
+def test_non_json_numbers_on_the_command_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], raw: str
+) -> None:
+    from tickrail.services.cli.main import main
+
+    graph = str(Path(__file__).resolve().parents[2] / "examples" / "hello.yaml")
+    assert main(["run", graph, "--input", raw, "--home", str(tmp_path / "h")]) == 2
+    err = capsys.readouterr().err
+    assert "not valid JSON" in err and "Traceback" not in err

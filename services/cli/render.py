@@ -216,4 +216,7 @@ def describe_event(event: pb.LifetimeEvent) -> str:
         r = event.routed
         nxt = ", ".join(d.name for d in r.dispatched)
         return f"{r.name or 'start'} -> {nxt or r.note}"
+    if kind == "refused":  # nothing changed: an envelope that answered nothing dispatched
+        f = event.refused
+        return f"refused an envelope claiming {f.exec_id!r} ({f.name!r}): {f.reason}"
     return kind or ""

@@ -325,3 +325,12 @@ def test_encode_ref_matches_protobuf() -> None:
     ref = pb.ExecutionRef.FromString(raw)
     assert (ref.seq, ref.duplicate, ref.dispatch_token) == (7, True, "ab" * 32)
     assert ref.envelope == envelope
+
+
+def test_a_refused_event_reads_plainly_in_the_cli() -> None:
+    from tickrail.services.cli.render import describe_event
+
+    event = pb.LifetimeEvent(
+        refused=pb.EnvelopeRefused(exec_id="L.9.1", name="x", reason="no dispatch token")
+    )
+    assert describe_event(event) == "refused an envelope claiming 'L.9.1' ('x'): no dispatch token"

@@ -70,19 +70,28 @@ def test_no_command_prints_a_secret_from_a_url(tmp_path: Path, profile: str) -> 
     env = _env(tmp_path, profile)
     root = Path(__file__).resolve().parents[2]
     leaked: list[str] = []
-    for argv in COMMANDS:
-        try:
-            done = subprocess.run(
+    # All at once: each mostly waits on a refused connection.
+    procs = [
+        (
+            argv,
+            subprocess.Popen(
                 [sys.executable, "-m", "tickrail.services.cli.main", "-v", *argv],
                 env=env,
                 cwd=root,
-                capture_output=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 text=True,
-                timeout=60,
-            )
-            output = done.stdout + done.stderr
-        except subprocess.TimeoutExpired as exc:  # a role process retrying: what it said so far
-            output = _text(exc.stdout) + _text(exc.stderr)
+            ),
+        )
+        for argv in COMMANDS
+    ]
+    for argv, proc in procs:
+        try:
+            out, err = proc.communicate(timeout=90)
+        except subprocess.TimeoutExpired:  # a role process retrying: what it said so far
+            proc.kill()
+            out, err = proc.communicate()
+        output = _text(out) + _text(err)
         assert output.strip(), f"{argv} printed nothing: the test would prove nothing"
         if SECRET in output:
             leaked.append(f"{' '.join(argv)}:\n{output[-2000:]}")

@@ -41,6 +41,14 @@ class Outgoing:
     finished: list[str] = field(default_factory=list)
 
 
+class _Admitted(Exception):
+    """A fault in our code on an execution that passed admission (see ``_decide``)."""
+
+    def __init__(self, cause: Exception, lifetime_id: str) -> None:
+        super().__init__(str(cause))
+        self.cause, self.lifetime_id = cause, lifetime_id
+
+
 class Verdict(Protocol):
     def to_proto(self, exec_id: str) -> pb.GuardrailDecision: ...
 
@@ -142,10 +150,18 @@ class ControlPlane:
                 continue
             except AdapterError:
                 raise  # the store or bus: the batch is retried, nothing was committed
+            except _Admitted as fault:
+                # A fault in our code on an execution the lifetime was waiting for: it
+                # must not stop the role for every other lifetime. Fail only this one.
+                outcome = await self._fault(message, fault.cause, rejected, fault.lifetime_id)
             except Exception as exc:
-                # A fault in our code on a valid-looking message: it must not stop the
-                # role for every other lifetime. Fail only the lifetime it names.
-                outcome = await self._fault(message, exc, rejected)
+                # Before admission the message may be anyone's: it must not be able to
+                # fail a lifetime it names, so it is only dead-lettered. Commands come
+                # from trusted front ends: a fault on one fails its lifetime.
+                trusted = message.topic == self.topics.commands()
+                outcome = await self._fault(
+                    message, exc, rejected, (message.key or "") if trusted else ""
+                )
             if outcome is not None and (outcome[1].events or outcome[1].dispatch):
                 decided.append(outcome)
         outgoing = await self._append(decided)
@@ -160,14 +176,18 @@ class ControlPlane:
         return await self._reference(message, decode(pb.ExecutionRef, message), rejected)
 
     async def _fault(
-        self, message: Message, exc: Exception, rejected: list[tuple[Message, str]]
+        self,
+        message: Message,
+        exc: BaseException,
+        rejected: list[tuple[Message, str]],
+        lifetime_id: str,
     ) -> tuple[LifetimeState, Decision] | None:
-        """Record an internal error on the message's lifetime (FAILED) and dead-letter it."""
+        """Dead-letter the message; with ``lifetime_id``, fail that lifetime, the error
+        recorded (a ``failed`` event without an exec id, replayed as a fact)."""
         self.metrics.inc("errors_total")
         reason = f"internal error handling this message: {type(exc).__name__}: {exc}"[:1000]
         log.error("%s offset %s: %s", message.topic, message.offset, reason, exc_info=exc)
         rejected.append((message, reason))
-        lifetime_id = message.key or ""
         self._states.pop(lifetime_id, None)  # it may be half-updated: rebuild it
         try:
             state = await self._state(lifetime_id) if lifetime_id else None
@@ -217,10 +237,21 @@ class ControlPlane:
         problem = problem or unanswered(state, header)
         if problem:
             return self._refuse(state, header, problem, message, rejected)
+        try:
+            return state, await self._judge(state, header, ref.envelope)
+        except (AdapterError, EnvelopeError):
+            raise
+        except Exception as exc:
+            raise _Admitted(exc, state.lifetime_id) from exc
+
+    async def _judge(
+        self, state: LifetimeState, header: pb.ExecutionHeader, envelope: pb.ExecutionEnvelope
+    ) -> Decision:
+        """Guardrails, then routing, for an admitted execution."""
         verdicts: list[pb.GuardrailDecision] = []
         if self.guard is not None:
             try:
-                found = await self.guard.check(ref.envelope, lifetime_started_at=state.started_at)
+                found = await self.guard.check(envelope, lifetime_started_at=state.started_at)
                 verdicts = [v.to_proto(header.exec_id) for v in found]
             except PolicyError as exc:
                 # A rule that cannot be evaluated must not wave the execution through:
@@ -235,7 +266,7 @@ class ControlPlane:
                         message=f"the policy could not be evaluated: {exc}",
                     )
                 ]
-        return state, route(state, ref.envelope, verdicts, self.clock())
+        return route(state, envelope, verdicts, self.clock())
 
     def _refuse(
         self,

@@ -334,3 +334,32 @@ def test_a_refused_event_reads_plainly_in_the_cli() -> None:
         refused=pb.EnvelopeRefused(exec_id="L.9.1", name="x", reason="no dispatch token")
     )
     assert describe_event(event) == "refused an envelope claiming 'L.9.1' ('x'): no dispatch token"
+
+
+async def test_a_fault_before_admission_cannot_fail_the_lifetime_a_message_names(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Otherwise a message crafted to hit a bug would be a way to kill any lifetime."""
+    from tickrail.services.control_plane import service
+
+    real = service.unanswered
+
+    def buggy(state: Any, header: pb.ExecutionHeader) -> str:
+        if header.name == "trigger":
+            raise ZeroDivisionError("a bug in admission")
+        return real(state, header)
+
+    monkeypatch.setattr(service, "unanswered", buggy)
+    rt = harness.rt
+    lifetime_id = await rt.start_lifetime(GRAPH, None, tenant="t")
+    node_input = await harness.next_input(lifetime_id)
+    forged = answer(node_input, FORGED, attempt=2)
+    forged.task.header.name = "trigger"
+    forged.task.header.dispatch_token = rt.signer.token_of(forged.task.header)
+    await harness.publish(forged, lifetime_id)
+    await harness.stored(lifetime_id, 1)
+    await harness.publish(answer(node_input), lifetime_id)
+    (done,) = await harness.until(lifetime_id, "completed")
+    assert json.loads(done.completed.output.inline) == "honest"
+    assert "failed" not in [e.WhichOneof("kind") for e in await harness.events(lifetime_id)]
+    assert rt.alive()

@@ -12,9 +12,13 @@ out, and accepts tags it then cannot construct. Every reader goes through
 - any tag other than YAML's plain types (``!!python/...`` or ``!custom``);
 - bytes that are not UTF-8.
 
-The checks walk the composed node graph once, sharing the work for a node an
-alias names, so a bomb is refused in well under a second. Error messages show
-values through ``excerpt``, never expanded.
+A first pass over the parser's events (libyaml's when installed) counts
+aliases and depth and checks explicit tags, stopping at the first problem;
+the composed node graph is then sized once, sharing the work for a node an
+alias names. Measured here: a billion-laughs file, a 5,000-deep list and 200
+aliases are each refused in about 1 ms; a 2,000-rule policy file composes in
+~0.15 s on a loaded machine. Error messages show values through ``excerpt``,
+never expanded.
 """
 
 from __future__ import annotations
@@ -24,7 +28,6 @@ from typing import Any
 
 import yaml
 from yaml.constructor import SafeConstructor
-from yaml.events import AliasEvent
 
 MAX_ALIASES = 100
 MAX_EXPANDED_NODES = 100_000
@@ -45,21 +48,35 @@ class YAMLProblem(ValueError):
         self.line = line
 
 
-class _Loader(yaml.SafeLoader):
-    """The safe loader, counting aliases as they are composed."""
+# libyaml when it is there (10x faster on big files); the same rules either way.
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_OPEN = (yaml.SequenceStartEvent, yaml.MappingStartEvent)
+_CLOSE = (yaml.SequenceEndEvent, yaml.MappingEndEvent)
+_NODE = (yaml.ScalarEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent)
 
-    aliases = 0
 
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(AliasEvent):
-            self.aliases += 1
-            if self.aliases > MAX_ALIASES:
-                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+def _prescan(text: str) -> None:
+    """Aliases, depth and explicit tags, from the event stream: nothing is built, and
+    the scan stops at the first problem (a 5,000-deep list costs 65 levels)."""
+    aliases = depth = 0
+    for event in yaml.parse(text, Loader=_LOADER):
+        line = event.start_mark.line + 1 if event.start_mark is not None else None
+        if isinstance(event, yaml.AliasEvent):
+            aliases += 1
+            if aliases > MAX_ALIASES:
                 raise YAMLProblem(
-                    f"more than {MAX_ALIASES} aliases: refused (an alias expansion bomb?)",
-                    mark.line + 1,
+                    f"more than {MAX_ALIASES} aliases: refused (an alias expansion bomb?)", line
                 )
-        return super().compose_node(parent, index)
+        elif isinstance(event, _CLOSE):
+            depth -= 1
+        if isinstance(event, _NODE):
+            tag = event.tag
+            if tag is not None and tag not in ALLOWED_TAGS and tag != "!":
+                raise YAMLProblem(f"unknown tag {excerpt(tag)}: refused", line)
+        if isinstance(event, _OPEN):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise YAMLProblem(f"nested more than {MAX_DEPTH} levels deep: refused", line)
 
 
 def decode(data: bytes) -> str:
@@ -73,21 +90,22 @@ def decode(data: bytes) -> str:
 
 def compose(text: str) -> yaml.Node | None:
     """The document's node graph, after the bounds above (YAMLProblem if not)."""
-    loader = _Loader(text)
     try:
-        node = loader.get_single_node()
+        _prescan(text)
+        node: yaml.Node | None = yaml.compose(text, Loader=_LOADER)
     except YAMLProblem:
         raise
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
         problem = exc.problem or exc.context or "invalid YAML"
-        raise YAMLProblem(f"invalid YAML: {problem}", mark.line + 1 if mark else None) from None
+        if "nesting depth" in problem:  # libyaml's own cap, met while reading ahead
+            raise YAMLProblem(f"nested more than {MAX_DEPTH} levels deep: refused", line) from None
+        raise YAMLProblem(f"invalid YAML: {problem}", line) from None
     except yaml.YAMLError as exc:
         raise YAMLProblem(f"invalid YAML: {excerpt(str(exc))}") from None
     except RecursionError:
         raise YAMLProblem(f"nested more than {MAX_DEPTH} levels deep: refused") from None
-    finally:
-        loader.dispose()
     if node is not None:
         _check(node)
     return node

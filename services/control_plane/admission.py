@@ -61,16 +61,3 @@ def refused_event(
             topic=topic,
         ),
     )
-
-
-def header_only(envelope: pb.ExecutionEnvelope) -> pb.ExecutionEnvelope:
-    """The envelope without result, telemetry or token: what a refusal may carry on."""
-    which = envelope.WhichOneof("execution")
-    out = pb.ExecutionEnvelope()
-    if which == "task":
-        out.task.header.CopyFrom(envelope.task.header)
-        out.task.header.ClearField("dispatch_token")
-    elif which == "plan":
-        out.plan.header.CopyFrom(envelope.plan.header)
-        out.plan.header.ClearField("dispatch_token")
-    return out

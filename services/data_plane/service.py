@@ -1,7 +1,9 @@
 """The data plane: persist execution envelopes, then announce them.
 
 For each batch from the executions topic: decode (undecodable messages go to
-the dead-letter topic), offload large payloads to the blob store, append to
+the dead-letter topic), check each envelope's dispatch token (a refused one is
+dead-lettered, never stored, and the control plane is told so the lifetime
+shows it), offload large payloads to the blob store, append to
 the state store in one transaction (idempotent on exec id), publish one
 ExecutionRef per envelope, and only then commit the consumed offsets.
 A redelivered envelope is not stored twice; its reference is republished
@@ -28,8 +30,7 @@ from tickrail.sdk._payload import DEFAULT_OFFLOAD_THRESHOLD
 from tickrail.sdk.errors import AdapterError, EnvelopeError
 from tickrail.sdk.pb import envelope_pb2 as pb
 from tickrail.services.consume import consume_batches
-from tickrail.services.control_plane.admission import header_only
-from tickrail.services.dispatch import DispatchSigner
+from tickrail.services.dispatch import DispatchSigner, header_only
 from tickrail.services.metrics import Metrics
 from tickrail.services.offload import offload_large
 from tickrail.services.topics import (

@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -277,6 +278,25 @@ async def _others(session: Session, progress: Progress) -> None:
     await owner.until_idle()
 
 
+@contextlib.asynccontextmanager
+async def _interrupted(session: Session) -> AsyncIterator[None]:
+    """Say what Ctrl-C does while this process owns running work: node runs in
+    flight get the grace period to finish and be recorded (nothing is lost if
+    they do not: the next owner runs again what was not recorded)."""
+    try:
+        yield
+    except asyncio.CancelledError:
+        if session.owner is not None:
+            grace = session.owner.runtime.settings.shutdown_grace_s
+            print(
+                f"tickrail: interrupted; node runs in flight get up to {grace:g}s to finish "
+                "and be recorded (Ctrl-C again to stop now)",
+                file=sys.stderr,
+                flush=True,
+            )
+        raise
+
+
 # ---- run ----------------------------------------------------------------------------
 
 
@@ -292,7 +312,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
         return await _run_detached(args, settings, graph, value, labels)
     progress = Progress(quiet=args.quiet)
     started = time.perf_counter()
-    async with _session(args, settings, Purpose.RUN, [graph]) as session:
+    async with _session(args, settings, Purpose.RUN, [graph]) as session, _interrupted(session):
         client = session.client
         lifetime_id = await client.start(graph, value, labels=labels)
         final, timed_out = await _follow_for(client, lifetime_id, progress, args.timeout)
@@ -607,7 +627,7 @@ async def cmd_lifetimes_resume(args: argparse.Namespace) -> int:
     graphs = []
     if args.graph:
         graphs.append(load_graph(args.graph))
-    async with _session(args, settings, Purpose.RUN, graphs) as session:
+    async with _session(args, settings, Purpose.RUN, graphs) as session, _interrupted(session):
         client = session.client
         before = await client.get(args.lifetime_id)
         after = max((e.seq for e in before.events), default=0)
@@ -684,7 +704,7 @@ async def cmd_fork(args: argparse.Namespace) -> int:
         result = parse_json_arg(f"@{args.result}", "--result")
     progress = Progress(quiet=args.quiet)
     t0 = time.perf_counter()
-    async with _session(args, settings, Purpose.RUN) as session:
+    async with _session(args, settings, Purpose.RUN) as session, _interrupted(session):
         client = session.client
         if session.owner is not None:
             detail = await client.get(args.lifetime_id)

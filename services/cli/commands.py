@@ -264,6 +264,32 @@ def _continue_hints(lifetime_id: str, waiting: dict[str, str]) -> list[str]:
     ]
 
 
+async def _follow_to_the_end(
+    args: argparse.Namespace,
+    session: Session,
+    lifetime_id: str,
+    progress: Progress,
+    started: float,
+    after_seq: int = 0,
+) -> int:
+    """Follow until the lifetime stops (or ``--timeout``), print the summary, let
+    an owner finish its other work; the exit code."""
+    client = session.client
+    final, timed_out = await _follow_for(
+        client, lifetime_id, progress, args.timeout, after_seq=after_seq
+    )
+    code = await _finish(
+        client,
+        lifetime_id,
+        final,
+        time.perf_counter() - started,
+        args.json,
+        timed_out=args.timeout if timed_out else None,
+    )
+    await _others(session, progress)
+    return code
+
+
 async def _others(session: Session, progress: Progress) -> None:
     """An owner finishes what it took on for other clients before it exits."""
     owner = session.owner
@@ -315,18 +341,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
     async with _session(args, settings, Purpose.RUN, [graph]) as session, _interrupted(session):
         client = session.client
         lifetime_id = await client.start(graph, value, labels=labels)
-        final, timed_out = await _follow_for(client, lifetime_id, progress, args.timeout)
-        wall = time.perf_counter() - started
-        code = await _finish(
-            client,
-            lifetime_id,
-            final,
-            wall,
-            args.json,
-            timed_out=args.timeout if timed_out else None,
-        )
-        await _others(session, progress)
-        return code
+        return await _follow_to_the_end(args, session, lifetime_id, progress, started)
 
 
 async def _run_detached(
@@ -651,19 +666,7 @@ async def cmd_lifetimes_resume(args: argparse.Namespace) -> int:
             raise LifetimeStateError(
                 f"lifetime {args.lifetime_id} is {before.info.status}, not PAUSED or RUNNING"
             )
-        final, timed_out = await _follow_for(
-            client, args.lifetime_id, progress, args.timeout, after_seq=after
-        )
-        code = await _finish(
-            client,
-            args.lifetime_id,
-            final,
-            time.perf_counter() - t0,
-            args.json,
-            timed_out=args.timeout if timed_out else None,
-        )
-        await _others(session, progress)
-        return code
+        return await _follow_to_the_end(args, session, args.lifetime_id, progress, t0, after)
 
 
 async def cmd_replay(args: argparse.Namespace) -> int:
@@ -714,19 +717,9 @@ async def cmd_fork(args: argparse.Namespace) -> int:
             kwargs["result"] = result
         forked = await client.fork_lifetime(args.lifetime_id, args.from_exec, **kwargs)
         progress.line(f"forked {args.lifetime_id} at {args.from_exec} as {forked.lifetime_id}")
-        final, timed_out = await _follow_for(
-            client, forked.lifetime_id, progress, args.timeout, after_seq=forked.history_seq
+        return await _follow_to_the_end(
+            args, session, forked.lifetime_id, progress, t0, forked.history_seq
         )
-        code = await _finish(
-            client,
-            forked.lifetime_id,
-            final,
-            time.perf_counter() - t0,
-            args.json,
-            timed_out=args.timeout if timed_out else None,
-        )
-        await _others(session, progress)
-        return code
 
 
 async def cmd_migrate(args: argparse.Namespace) -> int:

@@ -32,7 +32,7 @@ from tickrail.sdk._payload import encode
 from tickrail.sdk.errors import ConfigurationError
 from tickrail.sdk.graph import AgentGraph
 from tickrail.sdk.pb import envelope_pb2 as pb
-from tickrail.services import metrics, tracing
+from tickrail.services import logs, metrics, tracing
 from tickrail.services.config import Settings
 from tickrail.services.control_plane.service import ControlPlane, Guard
 from tickrail.services.data_plane.service import DataPlane
@@ -96,6 +96,7 @@ class Runtime:
 
     async def __aenter__(self) -> Self:
         s = self.settings
+        logs.use_format(s.log_format)
         tracing.configure(
             "tickrail" if len(self.roles) != 1 else f"tickrail-{self.roles[0].replace('_', '-')}"
         )

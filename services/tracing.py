@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from tickrail.sdk.errors import ConfigurationError
 from tickrail.sdk.pb import envelope_pb2 as pb
+from tickrail.services import logs
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -124,10 +125,12 @@ def install(
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
     env = os.environ if environ is None else environ
-    named = env.get("OTEL_SERVICE_NAME") or "service.name=" in env.get(
-        "OTEL_RESOURCE_ATTRIBUTES", ""
-    )
-    resource = Resource.create({} if named else {SERVICE_NAME: service_name})
+    # OTEL_SERVICE_NAME, else service.name in OTEL_RESOURCE_ATTRIBUTES, else ours.
+    named = env.get("OTEL_SERVICE_NAME")
+    if not named and "service.name=" in env.get("OTEL_RESOURCE_ATTRIBUTES", ""):
+        resource = Resource.create()
+    else:
+        resource = Resource.create({SERVICE_NAME: named or service_name})
     provider = TracerProvider(resource=resource, id_generator=_id_generator(_forced))
     for exporter in exporters:
         processor = BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter)
@@ -312,26 +315,31 @@ class _Execution:
 @contextlib.contextmanager
 def execution_span(node_input: pb.NodeInput, attempt_no: int) -> Iterator[_Noop | _Execution]:
     """The span of one attempt, current while it runs (user spans nest under it)."""
+    exec_id = f"{node_input.input_id}.{attempt_no}"
     if _tracer is None:
-        yield _NOOP
+        with logs.context(node_input.lifetime_id, exec_id):
+            yield _NOOP
         return
     kind = "plan" if node_input.kind == pb.NODE_KIND_PLAN else "task"
-    with _tracer.start_as_current_span(
-        f"{kind} {node_input.name}",
-        context=_parent(node_input.trace_context, node_input.lifetime_id),
-        attributes={
-            "tickrail.lifetime_id": node_input.lifetime_id,
-            "tickrail.tenant": node_input.tenant_id,
-            "tickrail.graph": node_input.graph_id,
-            "tickrail.graph_version": node_input.graph_version,
-            "tickrail.node": node_input.name,
-            "tickrail.kind": kind,
-            "tickrail.attempt": attempt_no,
-            "tickrail.iteration": node_input.iteration,
-            "tickrail.exec_id": f"{node_input.input_id}.{attempt_no}",
-        },
-        record_exception=True,
-    ) as span:
+    with (
+        _tracer.start_as_current_span(
+            f"{kind} {node_input.name}",
+            context=_parent(node_input.trace_context, node_input.lifetime_id),
+            attributes={
+                "tickrail.lifetime_id": node_input.lifetime_id,
+                "tickrail.tenant": node_input.tenant_id,
+                "tickrail.graph": node_input.graph_id,
+                "tickrail.graph_version": node_input.graph_version,
+                "tickrail.node": node_input.name,
+                "tickrail.kind": kind,
+                "tickrail.attempt": attempt_no,
+                "tickrail.iteration": node_input.iteration,
+                "tickrail.exec_id": exec_id,
+            },
+            record_exception=True,
+        ) as span,
+        logs.context(node_input.lifetime_id, exec_id),
+    ):
         yield _Execution(span)
 
 
@@ -380,12 +388,16 @@ class PersistSpans:
 def decide_span(headers: Mapping[str, str], lifetime_id: str, what: str) -> Iterator[None]:
     """The control plane judging and routing one reference or command."""
     if _tracer is None:
-        yield
+        with logs.context(lifetime_id):
+            yield
         return
-    with _tracer.start_as_current_span(
-        "decide",
-        context=_parent(headers, lifetime_id),
-        attributes={"tickrail.lifetime_id": lifetime_id, "tickrail.decides": what},
+    with (
+        _tracer.start_as_current_span(
+            "decide",
+            context=_parent(headers, lifetime_id),
+            attributes={"tickrail.lifetime_id": lifetime_id, "tickrail.decides": what},
+        ),
+        logs.context(lifetime_id),
     ):
         yield
 

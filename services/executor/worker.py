@@ -59,6 +59,11 @@ class Executor:
         self.offload_threshold = offload_threshold
         self.group = group
         self.metrics = metrics or Metrics("executor")
+        for graph in self.graphs.values():
+            for name, node in graph.nodes.items():
+                kind = "task" if isinstance(node, Task) else "plan"
+                if serve_tasks if kind == "task" else serve_plans:
+                    self.metrics.declare_node(graph.graph_id, name, kind)
         self._slots = asyncio.Semaphore(concurrency)
         self._consumer: Consumer | None = None
         self._running: set[asyncio.Task[None]] = set()

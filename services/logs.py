@@ -9,13 +9,11 @@ its OpenTelemetry span when tracing is on), ``exception`` for a traceback.
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import datetime
 import json
 import logging
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 from tickrail.sdk.errors import ConfigurationError
@@ -29,14 +27,19 @@ _current: contextvars.ContextVar[tuple[str, str]] = contextvars.ContextVar(
 )
 
 
-@contextlib.contextmanager
-def context(lifetime_id: str, exec_id: str = "") -> Iterator[None]:
-    """Lines logged inside name this lifetime and execution."""
-    token = _current.set((lifetime_id, exec_id))
-    try:
-        yield
-    finally:
-        _current.reset(token)
+class context:  # lower case: used like a function, ``with logs.context(...):``
+    """Lines logged inside name this lifetime and execution (a class: it runs per step)."""
+
+    __slots__ = ("_token", "_value")
+
+    def __init__(self, lifetime_id: str, exec_id: str = "") -> None:
+        self._value = (lifetime_id, exec_id)
+
+    def __enter__(self) -> None:
+        self._token = _current.set(self._value)
+
+    def __exit__(self, *exc: object) -> None:
+        _current.reset(self._token)
 
 
 class TextFormatter(logging.Formatter):

@@ -38,6 +38,7 @@ A role keeps a ``Metrics`` object, a thin view of these series with its own
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from prometheus_client import (
     REGISTRY,
@@ -160,6 +161,7 @@ class Metrics:
         self._errors = errors.labels(role=role)
         self._lag = consumer_lag.labels(role=role)
         self._batch = batch_duration.labels(role=role)
+        self._executions: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}
 
     def inc(self, name: str, amount: float = 1.0) -> None:
         """Count ``messages_processed_total`` or ``errors_total`` for this role."""
@@ -177,12 +179,19 @@ class Metrics:
         self._processed.inc(messages)
         self._batch.observe(self.clock() - started)
 
-    @staticmethod
-    def declare_node(graph: str, node: str, kind: str) -> None:
+    def declare_node(self, graph: str, node: str, kind: str) -> None:
         """Make a node's duration series exist before it first runs (rate() sees 0)."""
         node_duration.labels(graph=graph, node=node, kind=kind)
 
-    @staticmethod
-    def observe_execution(graph: str, node: str, kind: str, status: int, seconds: float) -> None:
-        node_duration.labels(graph=graph, node=node, kind=kind).observe(seconds)
-        executions.labels(graph=graph, node=node, kind=kind, status=status_name(status)).inc()
+    def observe_execution(
+        self, graph: str, node: str, kind: str, status: int, seconds: float
+    ) -> None:
+        key = (graph, node, kind, status)
+        children = self._executions.get(key)
+        if children is None:  # labels() takes a lock and builds a key: once per series
+            children = self._executions[key] = (
+                node_duration.labels(graph=graph, node=node, kind=kind),
+                executions.labels(graph=graph, node=node, kind=kind, status=status_name(status)),
+            )
+        children[0].observe(seconds)
+        children[1].inc()

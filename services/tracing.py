@@ -312,14 +312,37 @@ class _Execution:
             self.span.set_status(StatusCode.ERROR, f"{result.error_type}: {result.error}")
 
 
-@contextlib.contextmanager
-def execution_span(node_input: pb.NodeInput, attempt_no: int) -> Iterator[_Noop | _Execution]:
+class _Quiet:
+    """Tracing off: only the log context, as cheap as it gets (this runs per step)."""
+
+    __slots__ = ("_log",)
+
+    def __init__(self, lifetime_id: str, exec_id: str = "") -> None:
+        self._log = logs.context(lifetime_id, exec_id)
+
+    def __enter__(self) -> _Noop:
+        self._log.__enter__()
+        return _NOOP
+
+    def __exit__(self, *exc: object) -> None:
+        self._log.__exit__()
+
+
+def execution_span(
+    node_input: pb.NodeInput, attempt_no: int
+) -> contextlib.AbstractContextManager[_Noop | _Execution]:
     """The span of one attempt, current while it runs (user spans nest under it)."""
     exec_id = f"{node_input.input_id}.{attempt_no}"
     if _tracer is None:
-        with logs.context(node_input.lifetime_id, exec_id):
-            yield _NOOP
-        return
+        return _Quiet(node_input.lifetime_id, exec_id)
+    return _execution_span(node_input, attempt_no, exec_id)
+
+
+@contextlib.contextmanager
+def _execution_span(
+    node_input: pb.NodeInput, attempt_no: int, exec_id: str
+) -> Iterator[_Noop | _Execution]:
+    assert _tracer is not None
     kind = "plan" if node_input.kind == pb.NODE_KIND_PLAN else "task"
     with (
         _tracer.start_as_current_span(
@@ -384,13 +407,18 @@ class PersistSpans:
 # ---- control plane -------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def decide_span(headers: Mapping[str, str], lifetime_id: str, what: str) -> Iterator[None]:
+def decide_span(
+    headers: Mapping[str, str], lifetime_id: str, what: str
+) -> contextlib.AbstractContextManager[Any]:
     """The control plane judging and routing one reference or command."""
     if _tracer is None:
-        with logs.context(lifetime_id):
-            yield
-        return
+        return _Quiet(lifetime_id)
+    return _decide_span(headers, lifetime_id, what)
+
+
+@contextlib.contextmanager
+def _decide_span(headers: Mapping[str, str], lifetime_id: str, what: str) -> Iterator[None]:
+    assert _tracer is not None
     with (
         _tracer.start_as_current_span(
             "decide",

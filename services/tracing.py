@@ -138,11 +138,38 @@ def install(
     # Spans users open inside their Tasks (their own tracer, or an instrumented
     # HTTP client) then nest under the execution's span.
     if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
-        trace.set_tracer_provider(provider)
+        trace.set_tracer_provider(_current_provider())
     if _provider is not None:
         _provider.shutdown()
     _provider, _tracer, _configured = provider, provider.get_tracer("tickrail"), True
     return provider
+
+
+def _current_provider() -> Any:
+    """The global provider: hands out tracers that use whichever provider
+    ``install`` set last (the API lets a process set its global provider once)."""
+    from opentelemetry import trace
+
+    class CurrentTracer(trace.Tracer):
+        def __init__(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+            self._args, self._kwargs = args, kwargs
+
+        def _now(self) -> trace.Tracer:
+            if _provider is None:
+                return trace.NoOpTracer()
+            return _provider.get_tracer(*self._args, **self._kwargs)
+
+        def start_span(self, *args: Any, **kwargs: Any) -> trace.Span:
+            return self._now().start_span(*args, **kwargs)
+
+        def start_as_current_span(self, *args: Any, **kwargs: Any) -> Any:
+            return self._now().start_as_current_span(*args, **kwargs)
+
+    class CurrentProvider(trace.TracerProvider):
+        def get_tracer(self, *args: Any, **kwargs: Any) -> trace.Tracer:
+            return CurrentTracer(args, kwargs)
+
+    return CurrentProvider()
 
 
 def reset() -> None:
@@ -178,10 +205,19 @@ def _root_context(lifetime_id: str) -> Any:
     from opentelemetry import trace
 
     trace_id, span_id = lifetime_ids(lifetime_id)
-    root = trace.SpanContext(
-        trace_id, span_id, is_remote=True, trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED)
-    )
+    # The sampler decides once per lifetime, the same in every process: it sees
+    # the derived trace id (OTEL_TRACES_SAMPLER=parentbased_traceidratio keeps or drops whole lifetimes).
+    sampled = _provider is not None and _sampled(_provider, trace_id)
+    flags = trace.TraceFlags(trace.TraceFlags.SAMPLED if sampled else trace.TraceFlags.DEFAULT)
+    root = trace.SpanContext(trace_id, span_id, is_remote=True, trace_flags=flags)
     return trace.set_span_in_context(trace.NonRecordingSpan(root))
+
+
+def _sampled(provider: TracerProvider, trace_id: int) -> bool:
+    from opentelemetry.sdk.trace.sampling import Decision
+
+    decision = provider.sampler.should_sample(None, trace_id, "lifetime").decision
+    return decision == Decision.RECORD_AND_SAMPLE
 
 
 def _parent(carrier: Mapping[str, str], lifetime_id: str) -> Any:

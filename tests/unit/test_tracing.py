@@ -87,10 +87,12 @@ def fan_graph() -> AgentGraph:
     )
 
 
-async def run(tmp_path: Path, graph: AgentGraph, value: Any = None) -> str:
+async def run(
+    tmp_path: Path, graph: AgentGraph, value: Any = None, lifetime_id: str | None = None
+) -> str:
     settings = Settings(profile="test", home=str(tmp_path / "state"))
     async with Runtime(settings, [graph]) as rt:
-        lifetime_id = await rt.start_lifetime(graph, value)
+        lifetime_id = await rt.start_lifetime(graph, value, lifetime_id=lifetime_id)
         final_event = await rt.wait(lifetime_id, timeout=60)
         assert final_event.WhichOneof("kind") == "completed", final_event
     return lifetime_id
@@ -240,3 +242,28 @@ def test_the_console_exporter_prints_the_run_as_one_trace(tmp_path: Path) -> Non
         "task weather",
         "task web_search",
     ]
+
+
+async def test_sampling_keeps_or_drops_whole_lifetimes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.5")
+    exporter = InMemorySpanExporter()
+    provider = tracing.install([exporter])
+    # Two lifetimes the sampler keeps and two it drops (it decides on the trace id).
+    candidates = [f"sampled-{i}" for i in range(64)]
+    keep = [c for c in candidates if tracing._sampled(provider, tracing.lifetime_ids(c)[0])]
+    drop = [c for c in candidates if c not in keep]
+    try:
+        graph = fan_graph()
+        for lifetime_id in keep[:2] + drop[:2]:
+            await run(tmp_path / lifetime_id, graph, lifetime_id=lifetime_id)
+    finally:
+        tracing.reset()
+    spans = from_sdk(exporter.get_finished_spans())
+    kept = {s["attributes"].get("tickrail.lifetime_id") for s in spans} - {None}
+    expected = set(keep[:2])
+    assert kept == expected
+    for lifetime_id in kept:  # a kept lifetime is whole
+        check_lifetime_tree(spans, lifetime_id, tracing.trace_id_hex(lifetime_id))

@@ -205,8 +205,8 @@ def _root_context(lifetime_id: str) -> Any:
     from opentelemetry import trace
 
     trace_id, span_id = lifetime_ids(lifetime_id)
-    # The sampler decides once per lifetime, the same in every process: it sees
-    # the derived trace id (OTEL_TRACES_SAMPLER=parentbased_traceidratio keeps or drops whole lifetimes).
+    # The sampler decides once per lifetime, the same in every process: it sees the
+    # derived trace id (OTEL_TRACES_SAMPLER=parentbased_traceidratio: whole lifetimes).
     sampled = _provider is not None and _sampled(_provider, trace_id)
     flags = trace.TraceFlags(trace.TraceFlags.SAMPLED if sampled else trace.TraceFlags.DEFAULT)
     root = trace.SpanContext(trace_id, span_id, is_remote=True, trace_flags=flags)

@@ -162,11 +162,25 @@ class Metrics:
         self._lag = consumer_lag.labels(role=role)
         self._batch = batch_duration.labels(role=role)
         self._executions: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}
+        self._counters: dict[str, Any] = {
+            "messages_processed_total": self._processed,
+            "errors_total": self._errors,
+            # Names of the hand-written exporter, kept so callers need not change.
+            "envelopes_refused_total": refused.labels(reason="envelope"),
+        }
 
     def inc(self, name: str, amount: float = 1.0) -> None:
-        """Count ``messages_processed_total`` or ``errors_total`` for this role."""
-        counter = {"messages_processed_total": self._processed, "errors_total": self._errors}
-        counter[name].inc(amount)
+        """Count one of this role's counters by its old name (see ``COUNTERS``);
+        new code uses the module-level series with their labels directly."""
+        try:
+            counter = self._counters[name]
+        except KeyError:
+            known = ", ".join(sorted(self._counters))
+            raise KeyError(
+                f"no tickrail counter {name!r} (known: {known}; or use the series in "
+                "tickrail.services.metrics, e.g. metrics.refused.labels(reason=...))"
+            ) from None
+        counter.inc(amount)
 
     def report_lag(self, consumer: object) -> None:
         """Record the consumer's lag, where the bus can tell it (optional ``lag()``)."""

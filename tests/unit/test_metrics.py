@@ -139,6 +139,15 @@ async def test_guardrail_verdicts_are_counted_by_action_and_rule(tmp_path: Path)
     assert value("tickrail_guardrail_verdicts_total", **labels) == before + 1
 
 
+def test_a_role_counts_by_the_old_names_and_refuses_unknown_ones() -> None:
+    role = metrics.Metrics("executor")
+    before = value("tickrail_refused_total", reason="envelope")
+    role.inc("envelopes_refused_total", 2)
+    assert value("tickrail_refused_total", reason="envelope") == before + 2
+    with pytest.raises(KeyError, match="metrics.refused.labels"):
+        role.inc("no_such_total")
+
+
 def test_helpers_for_other_modules_count_with_fixed_labels() -> None:
     before = value("tickrail_retries_total", dependency="store")
     metrics.retries.labels(dependency="store").inc()

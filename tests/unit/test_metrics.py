@@ -144,7 +144,7 @@ def test_a_role_counts_by_the_old_names_and_refuses_unknown_ones() -> None:
     before = value("tickrail_refused_total", reason="envelope")
     role.inc("envelopes_refused_total", 2)
     assert value("tickrail_refused_total", reason="envelope") == before + 2
-    with pytest.raises(KeyError, match="metrics.refused.labels"):
+    with pytest.raises(KeyError, match=r"metrics\.refused\.labels"):
         role.inc("no_such_total")
 
 

@@ -287,8 +287,9 @@ class PostgresStore(Lifecycle):
         except TimeoutError:
             pool.terminate()  # a connection still checked out after 10 s
 
-    async def setup(self) -> None:
+    async def setup(self) -> list[int]:
         schema = _quote(self.schema)
+        done: list[int] = []
         try:
             async with self.pool.acquire() as conn, conn.transaction():
                 # Serialises concurrent setup() calls from several processes.
@@ -310,8 +311,10 @@ class PostgresStore(Lifecycle):
                         await conn.execute(
                             "INSERT INTO schema_migrations (version) VALUES ($1)", version
                         )
+                        done.append(version)
         except _DRIVER_ERRORS as exc:
             raise _error(f"cannot migrate {self.where}", exc) from exc
+        return done
 
     async def append_executions(self, batch: Sequence[NewExecution]) -> list[ExecutionRecord]:
         pool = self.pool

@@ -736,11 +736,15 @@ async def cmd_migrate(args: argparse.Namespace) -> int:
         return 0
     try:
         async with open_store(settings.store_url) as store:
-            await store.setup()
+            applied = await store.setup()
     finally:
         if lock is not None:
             lock.release()
-    print(f"store {settings.store_url} is up to date")
+    if applied:
+        versions = ", ".join(str(v) for v in applied)
+        print(f"store {settings.store_url}: applied migration(s) {versions}; now up to date")
+    else:
+        print(f"store {settings.store_url} is already up to date (nothing to apply)")
     return 0
 
 

@@ -18,6 +18,8 @@ from typing import Protocol
 from tickrail.adapters import Consumer, EventBus, Message, NewEvent, StateStore
 from tickrail.sdk.errors import EnvelopeError, PolicyError
 from tickrail.sdk.pb import envelope_pb2 as pb
+from tickrail.services import metrics as series
+from tickrail.services import tracing
 from tickrail.services.consume import consume_batches
 from tickrail.services.metrics import Metrics
 from tickrail.services.topics import Topics, check_envelope, decode, publish_dead_letters
@@ -37,6 +39,8 @@ class Outgoing:
     inputs: list[Message] = field(default_factory=list)
     rejected: list[tuple[Message, str]] = field(default_factory=list)
     finished: list[str] = field(default_factory=list)
+    #: when the executions that caused ``inputs`` were published (for the planner loop)
+    caused_at: list[float] = field(default_factory=list)
 
 
 class Verdict(Protocol):
@@ -114,12 +118,21 @@ class ControlPlane:
         decided: list[tuple[LifetimeState, Decision]] = []
         rejected: list[tuple[Message, str]] = []
         commands = self.topics.commands()
+        caused_at: list[float] = []
         for message in messages:
+            is_command = message.topic == commands
             try:
-                if message.topic == commands:
-                    outcome = await self._command(decode(pb.LifetimeCommand, message))
-                else:
-                    outcome = await self._reference(decode(pb.ExecutionRef, message))
+                with tracing.decide_span(
+                    message.headers, message.key, "command" if is_command else "execution"
+                ):
+                    if is_command:
+                        outcome = await self._command(decode(pb.LifetimeCommand, message))
+                    else:
+                        ref = decode(pb.ExecutionRef, message)
+                        outcome = await self._reference(ref)
+                        if outcome is not None and outcome[1].dispatch:
+                            finished = check_envelope(ref.envelope).finished_at
+                            caused_at.append(finished.ToNanoseconds() / 1e9)
             except EnvelopeError as exc:
                 rejected.append((message, str(exc)))
                 continue
@@ -127,6 +140,7 @@ class ControlPlane:
                 decided.append(outcome)
         outgoing = await self._append(decided)
         outgoing.rejected = rejected
+        outgoing.caused_at = caused_at
         return outgoing
 
     async def publish(self, outgoing: Outgoing) -> None:
@@ -136,6 +150,9 @@ class ControlPlane:
             await self.forward_inputs(outgoing.inputs)
         else:
             await self.bus.publish(outgoing.events + outgoing.inputs)
+        now = self.clock()
+        for published_at in outgoing.caused_at:
+            series.planner_loop.observe(max(0.0, now - published_at))
         if self.observe is not None and outgoing.events:
             self.observe(outgoing.events)
         await publish_dead_letters(self.bus, self.topics, outgoing.rejected)
@@ -169,6 +186,8 @@ class ControlPlane:
                         message=f"the policy could not be evaluated: {exc}",
                     )
                 ]
+        for verdict in verdicts:
+            series.guardrail_verdicts.labels(action=verdict.action, rule=verdict.rule).inc()
         return state, route(state, ref.envelope, verdicts, self.clock())
 
     async def _command(self, command: pb.LifetimeCommand) -> tuple[LifetimeState, Decision] | None:
@@ -215,15 +234,24 @@ class ControlPlane:
                 )
                 outgoing.events.append(Message(events_topic, state.lifetime_id, body))
             for node_input in decision.dispatch:
+                value, headers = tracing.input_message(node_input)
                 outgoing.inputs.append(
                     Message(
                         self.topics.inputs(node_input.kind, state.tenant_id),
                         state.lifetime_id,
-                        node_input.SerializeToString(),
+                        value,
+                        headers,
                     )
                 )
             if state.terminal:
                 outgoing.finished.append(state.lifetime_id)
+                tracing.lifetime_finished(
+                    state.lifetime_id,
+                    state.tenant_id,
+                    state.graph_id,
+                    state.status,
+                    state.started_at,
+                )
         if rows:
             await self.store.append_events(rows)
         return outgoing

@@ -27,6 +27,7 @@ from tickrail.adapters.store.base import unit_of_work
 from tickrail.sdk._payload import DEFAULT_OFFLOAD_THRESHOLD
 from tickrail.sdk.errors import EnvelopeError
 from tickrail.sdk.pb import envelope_pb2 as pb
+from tickrail.services import tracing
 from tickrail.services.consume import consume_batches
 from tickrail.services.metrics import Metrics
 from tickrail.services.offload import offload_large
@@ -105,6 +106,7 @@ class DataPlane:
         rows: list[NewExecution] = []
         values: list[bytes] = []
         rejected: list[tuple[Message, str]] = []
+        spans = tracing.PersistSpans()
         for message in messages:
             try:
                 envelope = decode(pb.ExecutionEnvelope, message)
@@ -117,28 +119,37 @@ class DataPlane:
                 value = envelope.SerializeToString()
             values.append(value)
             rows.append(execution_row(header, value))
+            spans.start(message.headers, header)
+        carriers = spans.carriers(len(rows))
         if self.downstream is not None:
             async with unit_of_work(self.store):
                 records = await self.store.append_executions(rows) if rows else []
-                decided = await self.downstream.decide(self._refs(values, records))
+                decided = await self.downstream.decide(self._refs(values, records, carriers))
             await self.downstream.publish(decided)
         else:
             records = await self.store.append_executions(rows) if rows else []
-            await self.bus.publish(self._refs(values, records))
+            await self.bus.publish(self._refs(values, records, carriers))
+        spans.end()
         await publish_dead_letters(self.bus, self.topics, rejected)
         self.metrics.observe_batch(len(messages), len(rejected), started)
         if duplicates := sum(not r.created for r in records):
             log.info("ignored %d redelivered envelope(s)", duplicates)
 
-    def _refs(self, values: list[bytes], records: list[ExecutionRecord]) -> list[Message]:
+    def _refs(
+        self,
+        values: list[bytes],
+        records: list[ExecutionRecord],
+        headers: list[dict[str, str]],
+    ) -> list[Message]:
         refs: list[Message] = []
-        for value, record in zip(values, records, strict=True):
+        for value, record, carrier in zip(values, records, headers, strict=True):
             stored = value if record.created else record.envelope
             refs.append(
                 Message(
                     self.topics.persisted(record.tenant_id),
                     record.lifetime_id,
                     encode_ref(record.seq, not record.created, stored),
+                    carrier,  # the persist span: decide is its child
                 )
             )
         return refs

@@ -1,12 +1,15 @@
 """tickrail SDK: write Tasks and Plans, wire them into an AgentGraph.
 
-::
+Users import these names from ``tickrail`` itself, which re-exports exactly
+this ``__all__`` (the one curated list, guarded by tests/unit/test_contracts.py)::
 
-    from tickrail.sdk import AgentGraph, Finish, Next, Plan, Task, final, join, parallel
+    from tickrail import AgentGraph, Finish, Next, Plan, Task, final, join, parallel
 
 Run a graph with ``tickrail run my_graph.py``.
 """
 
+# After the names above: the client module imports from this package (gRPC is core).
+from tickrail.sdk.client import TickrailClient
 from tickrail.sdk.context import NodeContext, PlanContext, TaskContext, Upstream, Usage
 from tickrail.sdk.decision import Finish, Next, Send
 from tickrail.sdk.errors import (
@@ -23,16 +26,6 @@ from tickrail.sdk.errors import (
 from tickrail.sdk.graph import AgentGraph, Edge, EdgeKind, final, join, normal, parallel
 from tickrail.sdk.loading import load_graph
 from tickrail.sdk.node import Plan, Retry, Task
-
-
-def __getattr__(name: str) -> object:
-    # The client needs the grpc extra; import it on first use so `import sdk` never does.
-    if name == "TickrailClient":
-        from tickrail.sdk.client import TickrailClient
-
-        return TickrailClient
-    raise AttributeError(f"module 'sdk' has no attribute {name!r}")
-
 
 __all__ = [
     "AdapterError",

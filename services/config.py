@@ -90,6 +90,9 @@ class Settings:
     http_port: int = 8080
     """Port of a role process's /healthz, /readyz and /metrics (0: any free port)."""
 
+    log_format: str = "text"
+    """Log lines as text or json (one object per line, with lifetime, exec and trace ids)."""
+
     def resolved(self) -> Settings:
         """A copy with the profile's default URLs filled in."""
         home = Path(self.home).resolve()
@@ -112,6 +115,8 @@ class Settings:
             raise ConfigurationError(
                 f"executor_serves must be all, tasks or plans, not {self.executor_serves!r}"
             )
+        if self.log_format not in {"text", "json"}:
+            raise ConfigurationError(f"log_format must be text or json, not {self.log_format!r}")
         if self.profile not in defaults:
             raise ConfigurationError(
                 f"unknown profile {self.profile!r}: use embedded, cloud or test"

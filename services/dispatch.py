@@ -103,12 +103,15 @@ class DispatchSigner:
             header.kind,
         )
 
-    def signed(self, node_input: pb.NodeInput) -> bytes:
+    def sign(self, node_input: pb.NodeInput) -> pb.NodeInput:
         """The input as published: a copy carrying its token (the recorded one has none)."""
         copy = pb.NodeInput()
         copy.CopyFrom(node_input)
         copy.dispatch_token = self.token(node_input)
-        return copy.SerializeToString()
+        return copy
+
+    def signed(self, node_input: pb.NodeInput) -> bytes:
+        return self.sign(node_input).SerializeToString()
 
     def check(self, header: pb.ExecutionHeader, token: str, kind: str) -> str:
         """Why this envelope header cannot answer a dispatched input ('' if it can).

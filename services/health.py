@@ -1,7 +1,7 @@
 """Liveness, readiness and Prometheus metrics over plain HTTP/1.1.
 
 A few fixed GET routes do not justify a web framework; asyncio's server is
-enough and keeps the role processes free of extra dependencies.
+enough. The metrics body is prometheus-client's exposition (services/metrics.py).
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+
+from tickrail.services.metrics import CONTENT_TYPE_LATEST
 
 log = logging.getLogger("tickrail.health")
 
@@ -23,7 +25,7 @@ class HealthServer:
         *,
         host: str = "0.0.0.0",
         ready: Callable[[], bool],
-        metrics: Callable[[], str],
+        metrics: Callable[[], bytes],
     ) -> None:
         self.host, self.port = host, port
         self._ready, self._metrics = ready, metrics
@@ -72,5 +74,5 @@ class HealthServer:
                 return "200 OK", b"ready\n", text
             return "503 Service Unavailable", b"not ready\n", text
         if path == "/metrics":
-            return "200 OK", self._metrics().encode(), "text/plain; version=0.0.4"
+            return "200 OK", self._metrics(), CONTENT_TYPE_LATEST
         return "404 Not Found", b"not found\n", text

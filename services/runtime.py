@@ -32,6 +32,7 @@ from tickrail.sdk._payload import encode
 from tickrail.sdk.errors import ConfigurationError
 from tickrail.sdk.graph import AgentGraph
 from tickrail.sdk.pb import envelope_pb2 as pb
+from tickrail.services import logs, metrics, tracing
 from tickrail.services.config import Settings
 from tickrail.services.control_plane.service import ControlPlane, Guard
 from tickrail.services.data_plane.service import DataPlane
@@ -97,6 +98,10 @@ class Runtime:
 
     async def __aenter__(self) -> Self:
         s = self.settings
+        logs.use_format(s.log_format)
+        tracing.configure(
+            "tickrail" if len(self.roles) != 1 else f"tickrail-{self.roles[0].replace('_', '-')}"
+        )
         try:
             self.bus = await self._stack.enter_async_context(open_bus(s.bus_url))
             self.store = await self._stack.enter_async_context(open_store(s.store_url))
@@ -139,8 +144,9 @@ class Runtime:
         """Every role is still running (for readiness probes)."""
         return self.started and all(not task.done() for _, _, task in self._running.values())
 
-    def metrics(self) -> str:
-        return "".join(role.metrics.render() for role, _, _ in self._running.values())
+    def metrics(self) -> bytes:
+        """This process's metrics in the Prometheus text format (every role's series)."""
+        return metrics.render()
 
     async def _start_roles(self) -> None:
         s = self.settings
@@ -303,6 +309,7 @@ class Runtime:
         await asyncio.gather(*self._background, return_exceptions=True)
         self._background.clear()
         await self._stack.aclose()
+        tracing.flush()
 
     # ---- graphs and listeners -------------------------------------------------
 

@@ -14,6 +14,7 @@ from google.protobuf.message import Message as ProtoMessage
 from tickrail.adapters import EventBus, Message
 from tickrail.sdk.errors import EnvelopeError
 from tickrail.sdk.pb import envelope_pb2 as pb
+from tickrail.services.metrics import dead_lettered
 
 log = logging.getLogger("tickrail.bus")
 ProtoMessageT = TypeVar("ProtoMessageT", bound=ProtoMessage)
@@ -55,6 +56,12 @@ class Topics:
 
     def events(self) -> str:
         return f"{self.prefix}events"
+
+    def kind_of(self, topic: str) -> str:
+        """``executions`` for ``tickrail.executions.acme``: a bounded metric label."""
+        if not topic.startswith(self.prefix):
+            return "other"
+        return topic[len(self.prefix) :].split(".", 1)[0] or "other"
 
     def group(self, role: str) -> str:
         """Consumer group of a role; prefixed, so deployments sharing a broker never
@@ -175,3 +182,5 @@ async def publish_dead_letters(
 ) -> None:
     if rejected:
         await bus.publish(dead_letters(topics, rejected))
+        for message, _ in rejected:
+            dead_lettered.labels(topic=topics.kind_of(message.topic)).inc()

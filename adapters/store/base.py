@@ -135,8 +135,11 @@ class StateStore(Protocol):
         tb: TracebackType | None,
     ) -> None: ...
 
-    async def setup(self) -> None:
-        """Create or migrate the schema. Idempotent; safe to call on every start."""
+    async def setup(self) -> list[int]:
+        """Create or migrate the schema. Idempotent; safe to call on every start.
+
+        Returns the versions of the migrations this call applied (none: up to date).
+        """
         ...
 
     async def append_executions(self, batch: Sequence[NewExecution]) -> list[ExecutionRecord]:

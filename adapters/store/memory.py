@@ -21,8 +21,9 @@ class MemoryStore(Lifecycle):
         self._events: dict[str, list[EventRecord]] = {}
         self._order: list[str] = []  # lifetimes by first event
 
-    async def setup(self) -> None:
+    async def setup(self) -> list[int]:
         self._check_open()
+        return []  # nothing to migrate in memory
 
     async def append_executions(self, batch: Sequence[NewExecution]) -> list[ExecutionRecord]:
         self._check_open()

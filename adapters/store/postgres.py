@@ -308,16 +308,18 @@ class PostgresStore(Lifecycle):
             applied = {r[0] for r in await conn.fetch(f"SELECT version FROM {table}")}
         return all(version in applied for version, _ in MIGRATIONS)
 
-    async def setup(self) -> None:
-        """Apply pending migrations, then grant the runtime role (if one is named).
+    async def setup(self) -> list[int]:
+        """Apply pending migrations (returns their versions), then grant the runtime
+        role if one is named.
 
         Run by ``tickrail migrate`` as the owner role; a role process connecting
         as the runtime role only finds the schema current and changes nothing.
         """
         schema = _quote(self.schema)
+        done: list[int] = []
         try:
             if self.runtime_role is None and await self._current():
-                return
+                return done
             async with self.pool.acquire() as conn, conn.transaction():
                 # Serialises concurrent setup() calls from several processes.
                 await conn.execute(
@@ -338,6 +340,7 @@ class PostgresStore(Lifecycle):
                         await conn.execute(
                             "INSERT INTO schema_migrations (version) VALUES ($1)", version
                         )
+                        done.append(version)
                 if self.runtime_role is not None:
                     role = _quote(self.runtime_role)
                     for grant in _RUNTIME_GRANTS:
@@ -350,6 +353,7 @@ class PostgresStore(Lifecycle):
             ) from exc
         except _DRIVER_ERRORS as exc:
             raise _error(f"cannot migrate {self.where}", exc) from exc
+        return done
 
     async def append_executions(self, batch: Sequence[NewExecution]) -> list[ExecutionRecord]:
         pool = self.pool

@@ -133,8 +133,9 @@ class SQLiteStore(Lifecycle):
             self._db.close()
             self._db = None
 
-    async def setup(self) -> None:
+    async def setup(self) -> list[int]:
         db = self.db
+        done: list[int] = []
         try:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations "
@@ -156,8 +157,10 @@ class SQLiteStore(Lifecycle):
                 except BaseException:
                     db.execute("ROLLBACK")
                     raise
+                done.append(version)
         except sqlite3.Error as exc:
             raise AdapterError(f"cannot migrate SQLite store {self.path}: {exc}") from exc
+        return done
 
     @contextlib.asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[None]:

@@ -271,7 +271,14 @@ class ExecutionRef(_message.Message):
     def __init__(self, seq: _Optional[int] = ..., duplicate: _Optional[bool] = ..., envelope: _Optional[_Union[ExecutionEnvelope, _Mapping]] = ..., dispatch_token: _Optional[str] = ..., refused: _Optional[str] = ...) -> None: ...
 
 class NodeInput(_message.Message):
-    __slots__ = ("input_id", "lifetime_id", "tenant_id", "graph_id", "graph_version", "name", "kind", "iteration", "edge_taken", "parent_exec_ids", "branch", "input", "upstream", "created_at", "human_input", "answers_exec_id", "from_node", "from_exec_id", "graph_digest", "dispatch_token")
+    __slots__ = ("input_id", "lifetime_id", "tenant_id", "graph_id", "graph_version", "name", "kind", "iteration", "edge_taken", "parent_exec_ids", "branch", "input", "upstream", "created_at", "human_input", "answers_exec_id", "from_node", "from_exec_id", "graph_digest", "dispatch_token", "trace_context")
+    class TraceContextEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     INPUT_ID_FIELD_NUMBER: _ClassVar[int]
     LIFETIME_ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -292,6 +299,7 @@ class NodeInput(_message.Message):
     FROM_EXEC_ID_FIELD_NUMBER: _ClassVar[int]
     GRAPH_DIGEST_FIELD_NUMBER: _ClassVar[int]
     DISPATCH_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TRACE_CONTEXT_FIELD_NUMBER: _ClassVar[int]
     input_id: str
     lifetime_id: str
     tenant_id: str
@@ -312,7 +320,8 @@ class NodeInput(_message.Message):
     from_exec_id: str
     graph_digest: str
     dispatch_token: str
-    def __init__(self, input_id: _Optional[str] = ..., lifetime_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., graph_id: _Optional[str] = ..., graph_version: _Optional[str] = ..., name: _Optional[str] = ..., kind: _Optional[_Union[NodeKind, str]] = ..., iteration: _Optional[int] = ..., edge_taken: _Optional[_Union[EdgeKind, str]] = ..., parent_exec_ids: _Optional[_Iterable[str]] = ..., branch: _Optional[_Iterable[_Union[BranchFrame, _Mapping]]] = ..., input: _Optional[_Union[Payload, _Mapping]] = ..., upstream: _Optional[_Iterable[_Union[UpstreamResult, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., human_input: _Optional[_Union[Payload, _Mapping]] = ..., answers_exec_id: _Optional[str] = ..., from_node: _Optional[str] = ..., from_exec_id: _Optional[str] = ..., graph_digest: _Optional[str] = ..., dispatch_token: _Optional[str] = ...) -> None: ...
+    trace_context: _containers.ScalarMap[str, str]
+    def __init__(self, input_id: _Optional[str] = ..., lifetime_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., graph_id: _Optional[str] = ..., graph_version: _Optional[str] = ..., name: _Optional[str] = ..., kind: _Optional[_Union[NodeKind, str]] = ..., iteration: _Optional[int] = ..., edge_taken: _Optional[_Union[EdgeKind, str]] = ..., parent_exec_ids: _Optional[_Iterable[str]] = ..., branch: _Optional[_Iterable[_Union[BranchFrame, _Mapping]]] = ..., input: _Optional[_Union[Payload, _Mapping]] = ..., upstream: _Optional[_Iterable[_Union[UpstreamResult, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., human_input: _Optional[_Union[Payload, _Mapping]] = ..., answers_exec_id: _Optional[str] = ..., from_node: _Optional[str] = ..., from_exec_id: _Optional[str] = ..., graph_digest: _Optional[str] = ..., dispatch_token: _Optional[str] = ..., trace_context: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class GraphNodeSpec(_message.Message):
     __slots__ = ("name", "kind", "impl", "continue_on_failure")

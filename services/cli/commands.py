@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -264,6 +265,32 @@ def _continue_hints(lifetime_id: str, waiting: dict[str, str]) -> list[str]:
     ]
 
 
+async def _follow_to_the_end(
+    args: argparse.Namespace,
+    session: Session,
+    lifetime_id: str,
+    progress: Progress,
+    started: float,
+    after_seq: int = 0,
+) -> int:
+    """Follow until the lifetime stops (or ``--timeout``), print the summary, let
+    an owner finish its other work; the exit code."""
+    client = session.client
+    final, timed_out = await _follow_for(
+        client, lifetime_id, progress, args.timeout, after_seq=after_seq
+    )
+    code = await _finish(
+        client,
+        lifetime_id,
+        final,
+        time.perf_counter() - started,
+        args.json,
+        timed_out=args.timeout if timed_out else None,
+    )
+    await _others(session, progress)
+    return code
+
+
 async def _others(session: Session, progress: Progress) -> None:
     """An owner finishes what it took on for other clients before it exits."""
     owner = session.owner
@@ -276,6 +303,25 @@ async def _others(session: Session, progress: Progress) -> None:
         file=sys.stderr,
     )
     await owner.until_idle()
+
+
+@contextlib.asynccontextmanager
+async def _interrupted(session: Session) -> AsyncIterator[None]:
+    """Say what Ctrl-C does while this process owns running work: node runs in
+    flight get the grace period to finish and be recorded (nothing is lost if
+    they do not: the next owner runs again what was not recorded)."""
+    try:
+        yield
+    except asyncio.CancelledError:
+        if session.owner is not None:
+            grace = session.owner.runtime.settings.shutdown_grace_s
+            print(
+                f"tickrail: interrupted; node runs in flight get up to {grace:g}s to finish "
+                "and be recorded (Ctrl-C again to stop now)",
+                file=sys.stderr,
+                flush=True,
+            )
+        raise
 
 
 # ---- run ----------------------------------------------------------------------------
@@ -293,21 +339,10 @@ async def cmd_run(args: argparse.Namespace) -> int:
         return await _run_detached(args, settings, graph, value, labels)
     progress = Progress(quiet=args.quiet)
     started = time.perf_counter()
-    async with _session(args, settings, Purpose.RUN, [graph]) as session:
+    async with _session(args, settings, Purpose.RUN, [graph]) as session, _interrupted(session):
         client = session.client
         lifetime_id = await client.start(graph, value, labels=labels)
-        final, timed_out = await _follow_for(client, lifetime_id, progress, args.timeout)
-        wall = time.perf_counter() - started
-        code = await _finish(
-            client,
-            lifetime_id,
-            final,
-            wall,
-            args.json,
-            timed_out=args.timeout if timed_out else None,
-        )
-        await _others(session, progress)
-        return code
+        return await _follow_to_the_end(args, session, lifetime_id, progress, started)
 
 
 async def _run_detached(
@@ -608,7 +643,7 @@ async def cmd_lifetimes_resume(args: argparse.Namespace) -> int:
     graphs = []
     if args.graph:
         graphs.append(load_graph(args.graph))
-    async with _session(args, settings, Purpose.RUN, graphs) as session:
+    async with _session(args, settings, Purpose.RUN, graphs) as session, _interrupted(session):
         client = session.client
         before = await client.get(args.lifetime_id)
         after = max((e.seq for e in before.events), default=0)
@@ -632,19 +667,7 @@ async def cmd_lifetimes_resume(args: argparse.Namespace) -> int:
             raise LifetimeStateError(
                 f"lifetime {args.lifetime_id} is {before.info.status}, not PAUSED or RUNNING"
             )
-        final, timed_out = await _follow_for(
-            client, args.lifetime_id, progress, args.timeout, after_seq=after
-        )
-        code = await _finish(
-            client,
-            args.lifetime_id,
-            final,
-            time.perf_counter() - t0,
-            args.json,
-            timed_out=args.timeout if timed_out else None,
-        )
-        await _others(session, progress)
-        return code
+        return await _follow_to_the_end(args, session, args.lifetime_id, progress, t0, after)
 
 
 async def cmd_replay(args: argparse.Namespace) -> int:
@@ -685,7 +708,7 @@ async def cmd_fork(args: argparse.Namespace) -> int:
         result = parse_json_arg(f"@{args.result}", "--result")
     progress = Progress(quiet=args.quiet)
     t0 = time.perf_counter()
-    async with _session(args, settings, Purpose.RUN) as session:
+    async with _session(args, settings, Purpose.RUN) as session, _interrupted(session):
         client = session.client
         if session.owner is not None:
             detail = await client.get(args.lifetime_id)
@@ -695,19 +718,9 @@ async def cmd_fork(args: argparse.Namespace) -> int:
             kwargs["result"] = result
         forked = await client.fork_lifetime(args.lifetime_id, args.from_exec, **kwargs)
         progress.line(f"forked {args.lifetime_id} at {args.from_exec} as {forked.lifetime_id}")
-        final, timed_out = await _follow_for(
-            client, forked.lifetime_id, progress, args.timeout, after_seq=forked.history_seq
+        return await _follow_to_the_end(
+            args, session, forked.lifetime_id, progress, t0, forked.history_seq
         )
-        code = await _finish(
-            client,
-            forked.lifetime_id,
-            final,
-            time.perf_counter() - t0,
-            args.json,
-            timed_out=args.timeout if timed_out else None,
-        )
-        await _others(session, progress)
-        return code
 
 
 async def cmd_migrate(args: argparse.Namespace) -> int:
@@ -724,11 +737,16 @@ async def cmd_migrate(args: argparse.Namespace) -> int:
         return 0
     try:
         async with open_store(settings.store_url) as store:
-            await store.setup()
+            applied = await store.setup()
     finally:
         if lock is not None:
             lock.release()
-    print(f"store {redact_url(settings.store_url)} is up to date")
+    shown = redact_url(settings.store_url)
+    if applied:
+        versions = ", ".join(str(v) for v in applied)
+        print(f"store {shown}: applied migration(s) {versions}; now up to date")
+    else:
+        print(f"store {shown} is already up to date (nothing to apply)")
     return 0
 
 

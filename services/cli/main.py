@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,8 +19,9 @@ from typing import Any
 
 from tickrail.sdk._install import install_command
 from tickrail.sdk._payload import loads_json
-from tickrail.sdk._redact import RedactingFilter, redact_text
+from tickrail.sdk._redact import redact_text
 from tickrail.sdk.errors import TickrailError
+from tickrail.services import logs
 
 from . import commands
 
@@ -316,12 +318,14 @@ def settings_overrides(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    for log_handler in logging.getLogger().handlers:  # no URL in a log line shows a secret
-        log_handler.addFilter(RedactingFilter())
+    try:  # the log_format setting applies once settings are read (Runtime)
+        logs.setup(
+            logging.DEBUG if args.verbose else logging.WARNING,
+            os.environ.get("TICKRAIL_LOG_FORMAT", "text"),
+        )
+    except TickrailError as exc:
+        print(f"tickrail: TICKRAIL_LOG_FORMAT: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     name = f"cmd_{args.command}_{getattr(args, 'action', '')}".rstrip("_").replace("-", "_")
     handler = getattr(commands, name)
     try:

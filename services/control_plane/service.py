@@ -18,6 +18,8 @@ from typing import Protocol
 from tickrail.adapters import Consumer, EventBus, Message, NewEvent, StateStore
 from tickrail.sdk.errors import AdapterError, EnvelopeError, PolicyError
 from tickrail.sdk.pb import envelope_pb2 as pb
+from tickrail.services import metrics as series
+from tickrail.services import tracing
 from tickrail.services.consume import consume_batches
 from tickrail.services.dispatch import DispatchSigner
 from tickrail.services.metrics import Metrics
@@ -39,6 +41,8 @@ class Outgoing:
     inputs: list[Message] = field(default_factory=list)
     rejected: list[tuple[Message, str]] = field(default_factory=list)
     finished: list[str] = field(default_factory=list)
+    #: when the executions that caused ``inputs`` were published (for the planner loop)
+    caused_at: list[float] = field(default_factory=list)
 
 
 class _Admitted(Exception):
@@ -142,9 +146,22 @@ class ControlPlane:
     async def _decide(self, messages: list[Message]) -> Outgoing:
         decided: list[tuple[LifetimeState, Decision]] = []
         rejected: list[tuple[Message, str]] = []
+        commands = self.topics.commands()
+        caused_at: list[float] = []
         for message in messages:
+            is_command = message.topic == commands
             try:
-                outcome = await self._one(message, rejected)
+                with tracing.decide_span(
+                    message.headers, message.key, "command" if is_command else "execution"
+                ):
+                    if is_command:
+                        outcome = await self._command(decode(pb.LifetimeCommand, message))
+                    else:
+                        ref = decode(pb.ExecutionRef, message)
+                        outcome = await self._reference(message, ref, rejected)
+                        if outcome is not None and outcome[1].dispatch:
+                            finished = check_envelope(ref.envelope).finished_at
+                            caused_at.append(finished.ToNanoseconds() / 1e9)
             except EnvelopeError as exc:
                 rejected.append((message, str(exc)))
                 continue
@@ -158,22 +175,15 @@ class ControlPlane:
                 # Before admission the message may be anyone's: it must not be able to
                 # fail a lifetime it names, so it is only dead-lettered. Commands come
                 # from trusted front ends: a fault on one fails its lifetime.
-                trusted = message.topic == self.topics.commands()
                 outcome = await self._fault(
-                    message, exc, rejected, (message.key or "") if trusted else ""
+                    message, exc, rejected, (message.key or "") if is_command else ""
                 )
             if outcome is not None and (outcome[1].events or outcome[1].dispatch):
                 decided.append(outcome)
         outgoing = await self._append(decided)
         outgoing.rejected = rejected
+        outgoing.caused_at = caused_at
         return outgoing
-
-    async def _one(
-        self, message: Message, rejected: list[tuple[Message, str]]
-    ) -> tuple[LifetimeState, Decision] | None:
-        if message.topic == self.topics.commands():
-            return await self._command(decode(pb.LifetimeCommand, message))
-        return await self._reference(message, decode(pb.ExecutionRef, message), rejected)
 
     async def _fault(
         self,
@@ -207,6 +217,9 @@ class ControlPlane:
             await self.forward_inputs(outgoing.inputs)
         else:
             await self.bus.publish(outgoing.events + outgoing.inputs)
+        now = self.clock()
+        for published_at in outgoing.caused_at:
+            series.planner_loop.observe(max(0.0, now - published_at))
         if self.observe is not None and outgoing.events:
             self.observe(outgoing.events)
         await publish_dead_letters(self.bus, self.topics, outgoing.rejected)
@@ -266,6 +279,8 @@ class ControlPlane:
                         message=f"the policy could not be evaluated: {exc}",
                     )
                 ]
+        for verdict in verdicts:
+            series.guardrail_verdicts.labels(action=verdict.action, rule=verdict.rule).inc()
         return route(state, envelope, verdicts, self.clock())
 
     def _refuse(
@@ -337,15 +352,25 @@ class ControlPlane:
                 )
                 outgoing.events.append(Message(events_topic, state.lifetime_id, body))
             for node_input in decision.dispatch:
+                # Signed on the published copy only: the recorded one carries no token.
+                value, headers = tracing.input_message(self.signer.sign(node_input))
                 outgoing.inputs.append(
                     Message(
                         self.topics.inputs(node_input.kind, state.tenant_id),
                         state.lifetime_id,
-                        self.signer.signed(node_input),
+                        value,
+                        headers,
                     )
                 )
             if state.terminal:
                 outgoing.finished.append(state.lifetime_id)
+                tracing.lifetime_finished(
+                    state.lifetime_id,
+                    state.tenant_id,
+                    state.graph_id,
+                    state.status,
+                    state.started_at,
+                )
         if rows:
             await self.store.append_events(rows)
         return outgoing

@@ -29,6 +29,7 @@ from tickrail.adapters.store.base import unit_of_work
 from tickrail.sdk._payload import DEFAULT_OFFLOAD_THRESHOLD
 from tickrail.sdk.errors import AdapterError, EnvelopeError
 from tickrail.sdk.pb import envelope_pb2 as pb
+from tickrail.services import tracing
 from tickrail.services.consume import consume_batches
 from tickrail.services.dispatch import DispatchSigner, header_only
 from tickrail.services.metrics import Metrics
@@ -120,6 +121,7 @@ class DataPlane:
         tokens: list[str] = []
         rejected: list[tuple[Message, str]] = []
         notices: list[Message] = []
+        spans = tracing.PersistSpans()
         for message in messages:
             try:
                 envelope = decode(pb.ExecutionEnvelope, message)
@@ -151,17 +153,20 @@ class DataPlane:
             values.append(value)
             tokens.append(token)
             rows.append(row)
+            spans.start(message.headers, header)
         if notices:
             self.metrics.inc("envelopes_refused_total", len(notices))
+        carriers = spans.carriers(len(rows))
         if self.downstream is not None:
             async with unit_of_work(self.store):
                 records = await self.store.append_executions(rows) if rows else []
-                refs = self._refs(values, tokens, records)
+                refs = self._refs(values, tokens, records, carriers)
                 decided = await self.downstream.decide(refs + notices)
             await self.downstream.publish(decided)
         else:
             records = await self.store.append_executions(rows) if rows else []
-            await self.bus.publish(self._refs(values, tokens, records) + notices)
+            await self.bus.publish(self._refs(values, tokens, records, carriers) + notices)
+        spans.end()
         await publish_dead_letters(self.bus, self.topics, rejected)
         self.metrics.observe_batch(len(messages), len(rejected), started)
         if duplicates := sum(not r.created for r in records):
@@ -182,16 +187,21 @@ class DataPlane:
         )
 
     def _refs(
-        self, values: list[bytes], tokens: list[str], records: list[ExecutionRecord]
+        self,
+        values: list[bytes],
+        tokens: list[str],
+        records: list[ExecutionRecord],
+        headers: list[dict[str, str]],
     ) -> list[Message]:
         refs: list[Message] = []
-        for value, token, record in zip(values, tokens, records, strict=True):
+        for value, token, record, carrier in zip(values, tokens, records, headers, strict=True):
             stored = value if record.created else record.envelope
             refs.append(
                 Message(
                     self.topics.persisted(record.tenant_id),
                     record.lifetime_id,
                     encode_ref(record.seq, not record.created, stored, token),
+                    carrier,  # the persist span: decide is its child
                 )
             )
         return refs

@@ -22,6 +22,7 @@ from tickrail.sdk.errors import AdapterError, EnvelopeError, TickrailError
 from tickrail.sdk.graph import AgentGraph
 from tickrail.sdk.node import Plan, Task
 from tickrail.sdk.pb import envelope_pb2 as pb
+from tickrail.services import tracing
 from tickrail.services.metrics import Metrics
 from tickrail.services.offload import offload_large
 from tickrail.services.topics import Topics, decode, publish_dead_letters
@@ -59,6 +60,11 @@ class Executor:
         self.offload_threshold = offload_threshold
         self.group = group
         self.metrics = metrics or Metrics("executor")
+        for graph in self.graphs.values():
+            for name, node in graph.nodes.items():
+                kind = "task" if isinstance(node, Task) else "plan"
+                if serve_tasks if kind == "task" else serve_plans:
+                    self.metrics.declare_node(graph.graph_id, name, kind)
         self._slots = asyncio.Semaphore(concurrency)
         self._consumer: Consumer | None = None
         self._running: set[asyncio.Task[None]] = set()
@@ -158,7 +164,6 @@ class Executor:
                     self.metrics.inc("errors_total")
                     log.exception("cannot run input on %s offset %s", message.topic, message.offset)
                 await publish_dead_letters(self.bus, self.topics, [(message, str(exc))])
-                self.metrics.inc("messages_dead_lettered_total")
             if consumer is not None:
                 await consumer.commit([message])
             self.metrics.inc("messages_processed_total")
@@ -184,7 +189,6 @@ class Executor:
             envelope = failed_before_running(node_input, reason, kind)
             await self._publish(envelope)
             return [envelope]
-        started = self.metrics.clock()
         try:
             prepared = await prepare(node_input, self.blobs)
         except TickrailError as exc:  # e.g. an upstream blob is missing or corrupt
@@ -196,21 +200,22 @@ class Executor:
         retry = node.retry
         for attempt_no in range(1, retry.max_attempts + 1):
             last = attempt_no == retry.max_attempts
-            envelope, failed = await attempt(
-                node,
-                node_input,
-                prepared,
-                attempt_no,
-                not last,
-                check=self._checks.get(node_input.graph_id),
-                pools=self._pools,
-            )
-            await self._publish(envelope)
+            with tracing.execution_span(node_input, attempt_no) as span:
+                envelope, failed = await attempt(
+                    node,
+                    node_input,
+                    prepared,
+                    attempt_no,
+                    not last,
+                    check=self._checks.get(node_input.graph_id),
+                    pools=self._pools,
+                )
+                span.finish(envelope)
+                await self._publish(envelope)
             published.append(envelope)
             if not failed or last:
                 break
             await asyncio.sleep(retry.delay(attempt_no))
-        self.metrics.observe("node_seconds", self.metrics.clock() - started)
         return published
 
     def _node_for(self, node_input: pb.NodeInput) -> Task | Plan | str:
@@ -256,15 +261,25 @@ class Executor:
 
     async def _publish(self, envelope: pb.ExecutionEnvelope) -> None:
         await offload_large(envelope, self.blobs, self.offload_threshold)
-        header = getattr(envelope, envelope.WhichOneof("execution") or "task").header
+        kind = envelope.WhichOneof("execution") or "task"
+        execution = getattr(envelope, kind)
+        header = execution.header
         await self.bus.publish(
             [
                 Message(
                     self.topics.executions(header.tenant_id),
                     header.lifetime_id,
                     envelope.SerializeToString(),
+                    tracing.headers(),  # the execution's span: persist is its child
                 )
             ]
+        )
+        self.metrics.observe_execution(
+            header.graph_id,
+            header.name,
+            kind,
+            header.status,
+            execution.telemetry.latency_ms / 1000,
         )
 
 

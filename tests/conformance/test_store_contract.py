@@ -157,7 +157,7 @@ async def test_updates_and_deletes_are_refused_by_the_database(
 
 
 async def test_setup_twice_and_reopen_keep_data(store: StateStore, store_case: StoreCase) -> None:
-    await store.setup()
+    assert await store.setup() == []  # the fixture's setup applied everything
     await store.append_executions([execution("x1")])
     if store_case.raw is None:
         return  # nothing outlives a memory store
@@ -174,7 +174,11 @@ async def test_concurrent_setup_on_a_fresh_store(store_case: StoreCase) -> None:
     # Several replicas starting at once must not race each other's migrations.
     stores = [await store_case.open() for _ in range(3)]
     try:
-        await asyncio.gather(*(s.setup() for s in stores))
+        applied = await asyncio.gather(*(s.setup() for s in stores))
+        # Each migration was applied exactly once, by one of them.
+        flat = [v for versions in applied for v in versions]
+        assert len(flat) == len(set(flat))
+        assert flat or store_case.raw is None
         await stores[0].append_executions([execution("x1")])
         if store_case.raw is not None:
             assert (await stores[2].get_execution("x1")) is not None

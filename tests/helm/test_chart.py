@@ -28,6 +28,16 @@ else:
 
 CHART = Path(__file__).resolve().parents[2] / "helm" / "tickrail"
 PRODUCTION = yaml.safe_load((CHART / "ci" / "production-values.yaml").read_text())
+# The least a deployment must say: the four URLs (they have no defaults).
+MINIMAL = {
+    "config": {
+        "bus_url": "kafka://kafka:9092",
+        "store_url": "postgresql://tickrail@postgres:5432/tickrail",
+        "blob_url": "s3://tickrail",
+        "kv_url": "redis://redis:6379/0",
+    }
+}
+URLS = ("bus_url", "store_url", "blob_url", "kv_url")
 KUBE_VERSION = "1.30.0"
 CONFIG = "/etc/tickrail/tickrail.yaml"
 # Custom resources Kubernetes itself has no schema for; checked field by field below.
@@ -100,13 +110,13 @@ def with_values(**overrides: Any) -> dict[str, Any]:
 
 def test_the_chart_lints_clean() -> None:
     require_sdk()
-    for values in (None, PRODUCTION):
+    for values in (MINIMAL, PRODUCTION):
         report = helm_python.lint(CHART, values, strict=True, kube_version=f"v{KUBE_VERSION}")
         problems = [m for m in report["messages"] if m["severity"] >= 2]
         assert report["errors"] == [] and problems == [], report
 
 
-@pytest.mark.parametrize("values", [None, PRODUCTION], ids=["defaults", "production"])
+@pytest.mark.parametrize("values", [MINIMAL, PRODUCTION], ids=["minimal", "production"])
 def test_every_manifest_is_valid_kubernetes(chart: Any, values: dict[str, Any] | None) -> None:
     docs = render(chart, values)
     assert docs
@@ -117,7 +127,7 @@ def test_every_manifest_is_valid_kubernetes(chart: Any, values: dict[str, Any] |
 
 
 def test_one_deployment_per_role_and_executor_group(chart: Any) -> None:
-    assert sorted(d["metadata"]["name"] for d in find(render(chart), "Deployment")) == [
+    assert sorted(d["metadata"]["name"] for d in find(render(chart, MINIMAL), "Deployment")) == [
         "prod-tickrail-control-plane",
         "prod-tickrail-data-plane",
     ]
@@ -198,7 +208,7 @@ def test_the_settings_file_is_what_tickrail_loads(chart: Any, tmp_path: Path) ->
     # The migration hook reads its own copy, which must be the same file.
     assert settings_text(docs, "prod-tickrail-migrate") == settings_text(docs)
     # The defaults load too.
-    path.write_text(settings_text(render(chart)))
+    path.write_text(settings_text(render(chart, MINIMAL)))
     assert load_settings(path, environ={}).resolved().policies == []
 
 
@@ -346,7 +356,7 @@ def test_the_migration_job_is_a_pre_install_and_pre_upgrade_hook(chart: Any) -> 
     assert pod(job)["restartPolicy"] == "Never"
     assert pod(job)["volumes"][0]["configMap"]["name"] == "prod-tickrail-migrate"
     docs = render(chart, with_values(migration={"enabled": False}))
-    assert not find(docs, "Job")
+    assert not find(docs, "Job", "prod-tickrail-migrate")
     assert not find(docs, "ConfigMap", "prod-tickrail-migrate")
 
 
@@ -379,7 +389,7 @@ def test_components_override_shared_defaults(chart: Any) -> None:
     assert container(control)["resources"]["requests"] == {"cpu": "250m", "memory": "256Mi"}
     assert pod(batch)["nodeSelector"] == {"workload": "batch"}
     assert pod(batch)["tolerations"] == pod(control)["tolerations"]
-    assert set(env(tasks)) >= {"LOG_FORMAT", "OPENAI_API_KEY"}  # extraEnv is appended
+    assert set(env(tasks)) >= {"OTEL_TRACES_EXPORTER", "OPENAI_API_KEY"}  # extraEnv is appended
     for workload in (tasks, control):
         assert pod(workload)["enableServiceLinks"] is False
         assert pod(workload)["securityContext"]["runAsNonRoot"] is True
@@ -418,7 +428,7 @@ def test_policies_are_mounted_as_a_directory_in_the_control_plane(
 
 
 def test_a_pod_monitor_renders_only_when_enabled(chart: Any) -> None:
-    assert not find(render(chart), "PodMonitor")
+    assert not find(render(chart, MINIMAL), "PodMonitor")
     (monitor,) = find(render(chart, PRODUCTION), "PodMonitor")
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
     assert monitor["metadata"]["labels"]["release"] == "prometheus"
@@ -432,13 +442,13 @@ def test_a_pod_monitor_renders_only_when_enabled(chart: Any) -> None:
 def test_duplicate_names_fail_the_render(chart: Any) -> None:
     group = {"name": "work", "graphs": ["m:graph"]}
     with pytest.raises(helm_python.HelmRenderError, match='two groups are named "work"'):
-        render(chart, {"executors": [group, group]})
+        render(chart, dict(MINIMAL, executors=[group, group]))
     tokens = [
         {"tenant": "a-b", "existingSecret": "s", "key": "k1"},
         {"tenant": "a_b", "existingSecret": "s", "key": "k2"},
     ]
     with pytest.raises(helm_python.HelmRenderError, match="TICKRAIL_TOKEN_A_B"):
-        render(chart, {"api": {"enabled": True, "tokens": tokens}})
+        render(chart, dict(MINIMAL, api={"enabled": True, "tokens": tokens}))
 
 
 GROUP = {"name": "work", "graphs": ["m:graph"]}
@@ -455,7 +465,6 @@ GROUP = {"name": "work", "graphs": ["m:graph"]}
         ({"executors": [dict(GROUP, serves="everything")]}, "/executors/0/serves"),
         ({"executors": [{"name": "work"}]}, "missing property 'graphs'"),
         ({"config": {"store_url": None}}, "missing property 'store_url'"),
-        ({"config": {"store_url": ""}}, "/config/store_url"),
         ({"config": {"store_url": "postgresql://app:hunter2@db/x"}}, "/config/store_url"),
         ({"config": {"kv_url": "redis://:hunter2@cache:6379/0"}}, "/config/kv_url"),
         ({"config": {"profile": "embedded"}}, "/config/profile"),
@@ -470,7 +479,6 @@ GROUP = {"name": "work", "graphs": ["m:graph"]}
         "serves-everything",
         "executor-without-graphs",
         "missing-store-url",
-        "empty-store-url",
         "password-in-store-url",
         "password-in-kv-url",
         "embedded-profile",
@@ -513,3 +521,136 @@ def test_the_migration_connects_as_the_owner_and_roles_as_the_runtime_role(chart
     for workload in find(docs, "Deployment"):
         if workload["metadata"]["labels"]["app.kubernetes.io/component"] == "executor":
             assert "TICKRAIL_DISPATCH_SECRET" not in env(workload)
+
+
+# ---- required URLs, disruption budgets, autoscaling, probes, policies, tests ----
+
+
+@pytest.mark.parametrize("values", [{}, {"config": {"store_url": ""}}], ids=["empty", "one-empty"])
+def test_rendering_without_the_urls_fails_naming_them(chart: Any, values: dict[str, Any]) -> None:
+    with pytest.raises(helm_python.HelmRenderError) as caught:
+        render(chart, values)
+    message = str(caught.value)
+    assert "required" in message and "--set config.bus_url=" in message
+    for name in URLS:
+        assert f"config.{name}" in message
+    # Each missing one is named, and only those.
+    config = dict(MINIMAL["config"], blob_url="")
+    with pytest.raises(helm_python.HelmRenderError) as caught:
+        render(chart, {"config": config})
+    message = str(caught.value).split("required")[0]
+    assert "config.blob_url" in message and "config.bus_url" not in message
+
+
+def test_every_deployment_has_a_disruption_budget_for_its_own_pods(chart: Any) -> None:
+    docs = render(chart, PRODUCTION)
+    deployments = {d["metadata"]["name"]: d for d in find(docs, "Deployment")}
+    budgets = {b["metadata"]["name"]: b for b in find(docs, "PodDisruptionBudget")}
+    assert sorted(budgets) == sorted(deployments)
+    for name, budget in budgets.items():
+        selector = deployments[name]["spec"]["selector"]["matchLabels"]
+        assert budget["apiVersion"] == "policy/v1"
+        assert budget["spec"]["selector"]["matchLabels"] == selector
+    assert budgets["prod-tickrail-data-plane"]["spec"] == {
+        "minAvailable": 1,
+        "selector": budgets["prod-tickrail-data-plane"]["spec"]["selector"],
+    }
+    assert budgets["prod-tickrail-control-plane"]["spec"]["maxUnavailable"] == 1
+    # A component can turn its budget off; the others keep theirs.
+    values = with_values(controlPlane={"podDisruptionBudget": {"enabled": False}})
+    names = {b["metadata"]["name"] for b in find(render(chart, values), "PodDisruptionBudget")}
+    assert "prod-tickrail-control-plane" not in names and "prod-tickrail-data-plane" in names
+
+
+def test_autoscaling_on_cpu_owns_the_replica_count(chart: Any) -> None:
+    docs = render(chart, PRODUCTION)
+    (hpa,) = find(docs, "HorizontalPodAutoscaler")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "prod-tickrail-executor-plans",
+    }
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 8)
+    target = hpa["spec"]["metrics"][0]["resource"]
+    assert target == {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}
+    plans = the(docs, "Deployment", "prod-tickrail-executor-plans")
+    assert "replicas" not in plans["spec"]  # an upgrade must not reset what the HPA chose
+    assert the(docs, "Deployment", "prod-tickrail-executor-tasks")["spec"]["replicas"] == 6
+    assert not find(render(chart, MINIMAL), "HorizontalPodAutoscaler")
+
+
+def test_autoscaling_needs_cpu_requests_and_a_sane_range(chart: Any) -> None:
+    group = {"name": "work", "graphs": ["m:graph"], "autoscaling": {"enabled": True}}
+    with pytest.raises(helm_python.HelmRenderError, match=r"executors\[0\]\.autoscaling.*cpu"):
+        render(chart, dict(MINIMAL, executors=[group]))
+    group = dict(group, resources={"requests": {"cpu": "1"}})
+    group["autoscaling"] = {"enabled": True, "minReplicas": 5, "maxReplicas": 2}
+    with pytest.raises(helm_python.HelmRenderError, match="minReplicas"):
+        render(chart, dict(MINIMAL, executors=[group]))
+
+
+def test_executors_have_a_startup_probe_and_other_roles_do_not(chart: Any) -> None:
+    docs = render(chart, PRODUCTION)
+    for workload in find(docs, "Deployment"):
+        c = container(workload)
+        if workload["metadata"]["name"].startswith("prod-tickrail-executor-"):
+            assert c["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+            assert c["startupProbe"]["failureThreshold"] == 60
+        else:
+            assert "startupProbe" not in c
+    group = {"name": "slow", "graphs": ["m:graph"], "startupProbe": {"failureThreshold": 120}}
+    docs = render(chart, dict(MINIMAL, executors=[group]))
+    probe = container(the(docs, "Deployment", "prod-tickrail-executor-slow"))["startupProbe"]
+    assert probe["failureThreshold"] == 120
+
+
+def test_the_network_policy_admits_only_probes_metrics_and_the_api(chart: Any) -> None:
+    assert not find(render(chart, MINIMAL), "NetworkPolicy")
+    docs = render(chart, PRODUCTION)
+    policies = {p["metadata"]["name"]: p for p in find(docs, "NetworkPolicy")}
+    roles, api = policies["prod-tickrail-roles"], policies["prod-tickrail-api"]
+    (ingress,) = roles["spec"]["ingress"]
+    assert ingress["ports"] == [{"port": "http", "protocol": "TCP"}]
+    assert ingress["from"] == PRODUCTION["networkPolicy"]["metricsFrom"]
+    assert roles["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    # The user's egress rules, plus DNS.
+    assert roles["spec"]["egress"][:-1] == PRODUCTION["networkPolicy"]["egress"]
+    assert {p["port"] for p in roles["spec"]["egress"][-1]["ports"]} == {53}
+    (ingress,) = api["spec"]["ingress"]
+    assert ingress["ports"] == [{"port": "grpc", "protocol": "TCP"}] and "from" not in ingress
+    # Each selects the pods it is about.
+    data_plane = the(docs, "Deployment", "prod-tickrail-data-plane")
+    labels = data_plane["spec"]["template"]["metadata"]["labels"]
+    assert roles["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+    assert (
+        labels["app.kubernetes.io/component"]
+        in (roles["spec"]["podSelector"]["matchExpressions"][0]["values"])
+    )
+    # Without egress rules, egress is left alone.
+    values = with_values(networkPolicy={"enabled": True})
+    for policy in find(render(chart, values), "NetworkPolicy"):
+        assert policy["spec"]["policyTypes"] == ["Ingress"] and "egress" not in policy["spec"]
+
+
+def test_helm_test_reads_the_store_with_the_deployment_settings(chart: Any) -> None:
+    docs = render(chart, PRODUCTION)
+    job = the(docs, "Job", "prod-tickrail-test")
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    args = container(job)["args"]
+    assert args[:2] == ["lifetimes", "list"]
+    assert build_parser().parse_args(args).config == CONFIG
+    assert pod(job)["restartPolicy"] == "Never" and job["spec"]["backoffLimit"] == 0
+    # The release's settings (not the migration hook's copy, deleted after it ran).
+    assert pod(job)["volumes"][0]["configMap"]["name"] == "prod-tickrail"
+    assert set(env(job)) & SECRET_ENV == {"PGPASSWORD"}
+    assert "startupProbe" not in container(job) and "livenessProbe" not in container(job)
+    assert not find(
+        render(chart, with_values(tests={"enabled": False})), "Job", "prod-tickrail-test"
+    )
+
+
+def test_production_logs_are_json_lines(chart: Any, tmp_path: Path) -> None:
+    path = tmp_path / "tickrail.yaml"
+    path.write_text(settings_text(render(chart, PRODUCTION)))
+    assert load_settings(path, environ={}).resolved().log_format == "json"

@@ -83,10 +83,12 @@ class Deployment:
                 if proc.poll() is not None:
                     pytest.fail(f"{name} exited with {proc.returncode}:\n{self.log(name)}")
                 try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1):
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5):
                         del pending[name]
                         self.ready.add(name)
-                except (urllib.error.URLError, ConnectionError, TimeoutError):  # a loaded machine
+                except (urllib.error.URLError, OSError):
+                    # not listening yet, not ready (503), or too busy to answer in
+                    # time on a loaded machine (TimeoutError): ask again until the deadline
                     pass
             if time.monotonic() > deadline:
                 pytest.fail(f"not ready after {timeout}s: {sorted(pending)}")

@@ -63,11 +63,16 @@ async def test_a_role_killed_mid_lifetime_and_restarted_loses_nothing(
     victim: str, role: str, deployment: Deployment
 ) -> None:
     run = start_run(deployment.config)
-    await asyncio.sleep(2.0)  # the planner has fanned out; the three tools are sleeping
-    deployment.kill(victim)
-    await asyncio.sleep(1.5)  # the tools finish (or die with the executor) while it is down
-    deployment.restart(victim, role)
-    out, err = run.communicate(timeout=180)
+    try:
+        await asyncio.sleep(2.0)  # the planner has fanned out; the three tools are sleeping
+        deployment.kill(victim)
+        await asyncio.sleep(1.5)  # the tools finish (or die with the executor) while it is down
+        deployment.restart(victim, role)
+        out, err = run.communicate(timeout=180)
+    finally:
+        if run.poll() is None:  # a failure above: do not leave the run (or its pipes) behind
+            run.kill()
+            run.communicate()
     assert run.returncode == 0, err + out
     summary = json.loads(out)
     assert summary["status"] == "COMPLETED" and summary["executions"] == 6

@@ -123,5 +123,7 @@ def test_a_failed_lifetime_exits_1(
 
 def test_migrate_is_idempotent(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["migrate"]) == 0
+    first = capsys.readouterr().out
+    assert "applied migration(s) 1" in first, first
     assert main(["migrate"]) == 0
-    assert "up to date" in capsys.readouterr().out
+    assert "already up to date" in capsys.readouterr().out

@@ -67,11 +67,43 @@ The tickrail settings file: `config` verbatim (the schema admits only real
 settings), plus the policy directory when policies are configured.
 */}}
 {{- define "tickrail.settings" -}}
+{{- include "tickrail.requireUrls" . }}
 {{- $settings := deepCopy .Values.config }}
 {{- if include "tickrail.policiesEnabled" . }}
 {{- $_ := set $settings "policies" (list (include "tickrail.policiesPath" .)) }}
 {{- end }}
 {{- toYaml $settings }}
+{{- end }}
+
+{{/*
+The cloud profile has no default for its four URLs: refuse to render without
+them (every workload includes the settings, so every render checks), naming
+each missing one, instead of deploying placeholders that cannot connect.
+*/}}
+{{- define "tickrail.requireUrls" -}}
+{{- $missing := list }}
+{{- range $name := list "bus_url" "store_url" "blob_url" "kv_url" }}
+{{- if not (index $.Values.config $name) }}
+{{- $missing = append $missing (printf "config.%s" $name) }}
+{{- end }}
+{{- end }}
+{{- if $missing }}
+{{- fail (printf "%s required: the cloud profile has no default (e.g. --set config.bus_url=kafka://kafka:9092,config.store_url=postgresql://tickrail@postgres:5432/tickrail,config.blob_url=s3://my-bucket,config.kv_url=redis://redis:6379/0; see values.yaml)" (join ", " $missing)) }}
+{{- end }}
+{{- end }}
+
+{{/*
+A component's value of a map that is overridden field by field (image,
+podDisruptionBudget, autoscaling): its own fields over the shared default's.
+Call with (dict "values" $v "defaults" $d "key" "autoscaling"); returns YAML.
+*/}}
+{{- define "tickrail.merged" -}}
+{{- /* Not sprig's merge: it would take the default's `true` over an own `false`. */}}
+{{- $out := deepCopy (index .defaults .key | default dict) }}
+{{- range $k, $v := (index .values .key | default dict) }}
+{{- $_ := set $out $k $v }}
+{{- end }}
+{{- toYaml $out }}
 {{- end }}
 
 {{/*

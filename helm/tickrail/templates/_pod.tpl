@@ -7,7 +7,8 @@ and `extraEnv` (appended). Call with a dict:
   group      executor group name, or ""
   values     the component's values
   where      the component's values path, for error messages
-  kind       role (HTTP health and metrics), api (gRPC) or job (no probes)
+  kind       role (HTTP health and metrics), api (gRPC), job (the migration: no
+             probes, its own settings copy) or test (`helm test`: no probes)
   args       the tickrail command line after `tickrail`
   env        extra env vars (a list), or nil
 */}}
@@ -41,6 +42,9 @@ spec:
   {{- with $v.serviceAccountName }}
   serviceAccountName: {{ . }}
   {{- end }}
+  {{- else if eq .kind "test" }}
+  restartPolicy: Never
+  serviceAccountName: {{ include "tickrail.serviceAccountName" $root }}
   {{- else }}
   serviceAccountName: {{ include "tickrail.serviceAccountName" $root }}
   terminationGracePeriodSeconds: {{ include "tickrail.terminationGrace" (dict "root" $root "values" $v "where" .where) }}
@@ -65,7 +69,7 @@ spec:
       args:
         {{- toYaml .args | nindent 8 }}
       {{- $dispatch := has .component (list "data-plane" "control-plane" "api") }}
-      {{- $env := include "tickrail.credentialEnv" (dict "root" $root "only" (ternary "postgres" "" (eq .kind "job")) "dispatch" $dispatch) | trim }}
+      {{- $env := include "tickrail.credentialEnv" (dict "root" $root "only" (ternary "postgres" "" (or (eq .kind "job") (eq .kind "test"))) "dispatch" $dispatch) | trim }}
       {{- $extra := concat (.env | default list) ($d.extraEnv | default list) ($v.extraEnv | default list) }}
       {{- if or $env $extra }}
       env:
@@ -87,6 +91,14 @@ spec:
           path: /readyz
           port: http
         {{- toYaml ($v.readinessProbe | default $d.readinessProbe) | nindent 8 }}
+      {{- if eq .component "executor" }}
+      {{- /* Graph imports can be slow: liveness starts counting once /healthz first answers. */}}
+      startupProbe:
+        httpGet:
+          path: /healthz
+          port: http
+        {{- toYaml ($v.startupProbe | default $d.startupProbe) | nindent 8 }}
+      {{- end }}
       {{- else if eq .kind "api" }}
       ports:
         - name: grpc
@@ -167,17 +179,72 @@ object name suffix) and `values.replicas` (default 1).
 */}}
 {{- define "tickrail.deployment" -}}
 {{- $selector := dict "root" .root "component" .component "group" .group -}}
+{{- $d := .root.Values.defaults }}
+{{- $name := printf "%s-%s" (include "tickrail.fullname" .root) .name }}
+{{- $pdb := include "tickrail.merged" (dict "values" .values "defaults" $d "key" "podDisruptionBudget") | fromYaml }}
+{{- $hpa := include "tickrail.merged" (dict "values" .values "defaults" $d "key" "autoscaling") | fromYaml -}}
 apiVersion: apps/v1
 kind: Deployment
 metadata:
-  name: {{ include "tickrail.fullname" .root }}-{{ .name }}
+  name: {{ $name }}
   labels:
     {{- include "tickrail.labels" $selector | nindent 4 }}
 spec:
+  {{- /* With an autoscaler, the HPA owns the replica count (an upgrade must not reset it). */}}
+  {{- if not $hpa.enabled }}
   replicas: {{ hasKey .values "replicas" | ternary .values.replicas 1 }}
+  {{- end }}
   selector:
     matchLabels:
       {{- include "tickrail.selectorLabels" $selector | nindent 6 }}
   template:
     {{- include "tickrail.podTemplate" . | nindent 4 }}
+{{- if $pdb.enabled }}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: {{ $name }}
+  labels:
+    {{- include "tickrail.labels" $selector | nindent 4 }}
+spec:
+  {{- if not (kindIs "invalid" $pdb.minAvailable) }}
+  minAvailable: {{ $pdb.minAvailable }}
+  {{- else }}
+  maxUnavailable: {{ $pdb.maxUnavailable }}
+  {{- end }}
+  selector:
+    matchLabels:
+      {{- include "tickrail.selectorLabels" $selector | nindent 6 }}
+{{- end }}
+{{- if $hpa.enabled }}
+{{- $resources := .values.resources | default $d.resources | default dict }}
+{{- if not (dig "requests" "cpu" "" $resources) }}
+{{- fail (printf "%s.autoscaling scales on CPU utilization, which needs resources.requests.cpu (on %s or defaults)" .where .where) }}
+{{- end }}
+{{- if gt (int $hpa.minReplicas) (int $hpa.maxReplicas) }}
+{{- fail (printf "%s.autoscaling: minReplicas (%v) is above maxReplicas (%v)" .where $hpa.minReplicas $hpa.maxReplicas) }}
+{{- end }}
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  name: {{ $name }}
+  labels:
+    {{- include "tickrail.labels" $selector | nindent 4 }}
+spec:
+  scaleTargetRef:
+    apiVersion: apps/v1
+    kind: Deployment
+    name: {{ $name }}
+  minReplicas: {{ $hpa.minReplicas }}
+  maxReplicas: {{ $hpa.maxReplicas }}
+  metrics:
+    - type: Resource
+      resource:
+        name: cpu
+        target:
+          type: Utilization
+          averageUtilization: {{ $hpa.targetCPUUtilizationPercentage }}
+{{- end }}
 {{- end }}

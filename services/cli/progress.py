@@ -56,6 +56,8 @@ class Progress:
                 outcome = "-> " + ", ".join(d.name for d in r.dispatched)
                 if edge in {"PARALLEL", "JOIN"}:
                     outcome += f"  ({edge})"
+                if r.note:  # e.g. a question answered: the node runs again
+                    outcome += f"  ({r.note})"
             else:
                 outcome = r.note or EDGE.get(r.edge, "")
             self.line(f"  {at}  {r.name:<18} {STATUS[r.status]:<10} {outcome}")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 
+from tickrail.adapters import ReportsLag
+
 
 class Metrics:
     clock = staticmethod(time.perf_counter)
@@ -34,10 +36,9 @@ class Metrics:
         self.gauges[name] = value
 
     def report_lag(self, consumer: object) -> None:
-        """Record the consumer's lag, where the bus can tell it (optional ``lag()``)."""
-        lag = getattr(consumer, "lag", None)
-        if lag is not None:
-            self.gauges["consumer_lag"] = float(lag())
+        """Record the consumer's lag, where the bus can tell it (ReportsLag)."""
+        if isinstance(consumer, ReportsLag):
+            self.gauges["consumer_lag"] = float(consumer.lag())
 
     def observe_batch(self, messages: int, errors: int, started: float) -> None:
         self.inc("messages_processed_total", messages)

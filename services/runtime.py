@@ -28,7 +28,9 @@ from tickrail.adapters import (
     EventBus,
     KVStore,
     Message,
+    MessageSizeLimit,
     StateStore,
+    Wakeable,
     open_blob_store,
     open_bus,
     open_kv,
@@ -151,9 +153,11 @@ class Runtime:
 
     def _check_message_limit(self) -> None:
         """Inline payloads must fit in one bus message, with room for the envelope."""
-        limit = getattr(getattr(self.bus, "settings", None), "max_message_bytes", None)
+        if not isinstance(self.bus, MessageSizeLimit):
+            return  # no limit to respect
+        limit = self.bus.max_message_bytes
         headroom = 64 * 1024
-        if isinstance(limit, int) and self.settings.offload_threshold + headroom > limit:
+        if self.settings.offload_threshold + headroom > limit:
             raise ConfigurationError(
                 f"offload_threshold {self.settings.offload_threshold} leaves no room under the "
                 f"bus's max_message_bytes {limit}: set offload_threshold <= {limit - headroom} "
@@ -383,9 +387,9 @@ class Runtime:
             role, stopping, task = self._running[name]
             stopping.set()
             # An in-process consumer can be woken instead of waiting out its poll.
-            wakeup = getattr(getattr(role, "_consumer", None), "wakeup", None)
-            if wakeup is not None:
-                wakeup()
+            consumer = role._consumer
+            if isinstance(consumer, Wakeable):
+                consumer.wakeup()
             with contextlib.suppress(asyncio.CancelledError):
                 try:
                     await task

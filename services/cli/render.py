@@ -13,6 +13,7 @@ from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message as ProtoMessage
 
 from tickrail.adapters import EventRecord, ExecutionRecord, LifetimeSummary
+from tickrail.sdk._envelope import execution_of, kind_of, telemetry_of
 from tickrail.sdk._payload import decode_bytes
 from tickrail.sdk.pb import envelope_pb2 as pb
 
@@ -95,8 +96,8 @@ def _fix_values(message: ProtoMessage, out: dict[str, Any]) -> None:
 
 def execution_json(record: ExecutionRecord) -> dict[str, Any]:
     envelope = pb.ExecutionEnvelope.FromString(record.envelope)
-    which = envelope.WhichOneof("execution") or "task"
-    execution = envelope.task if which == "task" else envelope.plan
+    which = kind_of(envelope)
+    execution = execution_of(envelope)
     body = message_json(execution)
     # Usage is always there, as numbers, so programs need no default for zero.
     telemetry = execution.telemetry
@@ -142,7 +143,7 @@ def totals(executions: Sequence[ExecutionRecord]) -> dict[str, Any]:
     tokens, cost = 0, 0.0
     for record in executions:
         envelope = pb.ExecutionEnvelope.FromString(record.envelope)
-        telemetry = getattr(envelope, envelope.WhichOneof("execution") or "task").telemetry
+        telemetry = telemetry_of(envelope)
         tokens += telemetry.tokens_in + telemetry.tokens_out
         cost += telemetry.cost_usd
     return {"executions": len(executions), "tokens": tokens, "cost_usd": round(cost, 6)}
@@ -202,8 +203,7 @@ def lifetime_table(
     rows = []
     for record in executions:
         envelope = pb.ExecutionEnvelope.FromString(record.envelope)
-        which = envelope.WhichOneof("execution") or "task"
-        ex = envelope.task if which == "task" else envelope.plan
+        ex = execution_of(envelope)
         h, tel = ex.header, ex.telemetry
         if isinstance(ex, pb.TaskExecution):
             result = f"error: {ex.result.error}" if ex.result.error else preview(ex.result.output)

@@ -29,13 +29,13 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message as ProtoMessage
 
 from tickrail.adapters import Message, NewEvent
+from tickrail.sdk._envelope import execution_of, kind_of
 from tickrail.sdk.errors import ConfigurationError, LifetimeNotFoundError
 from tickrail.sdk.pb import envelope_pb2 as pb
 from tickrail.services.data_plane.service import execution_row
 from tickrail.services.runtime import Runtime
 
 from .projection import event_time, rebuild
-from .routing import execution_of
 from .state import FINAL_STATUSES
 
 ProtoMessageT = TypeVar("ProtoMessageT", bound=ProtoMessage)
@@ -67,7 +67,7 @@ async def fork_lifetime(
     chosen = executions.get(from_exec_id)
     if chosen is None:
         raise LifetimeNotFoundError(f"lifetime {lifetime_id} has no execution {from_exec_id!r}")
-    if result is not None and chosen.WhichOneof("execution") != "task":
+    if result is not None and kind_of(chosen) != "task":
         raise ConfigurationError(
             f"{from_exec_id} is a Plan: only a Task's result can be replaced "
             "(fork without a result to run the Plan again)"

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from tickrail.sdk._envelope import execution_of
 from tickrail.sdk.choice import choice_problem, sends_of
 from tickrail.sdk.pb import envelope_pb2 as pb
 
@@ -51,15 +52,6 @@ def _event(state: LifetimeState, suffix: str, now: float, **kind: object) -> pb.
         created_at=_ts(now),
         **kind,  # type: ignore[arg-type]
     )
-
-
-def execution_of(envelope: pb.ExecutionEnvelope) -> pb.TaskExecution | pb.PlanExecution:
-    which = envelope.WhichOneof("execution")
-    if which == "task":
-        return envelope.task
-    if which == "plan":
-        return envelope.plan
-    raise ValueError("execution envelope holds neither a task nor a plan")
 
 
 # ---- starting -------------------------------------------------------------

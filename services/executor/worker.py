@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 from tickrail.adapters import BlobStore, Consumer, EventBus, Message
+from tickrail.sdk._envelope import header_of
 from tickrail.sdk._payload import DEFAULT_OFFLOAD_THRESHOLD
 from tickrail.sdk.errors import EnvelopeError, TickrailError
 from tickrail.sdk.graph import AgentGraph
@@ -248,7 +249,7 @@ class Executor:
 
     async def _publish(self, envelope: pb.ExecutionEnvelope) -> None:
         await offload_large(envelope, self.blobs, self.offload_threshold)
-        header = getattr(envelope, envelope.WhichOneof("execution") or "task").header
+        header = header_of(envelope)
         await self.bus.publish(
             [
                 Message(

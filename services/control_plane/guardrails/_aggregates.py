@@ -30,6 +30,7 @@ from urllib.parse import quote, unquote
 
 from tickrail.adapters.kv.base import KVStore
 from tickrail.adapters.kv.memory import MemoryKV
+from tickrail.sdk._envelope import execution_of
 from tickrail.sdk.pb import envelope_pb2
 
 DEFAULT_PREFIX = "guardrails"
@@ -95,7 +96,7 @@ def telemetry_of(envelope: envelope_pb2.ExecutionEnvelope) -> envelope_pb2.Polic
 def _execution(
     envelope: envelope_pb2.ExecutionEnvelope,
 ) -> envelope_pb2.TaskExecution | envelope_pb2.PlanExecution:
-    return envelope.plan if envelope.WhichOneof("execution") == "plan" else envelope.task
+    return execution_of(envelope)
 
 
 def usage_of(envelope: envelope_pb2.ExecutionEnvelope) -> Usage:

@@ -23,8 +23,6 @@ from .state import FINAL_STATUSES, BranchPath, Dag, HeldSend, LifetimeState, ind
 REJECT, PAUSE, ABORT = "REJECT_EXECUTION", "PAUSE_LIFETIME", "ABORT_LIFETIME"
 _SEVERITY = {REJECT: 1, PAUSE: 2, ABORT: 3}
 
-EDGE_NAMES = {v: k.removeprefix("EDGE_KIND_") for k, v in pb.EdgeKind.items()}
-
 
 @dataclass(slots=True)
 class Decision:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
 import logging
 import signal
 import socket
@@ -188,7 +189,7 @@ def wait_for(proc: subprocess.Popen[str], port: int, phase: str) -> None:
             status, body = get(port, "/readyz")
             if status == 503 and phase in body:
                 return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
+        except (urllib.error.URLError, OSError, http.client.HTTPException):
             pass  # not listening yet, or slow to answer on a loaded machine
         assert time.monotonic() < deadline, f"never reached {phase!r}"
         time.sleep(0.05)

@@ -54,10 +54,10 @@ class Progress:
             if r.dispatched:
                 edge = EDGE.get(r.edge, "")
                 outcome = "-> " + ", ".join(d.name for d in r.dispatched)
-                if edge in {"PARALLEL", "JOIN"}:
-                    outcome += f"  ({edge})"
-                if r.note:  # e.g. a question answered: the node runs again
+                if r.note:  # a question answered: the node runs again
                     outcome += f"  ({r.note})"
+                elif edge in {"PARALLEL", "JOIN"}:
+                    outcome += f"  ({edge})"
             else:
                 outcome = r.note or EDGE.get(r.edge, "")
             self.line(f"  {at}  {r.name:<18} {STATUS[r.status]:<10} {outcome}")

@@ -39,6 +39,7 @@ from tickrail.sdk import (
 from tickrail.sdk._payload import encode
 from tickrail.sdk.pb import envelope_pb2 as pb
 from tickrail.services.config import Settings
+from tickrail.services.control_plane.fork import fork_lifetime
 from tickrail.services.control_plane.replay import replay_lifetime
 from tickrail.services.control_plane.state import LifetimeState
 from tickrail.services.runtime import Runtime
@@ -240,6 +241,22 @@ async def drive(rt: Runtime, graph: AgentGraph, case: Case) -> str:
     changes = Changes()
     config = {"rounds": case.rounds, "round": 0}
     lifetime_id = await rt.start_lifetime(graph, config, on_event=changes.on_event)
+    if case.pause_at_start:
+        await rt.send(
+            pb.LifetimeCommand(
+                command_id="c0", lifetime_id=lifetime_id, pause=pb.LifetimePaused(reason="look")
+            )
+        )
+    await steer(rt, lifetime_id, case, changes, "c")
+    return lifetime_id
+
+
+async def steer(rt: Runtime, lifetime_id: str, case: Case, changes: Changes, prefix: str) -> None:
+    """Answer, pause and resume as the case says until the lifetime ends.
+
+    Every command it sends applies (an answer to a waiting execution, a pause
+    of a lifetime not held, a resume of a held one), so it waits for each.
+    """
     rng = random.Random(case.seed)
     sent = 0
 
@@ -247,18 +264,16 @@ async def drive(rt: Runtime, graph: AgentGraph, case: Case) -> str:
         """Send a command and wait until its event is in the log (it was applied)."""
         nonlocal sent
         sent += 1
-        command_id = f"c{sent}"
+        command_id = f"{prefix}{sent}"
         await rt.send(pb.LifetimeCommand(command_id=command_id, lifetime_id=lifetime_id, **kind))
         await changes.until(
             rt, lifetime_id, lambda _s, ids: any(i.endswith(f"/{command_id}") for i in ids)
         )
 
-    if case.pause_at_start:
-        await command(pause=pb.LifetimePaused(reason="look"))
     for _ in range(100):
         state = await changes.until(rt, lifetime_id, settled)
         if state.terminal:
-            return lifetime_id
+            return
         if state.waiting:
             asked = list(state.waiting)
             pick = {"first": asked[0], "last": asked[-1]}.get(case.order) or rng.choice(asked)
@@ -270,7 +285,9 @@ async def drive(rt: Runtime, graph: AgentGraph, case: Case) -> str:
     raise AssertionError(f"lifetime {lifetime_id} did not finish after 100 steps")
 
 
-async def check_log(rt: Runtime, lifetime_id: str, case: Case) -> None:
+async def check_log(rt: Runtime, lifetime_id: str, case: Case | None) -> None:
+    """Replay OK, unique ids, one final execution per input (and, for a lifetime
+    that is not a fork, one question per ``ask``)."""
     report = await replay_lifetime(rt.store, lifetime_id)
     assert report.ok, report.divergence
     events = [pb.LifetimeEvent.FromString(r.body) for r in await rt.store.events(lifetime_id)]
@@ -295,8 +312,9 @@ async def check_log(rt: Runtime, lifetime_id: str, case: Case) -> None:
     assert set(finals) | set(asked) == dispatched
     assert all(c == 1 for c in finals.values()) and all(c == 1 for c in asked.values())
     assert not set(finals) & set(asked)
-    answered = sum("ask" in todo for r in case.rounds for todo in r.values())
-    assert sum(asked.values()) == answered
+    if case is not None:
+        answered = sum("ask" in todo for r in case.rounds for todo in r.values())
+        assert sum(asked.values()) == answered
 
 
 @pytest.mark.parametrize("name", list(ALL))
@@ -309,3 +327,32 @@ async def test_every_combination_replays_ok_with_one_record_per_execution(
     async with Runtime(settings, [graph]) as rt:
         lifetime_id = await drive(rt, graph, case)
         await check_log(rt, lifetime_id, case)
+
+
+@pytest.mark.parametrize("name", list(ALL))
+async def test_a_fork_of_every_combination_replays_ok(
+    name: str, tmp_path: Path, policy_file: str
+) -> None:
+    case = ALL[name]
+    graph = combo_graph()
+    settings = Settings(profile="test", home=str(tmp_path / "state"), policies=[policy_file])
+    async with Runtime(settings, [graph]) as rt:
+        original = await drive(rt, graph, case)
+        # fork from the middle of the record: a Task execution that ended its input
+        tasks = [
+            h
+            for h in map(_header, await _envelopes(rt, original))
+            if h.kind == pb.NODE_KIND_TASK and h.status in FINAL
+        ]
+        chosen = tasks[len(tasks) // 2]
+        changes = Changes()
+        fork_id = await fork_lifetime(rt, original, chosen.exec_id)
+        rt.follow(fork_id, changes.on_event)
+        await steer(rt, fork_id, case, changes, "f")  # it may ask, pause, retry again
+        await check_log(rt, fork_id, None)
+
+
+async def _envelopes(rt: Runtime, lifetime_id: str) -> list[pb.ExecutionEnvelope]:
+    return [
+        pb.ExecutionEnvelope.FromString(r.envelope) for r in await rt.store.executions(lifetime_id)
+    ]

@@ -246,33 +246,6 @@ def lifetime_table(
     return "\n".join(lines)
 
 
-def lifetimes_table(rows: Sequence[LifetimeSummary]) -> str:
-    """The human view of ``lifetimes list``: full ids, graph and tenant names."""
-    cells = [
-        [
-            r.lifetime_id,
-            LIFETIME[r.status],
-            r.graph_id,
-            r.tenant_id,
-            iso(r.started_at),
-            str(r.events),
-        ]
-        for r in rows
-    ]
-    header = ["lifetime", "status", "graph", "tenant", "started", "events"]
-    return "\n".join(table(header, cells))
-
-
-def usage_table(by: str, rows: Sequence[tuple[str, int, int, float, int]]) -> str:
-    """The human view of ``tickrail usage``: one line per key, the key in full."""
-    cells = [
-        [key, f"{t_in:,}", f"{t_out:,}", f"{cost:.4f}", f"{count:,}"]
-        for key, t_in, t_out, cost, count in rows
-    ]
-    header = [by, "tokens in", "tokens out", "cost $", "executions"]
-    return "\n".join(table(header, cells, right="<>>>>"))
-
-
 def describe_event(event: pb.LifetimeEvent) -> str:
     kind = event.WhichOneof("kind")
     if kind == "guardrail":

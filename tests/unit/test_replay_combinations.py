@@ -13,6 +13,7 @@ final execution.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from collections import Counter
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from tickrail.sdk import (
     Plan,
     PlanContext,
     Retry,
+    Send,
     Task,
     TaskContext,
     final,
@@ -65,8 +67,11 @@ class Branch(Task):
     def __init__(self, name: str) -> None:
         self.name = name
 
+    def todo(self, ctx: TaskContext) -> set[str]:
+        return set(ctx.input["rounds"][ctx.input["round"]].get(self.name, []))
+
     async def run(self, ctx: TaskContext) -> dict[str, Any]:
-        todo = set(ctx.input["rounds"][ctx.input["round"]].get(self.name, []))
+        todo = self.todo(ctx)
         if "spend" in todo:
             ctx.record_usage(tokens_in=900, tokens_out=100)
         if "flaky" in todo and ctx.attempt == 1:
@@ -104,6 +109,48 @@ def combo_graph() -> AgentGraph:
             normal("again", "fan"),
             final("join"),
         ],
+    )
+
+
+class DagFan(Plan):
+    """Fans out to one Task as a DAG of sends: b1 after b0, b3 after b1 and b2."""
+
+    name = "fan"
+
+    async def plan(self, ctx: PlanContext) -> Next:
+        after = {"b1": ["b0"], "b3": ["b1", "b2"]}
+        return Next(
+            [
+                Send("work", {**ctx.input, "branch": b}, id=b, after=after.get(b, []))
+                for b in DAG_BRANCHES
+            ]
+        )
+
+
+class DagWork(Branch):
+    """One Task for every send; the send's id says what to do."""
+
+    def todo(self, ctx: TaskContext) -> set[str]:
+        return set(ctx.input["rounds"][0].get(ctx.input["branch"], []))
+
+
+class DagJoin(Plan):
+    name = "join"
+
+    async def plan(self, ctx: PlanContext) -> Finish:
+        return Finish([u.value["answer"] for u in ctx.upstream])
+
+
+DAG_BRANCHES = ("b0", "b1", "b2", "b3")
+
+
+def dag_graph() -> AgentGraph:
+    return AgentGraph(
+        "combo_dag",
+        version="1.0.0",
+        entry="fan",
+        nodes=[DagFan(), DagWork("work"), DagJoin()],
+        edges=[parallel("fan", ["work"]), join(["work"], "join"), final("join")],
     )
 
 
@@ -356,3 +403,18 @@ async def _envelopes(rt: Runtime, lifetime_id: str) -> list[pb.ExecutionEnvelope
     return [
         pb.ExecutionEnvelope.FromString(r.envelope) for r in await rt.store.executions(lifetime_id)
     ]
+
+
+@pytest.mark.parametrize("name", list(ALL))
+async def test_every_combination_on_a_dag_fan_out_replays_ok(
+    name: str, tmp_path: Path, policy_file: str
+) -> None:
+    # The same mixes on sends with dependencies: a dependent starts once what it
+    # waits for has finished, answered questions included.
+    first = ALL[name].rounds[0]
+    case = dataclasses.replace(ALL[name], rounds=[{**first, "b3": first.get("b0", [])}])
+    graph = dag_graph()
+    settings = Settings(profile="test", home=str(tmp_path / "state"), policies=[policy_file])
+    async with Runtime(settings, [graph]) as rt:
+        lifetime_id = await drive(rt, graph, case)
+        await check_log(rt, lifetime_id, case)

@@ -11,6 +11,7 @@ from google.protobuf.message import DecodeError
 from google.protobuf.message import Message as ProtoMessage
 
 from tickrail.adapters import EventBus, Message
+from tickrail.sdk._envelope import header_of
 from tickrail.sdk.errors import EnvelopeError
 from tickrail.sdk.pb import envelope_pb2 as pb
 from tickrail.services.metrics import dead_lettered
@@ -117,10 +118,7 @@ def encode_ref(seq: int, duplicate: bool, envelope: bytes) -> bytes:
 
 def check_envelope(envelope: pb.ExecutionEnvelope) -> pb.ExecutionHeader:
     """The header, after checking the fields every consumer relies on."""
-    which = envelope.WhichOneof("execution")
-    if which is None:
-        raise EnvelopeError("execution envelope holds neither a task nor a plan")
-    header: pb.ExecutionHeader = getattr(envelope, which).header
+    header = header_of(envelope)  # EnvelopeError when it holds neither kind
     missing = [
         f
         for f in ("exec_id", "input_id", "lifetime_id", "tenant_id", "name")

@@ -7,7 +7,15 @@ One small async Protocol per kind, implementations chosen by URL scheme::
 """
 
 from .blob.base import BlobStore
-from .bus.base import Consumer, EventBus, Message
+from .bus.base import (
+    Consumer,
+    EventBus,
+    Message,
+    MessageSizeLimit,
+    RebalanceHooks,
+    ReportsLag,
+    Wakeable,
+)
 from .kv.base import KVStore
 from .registry import open_blob_store, open_bus, open_kv, open_store
 from .store.base import (
@@ -17,6 +25,7 @@ from .store.base import (
     NewEvent,
     NewExecution,
     StateStore,
+    UnitOfWork,
 )
 
 __all__ = [
@@ -28,9 +37,14 @@ __all__ = [
     "KVStore",
     "LifetimeSummary",
     "Message",
+    "MessageSizeLimit",
     "NewEvent",
     "NewExecution",
+    "RebalanceHooks",
+    "ReportsLag",
     "StateStore",
+    "UnitOfWork",
+    "Wakeable",
     "open_blob_store",
     "open_bus",
     "open_kv",

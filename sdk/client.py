@@ -38,6 +38,7 @@ import grpc
 from google.protobuf.message import Message
 
 from tickrail.sdk import errors as _errors
+from tickrail.sdk._envelope import header_of, kind_of, telemetry_of
 from tickrail.sdk._payload import decode_bytes, encode
 from tickrail.sdk.errors import (
     AdapterError,
@@ -129,18 +130,15 @@ class Execution:
     @property
     def kind(self) -> str:
         """``task`` or ``plan``."""
-        return self.envelope.WhichOneof("execution") or "task"
+        return kind_of(self.envelope)
 
     @property
     def header(self) -> pb.ExecutionHeader:
-        return self._execution().header
+        return header_of(self.envelope)
 
     @property
     def telemetry(self) -> pb.PolicyTelemetry:
-        return self._execution().telemetry
-
-    def _execution(self) -> pb.TaskExecution | pb.PlanExecution:
-        return self.envelope.plan if self.kind == "plan" else self.envelope.task
+        return telemetry_of(self.envelope)
 
 
 @dataclass(frozen=True, slots=True)

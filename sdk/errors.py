@@ -15,13 +15,16 @@
     │   └── GraphValidationError    the graph's wiring is invalid
     ├── PolicyError                 a guardrail policy file or condition is invalid
     ├── EnvelopeError               a message cannot be decoded or breaks the schema
-    └── ExecutionError              running a lifetime went wrong
-        ├── NodeTimeoutError        a node ran past its timeout
-        ├── RoutingError            a Plan chose a next node the graph does not allow
-        ├── OwnerError              the embedded state directory's owner is unreachable
-        └── NotFoundError           nothing recorded under this id
-            ├── LifetimeNotFoundError   no such lifetime
-            └── ExecutionNotFoundError  no such execution (in this lifetime)
+    ├── ExecutionError              running a lifetime went wrong
+    │   ├── NodeTimeoutError        a node ran past its timeout
+    │   ├── RoutingError            a Plan chose a next node the graph does not allow
+    │   ├── OwnerError              the embedded state directory's owner is unreachable
+    │   └── NotFoundError           nothing recorded under this id
+    │       ├── LifetimeNotFoundError   no such lifetime
+    │       └── ExecutionNotFoundError  no such execution (in this lifetime)
+    └── RoleError                   a role of this process could not start or stopped
+        ├── RoleFailedError         a running role stopped with an error (.role, .error)
+        └── StartupTimeoutError     startup did not finish in start_timeout_s (.phase)
 
 Driver exceptions (sqlite3, asyncpg, aiokafka, botocore, redis, grpc) never
 reach callers: adapters and the API client translate them at their boundary
@@ -170,6 +173,37 @@ class LifetimeNotFoundError(NotFoundError):
 
 class ExecutionNotFoundError(NotFoundError):
     """No execution with this id is recorded (for this lifetime)."""
+
+
+class RoleError(TickrailError):
+    """A role (data plane, control plane, executor) of this process failed."""
+
+
+class RoleFailedError(RoleError):
+    """A role stopped with an error while the process ran.
+
+    ``role`` names it (``data_plane``, ``control_plane``, ``executor``, or a
+    helper task such as ``watcher``); ``error`` is what it raised.
+    """
+
+    def __init__(self, role: str, error: BaseException) -> None:
+        self.role, self.error = role, error
+        what = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        super().__init__(f"the {role.replace('_', ' ')} stopped with an error: {what}")
+
+
+class StartupTimeoutError(RoleError):
+    """Starting the adapters and roles took longer than ``start_timeout_s``.
+
+    ``phase`` says what it was still waiting for (e.g. ``opening the bus``).
+    """
+
+    def __init__(self, seconds: float, phase: str) -> None:
+        self.seconds, self.phase = seconds, phase
+        super().__init__(
+            f"startup did not finish within {seconds:g} s (still {phase}); check that the "
+            "service is reachable, or raise start_timeout_s"
+        )
 
 
 def join_problems(problems: Iterable[str]) -> str:

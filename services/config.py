@@ -77,6 +77,10 @@ class Settings:
     shutdown_grace_s: float = 30.0
     """On SIGTERM, how long in-flight node runs may take before they are cancelled."""
 
+    start_timeout_s: float = 60.0
+    """How long opening the adapters and starting the roles may take before the
+    process gives up with an error naming what it was waiting for."""
+
     graphs: list[str] = field(default_factory=list)
     """Graphs an executor process serves: file.py, package.module:attr or graph.yaml."""
 

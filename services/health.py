@@ -26,9 +26,11 @@ class HealthServer:
         host: str = "0.0.0.0",
         ready: Callable[[], bool],
         metrics: Callable[[], bytes],
+        detail: Callable[[], str] | None = None,
     ) -> None:
         self.host, self.port = host, port
         self._ready, self._metrics = ready, metrics
+        self._detail = detail  # why it is not ready (e.g. the startup phase)
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
@@ -72,7 +74,8 @@ class HealthServer:
         if path == "/readyz":
             if self._ready():
                 return "200 OK", b"ready\n", text
-            return "503 Service Unavailable", b"not ready\n", text
+            why = f": {self._detail()}" if self._detail is not None else ""
+            return "503 Service Unavailable", f"not ready{why}\n".encode(), text
         if path == "/metrics":
             return "200 OK", self._metrics(), CONTENT_TYPE_LATEST
         return "404 Not Found", b"not found\n", text

@@ -50,6 +50,7 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from tickrail.adapters import ReportsLag
 from tickrail.sdk.pb import envelope_pb2 as pb
 
 __all__ = [
@@ -183,10 +184,9 @@ class Metrics:
         counter.inc(amount)
 
     def report_lag(self, consumer: object) -> None:
-        """Record the consumer's lag, where the bus can tell it (optional ``lag()``)."""
-        lag = getattr(consumer, "lag", None)
-        if lag is not None:
-            self._lag.set(float(lag()))
+        """Record the consumer's lag, where the bus can tell it (ReportsLag)."""
+        if isinstance(consumer, ReportsLag):
+            self._lag.set(float(consumer.lag()))
 
     def observe_batch(self, messages: int, rejected: int, started: float) -> None:
         """A handled batch (``rejected`` ones are counted where they are dead-lettered)."""

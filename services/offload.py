@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from tickrail.sdk._envelope import header_of, kind_of
 from tickrail.sdk._payload import BlobWriter, inline_size, offload
 from tickrail.sdk.pb import envelope_pb2 as pb
 
 
 def _payloads(envelope: pb.ExecutionEnvelope) -> Iterator[tuple[str, pb.Payload]]:
-    if envelope.WhichOneof("execution") == "task":
+    if kind_of(envelope) == "task":
         yield "output", envelope.task.result.output
         return
     result = envelope.plan.result
@@ -25,7 +26,7 @@ async def offload_large(envelope: pb.ExecutionEnvelope, blobs: BlobWriter, thres
 
     Keys are ``tenant/lifetime/exec_id/part`` so a tenant's blobs share a prefix.
     """
-    header = getattr(envelope, envelope.WhichOneof("execution") or "task").header
+    header = header_of(envelope)
     moved = False
     for part, payload in _payloads(envelope):
         if inline_size(payload) > threshold:

@@ -5,6 +5,11 @@ here; ``tickrail run`` and the tests use this, and each cloud role process is a
 Runtime with one role. Shutdown order: the executor stops taking inputs and
 lets in-flight node runs finish (grace period), then the data plane drains what
 they published, then the control plane; adapters close last.
+
+Roles are supervised: the first one that stops with an error (or stops
+without being asked) is logged with its name, the others are stopped in the
+same order, and every ``wait`` raises ``RoleFailedError`` naming it. Startup
+gives up after ``start_timeout_s`` with ``StartupTimeoutError``.
 """
 
 from __future__ import annotations
@@ -13,8 +18,9 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Self
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from functools import partial
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from tickrail.adapters import (
     BlobStore,
@@ -22,14 +28,21 @@ from tickrail.adapters import (
     EventBus,
     KVStore,
     Message,
+    MessageSizeLimit,
     StateStore,
+    Wakeable,
     open_blob_store,
     open_bus,
     open_kv,
     open_store,
 )
 from tickrail.sdk._payload import encode
-from tickrail.sdk.errors import ConfigurationError
+from tickrail.sdk.errors import (
+    AdapterError,
+    ConfigurationError,
+    RoleFailedError,
+    StartupTimeoutError,
+)
 from tickrail.sdk.graph import AgentGraph
 from tickrail.sdk.pb import envelope_pb2 as pb
 from tickrail.services import logs, metrics, tracing
@@ -49,6 +62,7 @@ STOPPING_KINDS = {"completed", "failed", "aborted", "paused"}
 ROLES = ("executor", "data_plane", "control_plane")  # also the shutdown order
 EventListener = Callable[[pb.LifetimeEvent], None]
 Role = Executor | DataPlane | ControlPlane
+T = TypeVar("T")
 
 
 def topics_for(settings: Settings) -> Topics:
@@ -95,6 +109,9 @@ class Runtime:
         self._signer: DispatchSigner | None = None
         self._guardrails: Guardrails | None = None
         self.started = False
+        self._phase = "not started"  # what startup is doing (named if it times out)
+        self._failure: asyncio.Future[RoleFailedError] | None = None
+        self._stopping_roles: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Self:
         s = self.settings
@@ -102,30 +119,53 @@ class Runtime:
         tracing.configure(
             "tickrail" if len(self.roles) != 1 else f"tickrail-{self.roles[0].replace('_', '-')}"
         )
+        self._failure = asyncio.get_running_loop().create_future()
+        deadline = asyncio.timeout(self.settings.start_timeout_s)
         try:
-            self.bus = await self._stack.enter_async_context(open_bus(s.bus_url))
-            self.store = await self._stack.enter_async_context(open_store(s.store_url))
-            self.blobs = await self._stack.enter_async_context(open_blob_store(s.blob_url))
-            self.kv = await self._stack.enter_async_context(open_kv(s.kv_url))
-            self._check_message_limit()
-            await self.store.setup()
-            await self.bus.ensure_topics(self.topics.all())
-            await self._start_roles()
-            await self._restore_tenant_aggregates()
-        except BaseException:
+            async with deadline:
+                await self._start()
+        except TimeoutError as exc:
+            await self._shutdown()
+            if deadline.expired():
+                raise StartupTimeoutError(self.settings.start_timeout_s, self._phase) from exc
+            raise
+        except BaseException:  # SIGTERM during startup cancels us: clean up too
             await self._shutdown()
             raise
         self.started = True
         return self
+
+    async def _start(self) -> None:
+        s = self.settings
+        self._phase = f"opening the bus ({_scheme(s.bus_url)})"
+        self.bus = await self._stack.enter_async_context(open_bus(s.bus_url))
+        self._phase = f"opening the store ({_scheme(s.store_url)})"
+        self.store = await self._stack.enter_async_context(open_store(s.store_url))
+        self._phase = f"opening the blob store ({_scheme(s.blob_url)})"
+        self.blobs = await self._stack.enter_async_context(open_blob_store(s.blob_url))
+        self._phase = f"opening the KV store ({_scheme(s.kv_url)})"
+        self.kv = await self._stack.enter_async_context(open_kv(s.kv_url))
+        self._check_message_limit()
+        self._phase = "migrating the store"
+        await self.store.setup()
+        self._phase = "creating the topics"
+        await self.bus.ensure_topics(self.topics.all())
+        self._phase = "subscribing the roles"
+        await self._start_roles()
+        self._phase = "restoring tenant aggregates"
+        await self._restore_tenant_aggregates()
+        self._phase = "running"
 
     async def __aexit__(self, *exc: object) -> None:
         await self._shutdown()
 
     def _check_message_limit(self) -> None:
         """Inline payloads must fit in one bus message, with room for the envelope."""
-        limit = getattr(getattr(self.bus, "settings", None), "max_message_bytes", None)
+        if not isinstance(self.bus, MessageSizeLimit):
+            return  # no limit to respect
+        limit = self.bus.max_message_bytes
         headroom = 64 * 1024
-        if isinstance(limit, int) and self.settings.offload_threshold + headroom > limit:
+        if self.settings.offload_threshold + headroom > limit:
             raise ConfigurationError(
                 f"offload_threshold {self.settings.offload_threshold} leaves no room under the "
                 f"bus's max_message_bytes {limit}: set offload_threshold <= {limit - headroom} "
@@ -195,7 +235,7 @@ class Runtime:
                 signer=self.signer,
                 offload_threshold=s.offload_threshold,
                 group=self.topics.group("data-plane"),
-                downstream=plane if direct and plane is not None else None,
+                downstream=_Named("control_plane", plane) if direct and plane is not None else None,
             )
         # Subscribe every consumer before anything is published.
         for role in created.values():
@@ -209,8 +249,9 @@ class Runtime:
             stopping = asyncio.Event()
             task = asyncio.create_task(self._run_role(role, stopping), name=f"tickrail-{name}")
             self._running[name] = (role, stopping, task)
+            task.add_done_callback(partial(self._role_done, name, stopping))
         if watcher is not None:
-            self._background.append(asyncio.create_task(self._watch(watcher)))
+            self._supervise("watcher", asyncio.create_task(self._watch(watcher)))
 
     async def _recorded_spec(self, lifetime_id: str) -> pb.GraphSpec | None:
         """The graph structure a lifetime was started with (to name a drift)."""
@@ -226,7 +267,7 @@ class Runtime:
         from tickrail.services.control_plane.guardrails import Guardrails, PolicyWatcher
 
         watcher = PolicyWatcher(self.settings.policies)  # a bad file refuses to start
-        self._background.append(asyncio.create_task(watcher.run()))
+        self._supervise("policy_watcher", asyncio.create_task(watcher.run()))
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             watcher.install_sighup(asyncio.get_running_loop())  # main thread, Unix only
         self._guardrails = Guardrails(watcher, self.kv)
@@ -248,6 +289,69 @@ class Runtime:
             )
         for tenant_id, envelopes in by_tenant.items():
             await guardrails.restore_tenant(tenant_id, envelopes)
+
+    # ---- supervision --------------------------------------------------------
+
+    def _supervise(self, name: str, task: asyncio.Task[None]) -> None:
+        """A helper task: it runs until shutdown, so ending early is a failure."""
+        self._background.append(task)
+        task.add_done_callback(partial(self._role_done, name, None))
+
+    def _role_done(
+        self, name: str, stopping: asyncio.Event | None, task: asyncio.Task[None]
+    ) -> None:
+        if task.cancelled() or (stopping is not None and stopping.is_set()):
+            return  # asked to stop (an error while stopping is logged by _stop_roles)
+        if self._stopping_roles is not None and stopping is None:
+            return  # helpers are cancelled on the way out
+        exc = task.exception()
+        if isinstance(exc, RoleFailedError):
+            error = exc  # raised on behalf of a role called directly (see _Named)
+        else:
+            error = RoleFailedError(name, exc or RuntimeError("it stopped without being asked"))
+        log.error("%s; stopping the other roles", error, exc_info=exc)
+        if self._failure is not None and not self._failure.done():
+            self._failure.set_result(error)
+        self._stop_roles()
+
+    @property
+    def phase(self) -> str:
+        """What startup is doing ("running" once started), for /readyz and errors."""
+        failure = self.failure
+        return f"failed: {failure}" if failure is not None else self._phase
+
+    @property
+    def failure(self) -> RoleFailedError | None:
+        """The first role failure, or None while every role runs."""
+        failure = self._failure
+        return failure.result() if failure is not None and failure.done() else None
+
+    async def failed(self) -> RoleFailedError:
+        """Wait until a role fails; returns its error (role processes wait on this)."""
+        if self._failure is None:
+            raise RuntimeError("the runtime is not started")
+        return await asyncio.shield(self._failure)
+
+    async def unless_failed(self, waiter: Awaitable[T]) -> T:
+        """``waiter``'s result, unless a role fails first: then RoleFailedError.
+
+        For anything that waits on this process's roles (``wait``, a watch), so
+        that a dead role ends the wait at once with its name instead of a hang.
+        """
+        failure = self._failure
+        task = asyncio.ensure_future(waiter)
+        if failure is not None:
+            try:
+                either: set[asyncio.Future[Any]] = {task, failure}
+                await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                answered = task.done()
+                if not answered:
+                    task.cancel()
+            if not answered:
+                error = failure.result()
+                raise RoleFailedError(error.role, error.error) from error.error
+        return await task
 
     async def _run_role(self, role: Role, stopping: asyncio.Event) -> None:
         if isinstance(role, Executor):
@@ -288,25 +392,37 @@ class Runtime:
         if event.WhichOneof("kind") in STOPPING_KINDS and stop is not None and not stop.done():
             stop.set_result(event)
 
-    async def _shutdown(self) -> None:
+    def _stop_roles(self) -> asyncio.Task[None]:
+        """Stop the roles in order, once (on shutdown, or when one of them failed)."""
+        if self._stopping_roles is None:
+            self._stopping_roles = asyncio.create_task(self._stop_in_order())
+        return self._stopping_roles
+
+    async def _stop_in_order(self) -> None:
+        failed = self.failure
         for name in ROLES:
             if name not in self._running:
                 continue
             role, stopping, task = self._running[name]
             stopping.set()
             # An in-process consumer can be woken instead of waiting out its poll.
-            wakeup = getattr(getattr(role, "_consumer", None), "wakeup", None)
-            if wakeup is not None:
-                wakeup()
+            consumer = role._consumer
+            if isinstance(consumer, Wakeable):
+                consumer.wakeup()
             with contextlib.suppress(asyncio.CancelledError):
                 try:
                     await task
-                except Exception:
-                    log.exception("the %s stopped with an error", name.replace("_", " "))
-        self._running.clear()
+                except Exception as exc:
+                    if failed is None or exc not in (failed, failed.error):
+                        log.exception("the %s stopped with an error", name.replace("_", " "))
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
+
+    async def _shutdown(self) -> None:
+        if self._running or self._background:
+            await asyncio.shield(self._stop_roles())
+        self._running.clear()
         self._background.clear()
         await self._stack.aclose()
         tracing.flush()
@@ -407,6 +523,8 @@ class Runtime:
 
         Needs ``watch`` (events followed as they are published); front ends
         follow lifetimes through the lifecycle layer's ``watch`` instead.
+        Raises RoleFailedError as soon as a role of this process fails (the
+        lifetime cannot progress here any more).
         """
         if not self.watch:
             raise ConfigurationError("wait() needs a Runtime that watches events (watch=True)")
@@ -415,7 +533,7 @@ class Runtime:
             stop = self._stops[lifetime_id] = asyncio.get_running_loop().create_future()
         try:
             async with asyncio.timeout(timeout):
-                return await asyncio.shield(stop)
+                return await self.unless_failed(asyncio.shield(stop))
         finally:
             if stop.done():
                 self._stops.pop(lifetime_id, None)
@@ -424,3 +542,36 @@ class Runtime:
     def rearm(self, lifetime_id: str) -> None:
         """Wait again after a pause (e.g. before resuming)."""
         self._stops[lifetime_id] = asyncio.get_running_loop().create_future()
+
+
+def _scheme(url: str) -> str:
+    """The URL's scheme only: enough to say what is slow, and never a credential."""
+    return url.partition(":")[0] or "?"
+
+
+class _Named:
+    """The control plane as the data plane's direct downstream (one process).
+
+    Its errors then surface in the data plane's task; this keeps the name of
+    the role they came from. Adapter errors pass unchanged (callers retry them).
+    """
+
+    def __init__(self, role: str, plane: ControlPlane) -> None:
+        self.role, self.plane = role, plane
+
+    async def decide(self, messages: list[Message]) -> Any:
+        with self._named():
+            return await self.plane.decide(messages)
+
+    async def publish(self, outgoing: Any) -> None:
+        with self._named():
+            await self.plane.publish(outgoing)
+
+    @contextlib.contextmanager
+    def _named(self) -> Iterator[None]:
+        try:
+            yield
+        except (AdapterError, RoleFailedError):
+            raise
+        except Exception as exc:
+            raise RoleFailedError(self.role, exc) from exc

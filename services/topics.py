@@ -12,6 +12,7 @@ from google.protobuf.message import DecodeError
 from google.protobuf.message import Message as ProtoMessage
 
 from tickrail.adapters import EventBus, Message
+from tickrail.sdk._envelope import header_of, telemetry_of
 from tickrail.sdk.errors import EnvelopeError
 from tickrail.sdk.pb import envelope_pb2 as pb
 from tickrail.services.metrics import dead_lettered
@@ -130,10 +131,7 @@ def encode_ref(seq: int, duplicate: bool, envelope: bytes, token: str = "") -> b
 
 def check_envelope(envelope: pb.ExecutionEnvelope) -> pb.ExecutionHeader:
     """The header, after checking the fields every consumer relies on."""
-    which = envelope.WhichOneof("execution")
-    if which is None:
-        raise EnvelopeError("execution envelope holds neither a task nor a plan")
-    header: pb.ExecutionHeader = getattr(envelope, which).header
+    header = header_of(envelope)  # EnvelopeError when it holds neither kind
     missing = [
         f
         for f in ("exec_id", "input_id", "lifetime_id", "tenant_id", "name")
@@ -143,7 +141,7 @@ def check_envelope(envelope: pb.ExecutionEnvelope) -> pb.ExecutionHeader:
         raise EnvelopeError(f"execution envelope header lacks {', '.join(missing)}")
     if header.status == pb.EXECUTION_STATUS_UNSPECIFIED:
         raise EnvelopeError(f"execution {header.exec_id} has no status")
-    telemetry: pb.PolicyTelemetry = getattr(envelope, which).telemetry
+    telemetry = telemetry_of(envelope)
     numbers = [telemetry.cost_usd, telemetry.latency_ms, *telemetry.metrics.values()]
     if (
         not all(math.isfinite(n) for n in numbers)

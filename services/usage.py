@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from tickrail.adapters import ExecutionRecord
+from tickrail.sdk._envelope import execution_of
 from tickrail.sdk.errors import InvalidArgumentError as InvalidArgument
 from tickrail.sdk.pb import envelope_pb2 as pb
 from tickrail.sdk.pb import lifecycle_pb2 as api
@@ -53,7 +54,7 @@ def usage_rows(records: Iterable[ExecutionRecord], group_by: int) -> list[api.Us
     sums: dict[str, _Sums] = {}
     for record in records:
         envelope = pb.ExecutionEnvelope.FromString(record.envelope)
-        execution = envelope.task if envelope.WhichOneof("execution") == "task" else envelope.plan
+        execution = execution_of(envelope)
         row = sums.setdefault(_key(group_by, record, execution), _Sums())
         telemetry = execution.telemetry
         row.tokens_in += telemetry.tokens_in

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
@@ -44,6 +44,49 @@ class Consumer(Protocol):
 
     async def close(self) -> None:
         """Leave the group; uncommitted messages go back to the group. Idempotent."""
+        ...
+
+
+# ---- optional capabilities: an implementation declares them by subclassing ----
+# Callers test with isinstance (never getattr), and the conformance suite runs
+# each capability's tests against the implementations that declare it.
+
+
+@runtime_checkable
+class ReportsLag(Protocol):
+    """A Consumer that can tell how far behind it is (the consumer_lag metric)."""
+
+    def lag(self) -> int:
+        """Messages on this member's topics (partitions) not delivered to it yet."""
+        ...
+
+
+@runtime_checkable
+class RebalanceHooks(Protocol):
+    """A Consumer whose partitions can move to another member of its group."""
+
+    def on_rebalance(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` whenever this member's partitions change: a role that
+        caches per-key state must drop it then."""
+        ...
+
+
+@runtime_checkable
+class Wakeable(Protocol):
+    """A Consumer whose waiting ``poll`` can be ended at once (a fast shutdown)."""
+
+    def wakeup(self) -> None:
+        """End a ``poll`` in progress now; it returns what it has, maybe nothing."""
+        ...
+
+
+@runtime_checkable
+class MessageSizeLimit(Protocol):
+    """An EventBus that refuses messages over a size (Kafka's ``max.message.bytes``)."""
+
+    @property
+    def max_message_bytes(self) -> int:
+        """The largest message value, in bytes, that publish accepts and consumers fetch."""
         ...
 
 

@@ -27,7 +27,7 @@ from tickrail.sdk._redact import redact_url
 from tickrail.sdk.errors import AdapterError, ConfigurationError
 
 from .._lifecycle import Lifecycle
-from .base import Consumer, Message
+from .base import Consumer, Message, MessageSizeLimit, RebalanceHooks, ReportsLag
 
 # Record batch and request framing on top of the largest message value.
 _FRAMING = 64 * 1024
@@ -107,7 +107,7 @@ def _error(what: str, exc: Exception) -> AdapterError:
     return AdapterError(f"{what}: {detail}", retriable=retriable)
 
 
-class KafkaBus(Lifecycle):
+class KafkaBus(Lifecycle, MessageSizeLimit):
     """``kafka://host:port[,host2:port2]?partitions=6&replication=1`` — Kafka via aiokafka.
 
     Options (URL query or keyword): ``partitions`` and ``replication`` for topics
@@ -129,6 +129,11 @@ class KafkaBus(Lifecycle):
         self._admin_lock = asyncio.Lock()
         self._known_topics: set[str] = set()
         self._consumers: set[KafkaConsumer] = set()
+
+    @property
+    def max_message_bytes(self) -> int:
+        """The ``max_message_bytes`` option (MessageSizeLimit)."""
+        return self.settings.max_message_bytes
 
     async def _start(self) -> None:
         s = self.settings
@@ -411,7 +416,7 @@ def _leave_generation_zero(raw: AIOKafkaConsumer) -> None:
     coordinator._maybe_leave_group = leave_even_generation_zero
 
 
-class KafkaConsumer:
+class KafkaConsumer(ReportsLag, RebalanceHooks):
     """One member of a consumer group; made by ``KafkaBus.subscribe``."""
 
     raw: AIOKafkaConsumer

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .._lifecycle import Lifecycle
-from .base import Consumer, Message
+from .base import Consumer, Message, ReportsLag, Wakeable
 
 
 class _GroupQueue:
@@ -108,7 +108,7 @@ class MemoryBus(Lifecycle):
             queue.wake()  # pollers notice the close
 
 
-class MemoryConsumer:
+class MemoryConsumer(ReportsLag, Wakeable):
     def __init__(self, bus: MemoryBus, queue: _GroupQueue) -> None:
         self._bus = bus
         self._queue = queue

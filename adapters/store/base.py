@@ -183,17 +183,24 @@ class StateStore(Protocol):
         ...
 
 
+@runtime_checkable
+class UnitOfWork(Protocol):
+    """Optional StateStore capability (declared by subclassing): one transaction
+    around several appends."""
+
+    def unit_of_work(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """Appends made inside the block by this task commit together when it
+        exits, and roll back if it raises."""
+        ...
+
+
 def unit_of_work(store: StateStore) -> contextlib.AbstractAsyncContextManager[None]:
     """One transaction around several appends, where the store offers it.
 
-    Optional capability ``unit_of_work()``: appends made inside it by this
-    task commit together when the block exits (and roll back if it raises).
-    Stores without it commit each append on its own, which is also correct;
-    the embedded profile uses it to record an execution and the decisions it
-    caused with one commit instead of two.
+    Stores without ``UnitOfWork`` commit each append on its own, which is also
+    correct; the embedded profile uses it to record an execution and the
+    decisions it caused with one commit instead of two.
     """
-    factory = getattr(store, "unit_of_work", None)
-    if factory is None:
-        return contextlib.nullcontext()
-    cm: contextlib.AbstractAsyncContextManager[None] = factory()
-    return cm
+    if isinstance(store, UnitOfWork):
+        return store.unit_of_work()
+    return contextlib.nullcontext()

@@ -26,7 +26,14 @@ from tickrail.sdk._redact import redact_url
 from tickrail.sdk.errors import AdapterError, ConfigurationError
 
 from .._lifecycle import Lifecycle
-from .base import EventRecord, ExecutionRecord, LifetimeSummary, NewEvent, NewExecution
+from .base import (
+    EventRecord,
+    ExecutionRecord,
+    LifetimeSummary,
+    NewEvent,
+    NewExecution,
+    UnitOfWork,
+)
 
 # Versioned migrations: append only; never edit one that has shipped.
 # seq is the rowid without AUTOINCREMENT: rows are never deleted (triggers
@@ -95,7 +102,7 @@ def _parse(url: str) -> tuple[str, str]:
     return path, sync
 
 
-class SQLiteStore(Lifecycle):
+class SQLiteStore(Lifecycle, UnitOfWork):
     def __init__(self, url: str, **_: Any) -> None:
         self.url = url
         self.path, self._synchronous = _parse(url)

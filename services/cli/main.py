@@ -20,7 +20,7 @@ from typing import Any
 from tickrail.sdk._install import install_command
 from tickrail.sdk._payload import loads_json
 from tickrail.sdk._redact import redact_text
-from tickrail.sdk.errors import TickrailError
+from tickrail.sdk.errors import RoleError, TickrailError
 from tickrail.services import logs
 
 from . import commands
@@ -28,7 +28,8 @@ from . import commands
 EXIT_OK, EXIT_NOT_COMPLETED, EXIT_USAGE, EXIT_PAUSED, EXIT_TIMEOUT = 0, 1, 2, 3, 4
 EXIT_HELP = """exit codes:
   0    success (a run or resume COMPLETED)
-  1    the lifetime FAILED or was ABORTED (or replay DIVERGED)
+  1    the lifetime FAILED or was ABORTED (or replay DIVERGED), or a role of
+       this process failed (the message names it)
   2    bad usage, configuration or input (the message names it)
   3    the lifetime is PAUSED (held, or waiting for a person's answer)
   4    --timeout passed: the lifetime was aborted with reason "timeout"
@@ -330,6 +331,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = getattr(commands, name)
     try:
         return int(asyncio.run(handler(args)))
+    except RoleError as exc:  # a role of this process died: not the caller's input
+        print(f"tickrail: {exc}", file=sys.stderr)
+        return EXIT_NOT_COMPLETED
     except TickrailError as exc:
         print(f"tickrail: {redact_text(str(exc))}{_flag_hint(exc)}", file=sys.stderr)
         return EXIT_USAGE

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from tickrail.adapters import open_store
+from tickrail.sdk._envelope import header_of
 from tickrail.sdk._redact import redact_url
 from tickrail.sdk.errors import LifetimeNotFoundError
 from tickrail.sdk.pb import envelope_pb2 as pb
@@ -28,7 +29,7 @@ async def run_policy_test(args: argparse.Namespace, settings: Settings) -> int:
     envelopes = [pb.ExecutionEnvelope.FromString(r.envelope) for r in records]
     names = {}
     for envelope in envelopes:
-        header = getattr(envelope, envelope.WhichOneof("execution") or "task").header
+        header = header_of(envelope)
         names[header.exec_id] = header.name
     found = await what_if(policies, envelopes, started_at)
     # After an abort nothing would have run, so later verdicts are hypothetical.

@@ -54,7 +54,9 @@ class Progress:
             if r.dispatched:
                 edge = EDGE.get(r.edge, "")
                 outcome = "-> " + ", ".join(d.name for d in r.dispatched)
-                if edge in {"PARALLEL", "JOIN"}:
+                if r.note:  # a question answered: the node runs again
+                    outcome += f"  ({r.note})"
+                elif edge in {"PARALLEL", "JOIN"}:
                     outcome += f"  ({edge})"
             else:
                 outcome = r.note or EDGE.get(r.edge, "")

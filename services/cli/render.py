@@ -8,10 +8,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message as ProtoMessage
 
 from tickrail.adapters import EventRecord, ExecutionRecord, LifetimeSummary
+from tickrail.sdk._envelope import execution_of, kind_of, telemetry_of
 from tickrail.sdk._payload import decode_bytes
 from tickrail.sdk.pb import envelope_pb2 as pb
 
@@ -50,18 +52,24 @@ def payload_json(payload: pb.Payload) -> dict[str, Any]:
 
 
 def message_json(message: ProtoMessage) -> dict[str, Any]:
-    """MessageToDict, with every Payload rendered by ``payload_json``."""
+    """MessageToDict, with every Payload rendered by ``payload_json`` and every
+    64-bit integer as a JSON number (MessageToDict makes them strings)."""
     out: dict[str, Any] = MessageToDict(message, preserving_proto_field_name=True)
-    _replace_payloads(message, out)
+    _fix_values(message, out)
     return out
 
 
-def _replace_payloads(message: ProtoMessage, out: dict[str, Any]) -> None:
+_INT64 = frozenset({FieldDescriptor.CPPTYPE_INT64, FieldDescriptor.CPPTYPE_UINT64})
+
+
+def _fix_values(message: ProtoMessage, out: dict[str, Any]) -> None:
     for field, value in message.ListFields():
         key = field.name
         if key not in out:
             continue
         if field.message_type is None:
+            if field.cpp_type in _INT64:
+                out[key] = [int(v) for v in value] if field.is_repeated else int(value)
             continue
         if field.message_type.full_name == "tickrail.v1.Payload":
             out[key] = (
@@ -74,17 +82,32 @@ def _replace_payloads(message: ProtoMessage, out: dict[str, Any]) -> None:
                 and value_field.message_type.full_name == "tickrail.v1.Payload"
             ):
                 out[key] = {k: payload_json(v) for k, v in value.items()}
+            elif value_field.message_type is not None:
+                for k, v in value.items():
+                    _fix_values(v, out[key][str(k)])
+            elif value_field.cpp_type in _INT64:
+                out[key] = {k: int(v) for k, v in out[key].items()}
         elif field.is_repeated:
             for sub, sub_out in zip(value, out[key], strict=True):
-                _replace_payloads(sub, sub_out)
+                _fix_values(sub, sub_out)
         else:
-            _replace_payloads(value, out[key])
+            _fix_values(value, out[key])
 
 
 def execution_json(record: ExecutionRecord) -> dict[str, Any]:
     envelope = pb.ExecutionEnvelope.FromString(record.envelope)
-    which = envelope.WhichOneof("execution") or "task"
-    body = message_json(getattr(envelope, which))
+    which = kind_of(envelope)
+    execution = execution_of(envelope)
+    body = message_json(execution)
+    # Usage is always there, as numbers, so programs need no default for zero.
+    telemetry = execution.telemetry
+    body["telemetry"] = {
+        **body.get("telemetry", {}),
+        "tokens_in": int(telemetry.tokens_in),
+        "tokens_out": int(telemetry.tokens_out),
+        "cost_usd": float(telemetry.cost_usd),
+        "latency_ms": float(telemetry.latency_ms),
+    }
     return {"seq": record.seq, "kind": which, **body}
 
 
@@ -120,7 +143,7 @@ def totals(executions: Sequence[ExecutionRecord]) -> dict[str, Any]:
     tokens, cost = 0, 0.0
     for record in executions:
         envelope = pb.ExecutionEnvelope.FromString(record.envelope)
-        telemetry = getattr(envelope, envelope.WhichOneof("execution") or "task").telemetry
+        telemetry = telemetry_of(envelope)
         tokens += telemetry.tokens_in + telemetry.tokens_out
         cost += telemetry.cost_usd
     return {"executions": len(executions), "tokens": tokens, "cost_usd": round(cost, 6)}
@@ -147,10 +170,26 @@ def preview(payload: pb.Payload, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def table(header: Sequence[str], rows: Sequence[Sequence[str]], *, right: str = "") -> list[str]:
+    """Columns as wide as their longest value (nothing is cut), two spaces apart.
+
+    ``right`` is one character per column, ``>`` for right-aligned (numbers),
+    ``<`` (the default) for left-aligned.
+    """
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(header)]
+    align = right.ljust(len(header), "<")
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(f"{c:{align[i]}{widths[i]}}" for i, c in enumerate(cells)).rstrip()
+
+    return [line(header), *(line(r) for r in rows)]
+
+
 def lifetime_table(
     summary: LifetimeSummary, executions: Sequence[ExecutionRecord], events: Sequence[EventRecord]
 ) -> str:
-    """The human view of ``lifetimes show``."""
+    """The human view of ``lifetimes show``: one line per execution, with the exec id
+    that ``lifetimes resume --exec`` and ``fork --from`` take."""
     data = lifetime_json(summary, [], events)
     t = totals(executions)
     lines = [
@@ -159,17 +198,17 @@ def lifetime_table(
         f"started {data['started_at']}",
         f"  {t['executions']} executions, {t['tokens']:,} tokens, ${t['cost_usd']:.4f}",
         "",
-        f"  {'seq':>4}  {'+time':>8}  {'node':<18} {'kind':<4}  {'status':<9} {'try':>3} "
-        f"{'iter':>4}  {'tokens':>7}  {'ms':>7}  result",
     ]
     t0 = summary.started_at
+    rows = []
     for record in executions:
         envelope = pb.ExecutionEnvelope.FromString(record.envelope)
-        which = envelope.WhichOneof("execution") or "task"
-        ex = getattr(envelope, which)
+        ex = execution_of(envelope)
         h, tel = ex.header, ex.telemetry
-        if which == "task":
+        if isinstance(ex, pb.TaskExecution):
             result = f"error: {ex.result.error}" if ex.result.error else preview(ex.result.output)
+            if h.status == pb.EXECUTION_STATUS_WAITING:
+                result = f"asks: {ex.result.human_prompt}"
         elif ex.result.error:
             result = f"error: {ex.result.error}"
         elif ex.result.finish:
@@ -178,17 +217,32 @@ def lifetime_table(
             result = "→ " + ", ".join(ex.result.next_task_names)
         branch = "".join(f"[{b.index}]" for b in h.branch)
         offset = h.finished_at.ToNanoseconds() / 1e9 - t0
-        lines.append(
-            f"  {record.seq:>4}  {offset:>7.3f}s  {(h.name + branch)[:18]:<18} {KIND[h.kind]:<4}  "
-            f"{STATUS[h.status]:<9} {h.attempt:>3} {h.iteration:>4}  "
-            f"{tel.tokens_in + tel.tokens_out:>7,}  {tel.latency_ms:>7.1f}  {result}"
+        rows.append(
+            [
+                str(record.seq),
+                f"{offset:.3f}s",
+                h.exec_id,
+                h.name + branch,
+                KIND[h.kind],
+                STATUS[h.status],
+                str(h.attempt),
+                str(h.iteration),
+                f"{tel.tokens_in + tel.tokens_out:,}",
+                f"{tel.latency_ms:.1f}",
+                result,
+            ]
         )
+    header = ["seq", "+time", "exec id", "node", "kind", "status", "try", "iter", "tokens", "ms"]
+    lines += [
+        "  " + line for line in table([*header, "result"], rows, right=">>" + "<" * 4 + ">" * 4)
+    ]
     notable = [e for e in events if e.kind not in {"routed", "started"}]
     if notable:
         lines += ["", "  decisions:"]
+    width = max((len(e.kind) for e in notable), default=0)
     for event_record in notable:
         event = pb.LifetimeEvent.FromString(event_record.body)
-        lines.append(f"    {event_record.kind:<10} {describe_event(event)}")
+        lines.append(f"    {event_record.kind:<{width}}  {describe_event(event)}")
     return "\n".join(lines)
 
 

@@ -19,6 +19,7 @@ from google.protobuf import text_format
 from google.protobuf.message import Message
 
 from tickrail.adapters import BlobStore, StateStore
+from tickrail.sdk._envelope import kind_of
 from tickrail.sdk.drift import drift_message
 from tickrail.sdk.errors import ConfigurationError, LifetimeNotFoundError
 from tickrail.sdk.graph import AgentGraph
@@ -175,7 +176,7 @@ async def rerun(
     differences: list[PlanDifference] = []
     rerun_count = 0
     for envelope in executions.values():
-        if envelope.WhichOneof("execution") != "plan":
+        if kind_of(envelope) != "plan":
             continue
         recorded = envelope.plan
         header = recorded.header

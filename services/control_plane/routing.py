@@ -9,11 +9,12 @@ the inputs (event ids and input ids are derived, never random); only the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from tickrail.sdk._envelope import execution_of
 from tickrail.sdk.choice import choice_problem, sends_of
 from tickrail.sdk.pb import envelope_pb2 as pb
 
@@ -21,8 +22,6 @@ from .state import FINAL_STATUSES, BranchPath, Dag, HeldSend, LifetimeState, ind
 
 REJECT, PAUSE, ABORT = "REJECT_EXECUTION", "PAUSE_LIFETIME", "ABORT_LIFETIME"
 _SEVERITY = {REJECT: 1, PAUSE: 2, ABORT: 3}
-
-EDGE_NAMES = {v: k.removeprefix("EDGE_KIND_") for k, v in pb.EdgeKind.items()}
 
 
 @dataclass(slots=True)
@@ -51,15 +50,6 @@ def _event(state: LifetimeState, suffix: str, now: float, **kind: object) -> pb.
         created_at=_ts(now),
         **kind,  # type: ignore[arg-type]
     )
-
-
-def execution_of(envelope: pb.ExecutionEnvelope) -> pb.TaskExecution | pb.PlanExecution:
-    which = envelope.WhichOneof("execution")
-    if which == "task":
-        return envelope.task
-    if which == "plan":
-        return envelope.plan
-    raise ValueError("execution envelope holds neither a task nor a plan")
 
 
 # ---- starting -------------------------------------------------------------
@@ -110,9 +100,9 @@ def route(
         return decision  # late work of a finished lifetime is recorded, not routed
     state.seen.add(header.exec_id)
 
-    for verdict in guardrails:
+    for verdict, suffix in zip(guardrails, _unique(v.rule for v in guardrails), strict=True):
         decision.events.append(
-            _event(state, f"guardrail/{header.exec_id}/{verdict.rule}", now, guardrail=verdict)
+            _event(state, f"guardrail/{header.exec_id}/{suffix}", now, guardrail=verdict)
         )
     strongest = max(guardrails, key=lambda v: _SEVERITY.get(v.action, 0), default=None)
     action = strongest.action if strongest is not None else ""
@@ -140,7 +130,8 @@ def route(
         decision.events.append(_routed(state, header, now, note=note, suffix="retrying"))
         return decision
     if header.status == pb.EXECUTION_STATUS_WAITING:
-        _park(state, execution, now, decision)
+        # A guardrail pause on this execution already took ``paused/{exec_id}``.
+        _park(state, execution, now, decision, "asked" if action == PAUSE else "paused")
         # The last running branch asking a person leaves nothing to run: say so,
         # as when a branch finishes while the others wait.
         _note_idle(state, decision, now, header.exec_id)
@@ -172,6 +163,7 @@ def _park(
     execution: pb.TaskExecution | pb.PlanExecution,
     now: float,
     decision: Decision,
+    kind: str,
 ) -> None:
     """A node asked a person for input: its branch waits, the lifetime shows PAUSED."""
     header = execution.header
@@ -183,7 +175,7 @@ def _park(
     decision.events.append(
         _event(
             state,
-            f"paused/{header.exec_id}",
+            f"{kind}/{header.exec_id}",
             now,
             paused=pb.LifetimePaused(
                 exec_id=header.exec_id, reason=f"{header.name!r} asks: {prompt}"
@@ -437,9 +429,22 @@ def _route_plan(
 # ---- commands -------------------------------------------------------------
 
 
+def _first_time(state: LifetimeState, command_id: str) -> bool:
+    """Record a command as applied; False if it was already (a redelivery).
+
+    A redelivered command must not act twice: its event id is the one already
+    in the log, which the store would drop, and replay would then miss it.
+    """
+    key = f"command/{command_id}"
+    if key in state.seen:
+        return False
+    state.seen.add(key)
+    return True
+
+
 def pause(state: LifetimeState, reason: str, now: float, command_id: str) -> Decision:
     decision = Decision()
-    if state.terminal or state.held:
+    if state.terminal or state.held or not _first_time(state, command_id):
         return decision
     state.held = True
     state.sync_status()
@@ -471,16 +476,23 @@ def resume(
         return decision
     answered = waiting_for(state, command)
     if answered:
+        if not _first_time(state, command_id):
+            return decision
         asked = state.waiting.pop(answered)
         decision.events.append(_event(state, f"resumed/{command_id}", now, resumed=command))
         state.pending.pop(asked.input_id, None)
-        # Its own event: "routed/{answered}" is already the event that parked it,
-        # and the store keeps one event per id.
+        # Its own id: ``routed/{answered}`` already records the question itself.
         routed = _event(
             state,
-            f"routed/resumed/{command_id}",
+            f"answered/{answered}",
             now,
-            routed=pb.ExecutionRouted(name=asked.name, note=f"answered {answered}"),
+            routed=pb.ExecutionRouted(
+                exec_id=answered,
+                name=asked.name,
+                status=pb.EXECUTION_STATUS_WAITING,
+                edge=asked.edge_taken,
+                note="answered, running again",
+            ),
         )
         decision.events.append(routed)
         again = _dispatch(
@@ -504,7 +516,7 @@ def resume(
             _rekey_send(state, asked, again.input_id)
         state.sync_status()
         return decision
-    if not state.held:
+    if not state.held or not _first_time(state, command_id):
         return decision
     state.held = False
     state.sync_status()
@@ -520,7 +532,7 @@ def resume(
 
 def abort(state: LifetimeState, reason: str, now: float, command_id: str) -> Decision:
     decision = Decision()
-    if not state.terminal:
+    if not state.terminal and _first_time(state, command_id):
         _terminate(state, decision, now, "", aborted=reason, suffix=f"aborted/{command_id}")
     return decision
 
@@ -751,6 +763,16 @@ def _fail_if_stalled(state: LifetimeState, decision: Decision, now: float, cause
             failed=f"nothing left to run and no FINAL edge taken (waiting at: {waiting})",
             error_type="StalledLifetime",
         )
+
+
+def _unique(names: Iterable[str]) -> list[str]:
+    """The names, with ``#2``, ``#3``... on repeats (two policies may share a rule name)."""
+    count: dict[str, int] = {}
+    out = []
+    for name in names:
+        count[name] = count.get(name, 0) + 1
+        out.append(name if count[name] == 1 else f"{name}#{count[name]}")
+    return out
 
 
 def _why(verdict: pb.GuardrailDecision | None) -> str:

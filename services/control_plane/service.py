@@ -13,9 +13,9 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
-from tickrail.adapters import Consumer, EventBus, Message, NewEvent, StateStore
+from tickrail.adapters import Consumer, EventBus, Message, NewEvent, RebalanceHooks, StateStore
 from tickrail.sdk.errors import AdapterError, EnvelopeError, PolicyError
 from tickrail.sdk.pb import envelope_pb2 as pb
 from tickrail.services import metrics as series
@@ -65,6 +65,16 @@ class Guard(Protocol):
     ) -> Sequence[Verdict]: ...
 
 
+@runtime_checkable
+class RestoresLifetimes(Protocol):
+    """A Guard that keeps per-lifetime aggregates and can rebuild them from the
+    record (the guardrail engine); asked when a lifetime's state is rebuilt."""
+
+    async def restore_lifetime(
+        self, lifetime_id: str, executions: Sequence[pb.ExecutionEnvelope]
+    ) -> None: ...
+
+
 class ControlPlane:
     def __init__(
         self,
@@ -100,9 +110,8 @@ class ControlPlane:
         self._consumer = await self.bus.subscribe(topics, self.group)
         # With several replicas, a partition can move away and come back; the
         # states cached meanwhile would miss what the other replica decided.
-        on_rebalance = getattr(self._consumer, "on_rebalance", None)
-        if on_rebalance is not None:
-            on_rebalance(self._states.clear)
+        if isinstance(self._consumer, RebalanceHooks):
+            self._consumer.on_rebalance(self._states.clear)
 
     async def run(self, stopping: asyncio.Event) -> None:
         if self._consumer is None:
@@ -397,9 +406,9 @@ class ControlPlane:
             for r in await self.store.executions(lifetime_id)
         }
         state = rebuild(events, executions)
-        restore = getattr(self.guard, "restore_lifetime", None)
-        if state is not None and not state.terminal and restore is not None:
-            await restore(lifetime_id, list(executions.values()))
+        guard = self.guard
+        if state is not None and not state.terminal and isinstance(guard, RestoresLifetimes):
+            await guard.restore_lifetime(lifetime_id, list(executions.values()))
         return state
 
     async def recover(

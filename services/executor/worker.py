@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 from tickrail.adapters import BlobStore, Consumer, EventBus, Message
+from tickrail.sdk._envelope import header_of, kind_of, telemetry_of
 from tickrail.sdk._payload import DEFAULT_OFFLOAD_THRESHOLD
 from tickrail.sdk.errors import AdapterError, EnvelopeError, TickrailError
 from tickrail.sdk.graph import AgentGraph
@@ -261,9 +262,7 @@ class Executor:
 
     async def _publish(self, envelope: pb.ExecutionEnvelope) -> None:
         await offload_large(envelope, self.blobs, self.offload_threshold)
-        kind = envelope.WhichOneof("execution") or "task"
-        execution = getattr(envelope, kind)
-        header = execution.header
+        header = header_of(envelope)
         await self.bus.publish(
             [
                 Message(
@@ -277,9 +276,9 @@ class Executor:
         self.metrics.observe_execution(
             header.graph_id,
             header.name,
-            kind,
+            kind_of(envelope),
             header.status,
-            execution.telemetry.latency_ms / 1000,
+            telemetry_of(envelope).latency_ms / 1000,
         )
 
 

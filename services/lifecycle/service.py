@@ -181,7 +181,7 @@ class LifecycleService:
                 )
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(min(remaining, WATCH_SAFETY_S)):
-                    await wake.wait()
+                    await self.runtime.unless_failed(wake.wait())
 
     # ---- commands -------------------------------------------------------------
 
@@ -424,7 +424,8 @@ class LifecycleService:
                     return
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(WATCH_SAFETY_S):
-                        await wake.wait()
+                        # a role of this process that dies ends the watch, named
+                        await self.runtime.unless_failed(wake.wait())
                 wake.clear()  # before the read: a publish during it wakes the next wait
                 records = await self.store.events(lifetime_id, after_seq=after)
 
@@ -519,6 +520,7 @@ class LifecycleService:
             request.lifetime_id,
             from_exec,
             result=request.result if request.HasField("result") else None,
+            rerun_finished_branches=request.rerun_finished_branches,
         )
         if self.on_started is not None:
             self.on_started(new_id)

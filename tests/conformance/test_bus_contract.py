@@ -171,21 +171,3 @@ async def test_use_after_close_is_refused(bus: EventBus) -> None:
         await bus.publish([Message("t", "k", b"v")])
     with pytest.raises(AdapterClosedError):
         await bus.subscribe(["t"], "g")
-
-
-async def test_kafka_members_hear_about_rebalances(kafka_url: str) -> None:
-    # Optional capability: roles that cache per-key state drop it on a rebalance.
-    from tickrail.adapters import open_bus
-
-    topic, group = random_name("rebal"), random_name("g")
-    async with open_bus(kafka_url, partitions=4) as bus:
-        first = await bus.subscribe([topic], group)
-        heard: list[str] = []
-        first.on_rebalance(lambda: heard.append("first"))  # type: ignore[attr-defined]
-        second = await bus.subscribe([topic], group)  # takes some partitions away
-        deadline = asyncio.get_running_loop().time() + 30
-        while not heard and asyncio.get_running_loop().time() < deadline:
-            await first.poll(10, timeout=0.2)  # the rebalance runs as the member polls
-        await second.close()
-        await first.close()
-    assert heard, "the first member was not told its partitions changed"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import signal
 import socket
 import subprocess
@@ -46,6 +47,12 @@ def cli(config: Path, *argv: str, timeout: float = 120) -> subprocess.CompletedP
     )
 
 
+# What a probe of a role that is starting, stopping or busy can raise: refused or
+# reset connections and socket timeouts (OSError, which includes TimeoutError),
+# HTTP errors such as a 503 (URLError), or a half-written answer (HTTPException).
+SLOW_ANSWER = (urllib.error.URLError, OSError, http.client.HTTPException)
+
+
 class Deployment:
     """Starts the role processes; stops them with SIGTERM and checks they exit cleanly."""
 
@@ -86,7 +93,7 @@ class Deployment:
                     with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5):
                         del pending[name]
                         self.ready.add(name)
-                except (urllib.error.URLError, OSError):
+                except SLOW_ANSWER:
                     # not listening yet, not ready (503), or too busy to answer in
                     # time on a loaded machine (TimeoutError): ask again until the deadline
                     pass
@@ -107,10 +114,18 @@ class Deployment:
         self.start(name, *argv)
         self.wait_ready()
 
-    def metrics(self, name: str) -> str:
+    def metrics(self, name: str, timeout: float = 60) -> str:
+        """The role's /metrics text; a busy role that answers slowly is asked again."""
         port = self.procs[name][1]
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-            return str(r.read().decode())
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                    return str(r.read().decode())
+            except SLOW_ANSWER:
+                if time.monotonic() > deadline:
+                    raise
+            time.sleep(0.2)
 
     def log(self, name: str) -> str:
         return (self.logs / f"{name}.log").read_text(errors="replace")[-4000:]

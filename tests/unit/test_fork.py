@@ -3,12 +3,31 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
+from tickrail.sdk import (
+    AgentGraph,
+    Finish,
+    Next,
+    Plan,
+    PlanContext,
+    Task,
+    TaskContext,
+    final,
+    join,
+    parallel,
+)
+from tickrail.sdk._payload import encode
+from tickrail.sdk.pb import envelope_pb2 as pb
 from tickrail.services.cli.main import main
+from tickrail.services.config import Settings
+from tickrail.services.control_plane.fork import fork_lifetime
+from tickrail.services.control_plane.replay import replay_lifetime
+from tickrail.services.runtime import Runtime
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -145,3 +164,104 @@ def test_fork_refuses_graph_code_of_another_version(
     graph.write_text(source.replace("VERSION", "2.0.0"))  # the code moved on
     assert main(["fork", done["lifetime_id"], "--from", first]) == 2
     assert "is hello_v@2.0.0, but the lifetime runs hello_v@1.0.0" in capsys.readouterr().err
+
+
+# ---- which recorded executions a fork keeps (on the in-process runtime) ----------
+
+
+class Counted(Task):
+    """Counts its runs, so a test sees whether the fork ran it again."""
+
+    runs: ClassVar[Counter[str]] = Counter()
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    async def run(self, ctx: TaskContext) -> dict[str, Any]:
+        Counted.runs[self.name] += 1
+        ctx.record_usage(tokens_in=100, tokens_out=10)
+        return {"node": self.name, "run": Counted.runs[self.name]}
+
+
+class Spread(Plan):
+    async def plan(self, ctx: PlanContext) -> Next:
+        return Next(list(BRANCHES))
+
+
+class Collect(Plan):
+    async def plan(self, ctx: PlanContext) -> Finish:
+        return Finish({u.name: u.value for u in ctx.upstream})
+
+
+BRANCHES = ("a", "b", "c")
+SPREAD = AgentGraph(
+    "spread",
+    version="1.0.0",
+    entry="spread",
+    nodes=[Spread(), *(Counted(b) for b in BRANCHES), Collect()],
+    edges=[parallel("spread", list(BRANCHES)), join(list(BRANCHES), "collect"), final("collect")],
+)
+
+
+async def routed_branches(rt: Runtime, lifetime_id: str) -> list[str]:
+    """Exec ids of the branch executions, in the order the control plane routed them."""
+    events = [pb.LifetimeEvent.FromString(r.body) for r in await rt.store.events(lifetime_id)]
+    return [
+        e.routed.exec_id
+        for e in events
+        if e.WhichOneof("kind") == "routed" and e.routed.name in BRANCHES
+    ]
+
+
+async def names_of(rt: Runtime, lifetime_id: str) -> list[str]:
+    out = []
+    for record in await rt.store.executions(lifetime_id):
+        envelope = pb.ExecutionEnvelope.FromString(record.envelope)
+        out.append((envelope.task if envelope.HasField("task") else envelope.plan).header.name)
+    return out
+
+
+@pytest.mark.parametrize("edit", [True, False], ids=["edited result", "node runs again"])
+@pytest.mark.parametrize("at", [0, 1, 2], ids=["first", "second", "last"])
+@pytest.mark.parametrize("rerun", [False, True], ids=["keep finished", "rerun finished"])
+async def test_a_fork_keeps_the_other_branches_results_unless_asked_to_rerun_them(
+    at: int, edit: bool, rerun: bool, tmp_path: Path
+) -> None:
+    settings = Settings(profile="test", home=str(tmp_path / "state"))
+    async with Runtime(settings, [SPREAD]) as rt:
+        original = await rt.start_lifetime(SPREAD)
+        done = await rt.wait(original, timeout=20)
+        assert done.WhichOneof("kind") == "completed"
+        recorded = json.loads(done.completed.output.inline)
+        order = await routed_branches(rt, original)
+        envelopes = {r.exec_id: r.envelope for r in await rt.store.executions(original)}
+        chosen = pb.ExecutionEnvelope.FromString(envelopes[order[at]]).task.header.name
+        later = {
+            pb.ExecutionEnvelope.FromString(envelopes[x]).task.header.name for x in order[at + 1 :]
+        }
+        before = Counter(Counted.runs)
+
+        new_id = await fork_lifetime(
+            rt,
+            original,
+            order[at],
+            result=encode({"node": chosen, "edited": True}) if edit else None,
+            rerun_finished_branches=rerun,
+        )
+        final = await rt.wait(new_id, timeout=20)
+        assert final.WhichOneof("kind") == "completed", final
+        output = json.loads(final.completed.output.inline)
+        ran = Counted.runs - before
+
+        # the join got every branch's result
+        assert sorted(output) == sorted(BRANCHES)
+        assert output[chosen] == ({"node": chosen, "edited": True} if edit else output[chosen])
+        # only the chosen node (unless edited) and, when asked, later branches ran again
+        assert ran == Counter(
+            {**({} if edit else {chosen: 1}), **dict.fromkeys(later if rerun else (), 1)}
+        )
+        for branch in set(BRANCHES) - {chosen} - (later if rerun else set()):
+            assert output[branch] == recorded[branch]  # the recorded result, not a new run
+        assert sorted(await names_of(rt, new_id)) == sorted(["spread", *BRANCHES, "collect"])
+        report = await replay_lifetime(rt.store, new_id)
+        assert report.ok, report.divergence

@@ -84,3 +84,6 @@ def test_two_parallel_questions_answered_one_at_a_time_in_either_order(
         "approved": True,
         "votes": {"legal_review": True, "security_review": True},
     }
+    # the answers are inputs like any other: the log re-derives to the same decisions
+    code, report = cli_json(capsys, "replay", lifetime_id, "--rerun-plans", "--json")
+    assert code == 0 and report["ok"], report

@@ -245,6 +245,17 @@ def test_commands_pause_resume_abort() -> None:
     assert abort(state, "again", NOW, "c5") == Decision()
 
 
+def test_a_redelivered_command_is_applied_once() -> None:
+    state, _ = begin(loop_graph(2))
+    assert kinds(pause(state, "hold", NOW, "c1")) == ["paused"]
+    assert kinds(resume(state, pb.LifetimeResumed(), NOW, "c2")) == ["resumed"]
+    # the same commands again (a bus redelivery): their events are already in the log
+    assert pause(state, "hold", NOW, "c1") == Decision()
+    assert kinds(pause(state, "hold", NOW, "c3")) == ["paused"]
+    assert resume(state, pb.LifetimeResumed(), NOW, "c2") == Decision()
+    assert state.held
+
+
 Run = tuple[LifetimeState, list[pb.LifetimeEvent], dict[str, pb.ExecutionEnvelope]]
 
 

@@ -30,6 +30,7 @@ from urllib.parse import quote, unquote
 
 from tickrail.adapters.kv.base import KVStore
 from tickrail.adapters.kv.memory import MemoryKV
+from tickrail.sdk._envelope import header_of, telemetry_of
 from tickrail.sdk.pb import envelope_pb2
 
 DEFAULT_PREFIX = "guardrails"
@@ -82,20 +83,6 @@ def node_prefix(node: str) -> str:
 def _metric_fields(prefix: str, metric: str) -> tuple[str, str, str, str]:
     m = quote(metric, safe="")
     return f"sum/{m}", f"{prefix}sum/{m}", f"max/{m}", f"{prefix}max/{m}"
-
-
-def header_of(envelope: envelope_pb2.ExecutionEnvelope) -> envelope_pb2.ExecutionHeader:
-    return _execution(envelope).header
-
-
-def telemetry_of(envelope: envelope_pb2.ExecutionEnvelope) -> envelope_pb2.PolicyTelemetry:
-    return _execution(envelope).telemetry
-
-
-def _execution(
-    envelope: envelope_pb2.ExecutionEnvelope,
-) -> envelope_pb2.TaskExecution | envelope_pb2.PlanExecution:
-    return envelope.plan if envelope.WhichOneof("execution") == "plan" else envelope.task
 
 
 def usage_of(envelope: envelope_pb2.ExecutionEnvelope) -> Usage:

@@ -28,13 +28,6 @@ class EvaluationContext:
     activation: Mapping[str, Any]
 
 
-def execution_view(
-    envelope: envelope_pb2.ExecutionEnvelope, metrics: Iterable[str] = ()
-) -> dict[str, Any]:
-    """The ``execution`` root: the envelope's header and telemetry."""
-    return _execution_view(Inputs(envelope, ({}, {}, {}), 0.0), frozenset(metrics))
-
-
 def _execution_view(inputs: Inputs, metrics: frozenset[str]) -> dict[str, Any]:
     view = {name: get(inputs) for name, get in EXECUTION_FIELDS.items()}
     reported = {name: 0.0 for name in metrics if name not in BUILTIN_METRICS}

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 
 from tickrail.adapters.kv.base import KVStore
 from tickrail.adapters.kv.memory import MemoryKV
+from tickrail.sdk._envelope import header_of, telemetry_of
 from tickrail.sdk.pb import envelope_pb2
 
 from ._aggregates import (
@@ -14,18 +15,15 @@ from ._aggregates import (
     counter_fields,
     finished_at,
     header_finished_at,
-    header_of,
     lifetime_key,
     rebuild_lifetime_aggregates,
     rebuild_tenant_aggregates,
     record_fields,
-    telemetry_of,
     tenant_day_key,
     tenant_key,
     usage_values,
     utc_day,
 )
-from ._context import EvaluationContext
 from ._policyset import PolicySet
 from ._verdict import Verdict
 from ._watcher import PolicyWatcher
@@ -131,21 +129,6 @@ class Guardrails:
         )
         return await record_fields(
             self._kv, add, maximum, lifetime=lifetime, tenant=tenant, day=day
-        )
-
-    def context_for(
-        self,
-        envelope: envelope_pb2.ExecutionEnvelope,
-        *,
-        lifetime: dict[str, float],
-        tenant: dict[str, float],
-        day: dict[str, float],
-        elapsed_s: float,
-        policies: PolicySet | None = None,
-    ) -> EvaluationContext:
-        """The activation for ``envelope`` given its scopes' counters."""
-        return (policies or self.policies).context(
-            envelope, lifetime=lifetime, tenant=tenant, day=day, elapsed_s=elapsed_s
         )
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from tickrail.sdk._envelope import execution_of, kind_of
 from tickrail.sdk.pb import envelope_pb2
 
 from ._aggregates import BUILTIN_METRICS, INT_METRICS, node_prefix
@@ -44,7 +45,7 @@ class Inputs:
         scopes: tuple[Mapping[str, float], Mapping[str, float], Mapping[str, float]],
         elapsed_s: float,
     ) -> None:
-        execution = envelope.plan if envelope.WhichOneof("execution") == "plan" else envelope.task
+        execution = execution_of(envelope)
         self.envelope = envelope
         self.header = execution.header
         self.telemetry = execution.telemetry
@@ -66,7 +67,7 @@ Getter = Callable[[Inputs], Any]
 #: The scalar fields of the ``execution`` root (``metrics`` is its only map).
 EXECUTION_FIELDS: Mapping[str, Getter] = {
     "name": lambda i: i.header.name,
-    "kind": lambda i: i.envelope.WhichOneof("execution") or "",
+    "kind": lambda i: kind_of(i.envelope),
     "status": lambda i: status_name(i.header.status),
     "attempt": lambda i: i.header.attempt,
     "iteration": lambda i: i.header.iteration,
@@ -90,7 +91,7 @@ EXECUTION_FIELDS: Mapping[str, Getter] = {
 
 
 def _fanout(envelope: envelope_pb2.ExecutionEnvelope) -> int:
-    if envelope.WhichOneof("execution") != "plan":
+    if kind_of(envelope) != "plan":
         return 0
     result = envelope.plan.result
     return len(result.sends) or len(result.next_task_names)

@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 
 from tickrail.sdk.errors import RoleFailedError, StartupTimeoutError, TickrailError
-from tickrail.sdk.pb import envelope_pb2 as pb
 from tickrail.services.config import Settings
 from tickrail.services.control_plane.service import ControlPlane
 from tickrail.services.executor.worker import Executor
@@ -31,11 +30,10 @@ from .graphs import loop_graph
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class Exploding:
-    """A guard whose check raises: a bug in the control plane's path, not a policy error."""
-
-    async def check(self, envelope: pb.ExecutionEnvelope, *, lifetime_started_at: float) -> Any:
-        raise RuntimeError("the guard exploded")
+async def exploding(self: ControlPlane, stopping: asyncio.Event, grace: float = 30.0) -> None:
+    """The control plane's loop itself fails (a fault on one message no longer stops the
+    role: it fails that lifetime, see test_integrity_roles.py)."""
+    raise RuntimeError("the guard exploded")
 
 
 def settings(tmp_path: Path, profile: str = "test", **kw: Any) -> Settings:
@@ -43,9 +41,12 @@ def settings(tmp_path: Path, profile: str = "test", **kw: Any) -> Settings:
 
 
 @pytest.mark.parametrize("profile", ["test", "embedded"])
-async def test_a_role_that_raises_makes_wait_fail_naming_it(tmp_path: Path, profile: str) -> None:
+async def test_a_role_that_raises_makes_wait_fail_naming_it(
+    tmp_path: Path, profile: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ControlPlane, "run", exploding)
     graph = loop_graph(3)
-    async with Runtime(settings(tmp_path, profile), [graph], guard=Exploding()) as rt:
+    async with Runtime(settings(tmp_path, profile), [graph]) as rt:
         lifetime_id = await rt.start_lifetime(graph)
         with pytest.raises(RoleFailedError) as caught:
             await rt.wait(lifetime_id, timeout=60)  # fails long before: no TimeoutError

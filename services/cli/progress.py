@@ -9,6 +9,7 @@ from typing import TextIO
 from tickrail.sdk.pb import envelope_pb2 as pb
 
 from .render import EDGE, LIFETIME_WORDS, STATUS, describe_event, preview
+from .streamed import StreamedOutput
 
 
 class Progress:
@@ -25,9 +26,11 @@ class Progress:
         self.stream = stream
         self.quiet = quiet
         self.origin = origin
+        self.outputs = StreamedOutput(stream)
 
     def line(self, text: str) -> None:
         if not self.quiet:
+            self.outputs.end_line()
             print(text, file=self.stream, flush=True)
 
     def on_event(self, event: pb.LifetimeEvent) -> None:
@@ -38,6 +41,10 @@ class Progress:
         if kind == "started" or self.origin is None:
             self.origin = when
         at = f"+{when - self.origin:7.3f}s"
+        if kind == "output":
+            if not self.quiet:
+                self.outputs.show(event.output, at)
+            return
         if kind == "started":
             graph = event.started.graph
             self.line(

@@ -1,0 +1,78 @@
+"""ctx.emit: a Task's partial output reaches watchers live; the result is recorded as before."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tickrail import AgentGraph, Task, TaskContext, final
+from tickrail.sdk._payload import decode_bytes
+from tickrail.sdk.pb import envelope_pb2 as pb
+from tickrail.services.cli.main import main
+from tickrail.services.config import Settings
+from tickrail.services.runtime import Runtime
+
+GRAPH_FILE = """
+from tickrail import AgentGraph, Task, final
+
+
+class Write(Task):
+    def run(self, ctx):  # a def Task: emits from its worker thread
+        for word in ["Il ", "fait ", "21 °C"]:
+            ctx.emit(word)
+        ctx.emit({"progress": 1.0})
+        return "done"
+
+
+graph = AgentGraph("emitter", version="1.0.0", entry="write", nodes=[Write()],
+                   edges=[final("write")])
+"""
+
+
+class Steps(Task):
+    name = "steps"
+
+    async def run(self, ctx: TaskContext) -> Any:
+        for n in range(3):
+            ctx.emit(f"step {n}")
+        ctx.emit({"n": 3, "thread": threading.current_thread().name != ""})
+        return "ok"
+
+
+async def test_emitted_output_reaches_listeners_in_order_before_the_end(tmp_path: Path) -> None:
+    graph = AgentGraph("e", version="1.0.0", entry="steps", nodes=[Steps()], edges=[final("steps")])
+    seen: list[pb.LifetimeEvent] = []
+    async with Runtime(Settings(profile="test", home=str(tmp_path)), [graph]) as rt:
+        lifetime_id = await rt.start_lifetime(graph, on_event=seen.append)
+        end = await rt.wait(lifetime_id, timeout=60)
+        assert end.WhichOneof("kind") == "completed"
+        recorded = [r.kind for r in await rt.store.events(lifetime_id)]
+    kinds = [e.WhichOneof("kind") for e in seen]
+    outputs = [e.output for e in seen if e.WhichOneof("kind") == "output"]
+    assert [o.text for o in outputs[:3]] == ["step 0", "step 1", "step 2"]
+    assert decode_bytes(outputs[3].data.content_type, outputs[3].data.inline) == {
+        "n": 3,
+        "thread": True,
+    }
+    assert [o.index for o in outputs] == [0, 1, 2, 3]
+    assert max(i for i, k in enumerate(kinds) if k == "output") < kinds.index("completed")
+    assert "output" not in recorded  # progress, not record: replay never sees it
+
+
+def test_tickrail_run_prints_streamed_output_live(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TICKRAIL_CONFIG", raising=False)
+    (tmp_path / "emitter.py").write_text(GRAPH_FILE)
+    assert main(["run", "emitter.py", "--profile", "test"]) == 0
+    err = capfd.readouterr().err
+    line = next(x for x in err.splitlines() if "> Il" in x)
+    assert line.split("> ", 1)[1] == "Il fait 21 °C"  # one line, Unicode as text
+    value = next(x for x in err.splitlines() if "progress" in x)
+    assert json.loads(value.split("> ", 1)[1]) == {"progress": 1.0}
+    assert err.index("Il fait") < err.index("COMPLETED")

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tickrail import AgentGraph, Task, TaskContext, final
 from tickrail.sdk._payload import decode_bytes
 from tickrail.sdk.pb import envelope_pb2 as pb
-from tickrail.services.cli.main import main
 from tickrail.services.config import Settings
 from tickrail.services.runtime import Runtime
 
+TICKRAIL = str(Path(sys.executable).with_name("tickrail"))  # the installed command
 GRAPH_FILE = """
 from tickrail import AgentGraph, Task, final
 
@@ -63,14 +64,19 @@ async def test_emitted_output_reaches_listeners_in_order_before_the_end(tmp_path
     assert "output" not in recorded  # progress, not record: replay never sees it
 
 
-def test_tickrail_run_prints_streamed_output_live(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("TICKRAIL_CONFIG", raising=False)
+def test_tickrail_run_prints_streamed_output_live(tmp_path: Path) -> None:
     (tmp_path / "emitter.py").write_text(GRAPH_FILE)
-    assert main(["run", "emitter.py", "--profile", "test"]) == 0
-    err = capfd.readouterr().err
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKRAIL_")}
+    done = subprocess.run(
+        [TICKRAIL, "run", "emitter.py", "--profile", "test"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    err = done.stderr
     line = next(x for x in err.splitlines() if "> Il" in x)
     assert line.split("> ", 1)[1] == "Il fait 21 °C"  # one line, Unicode as text
     value = next(x for x in err.splitlines() if "progress" in x)

@@ -21,7 +21,7 @@ from tickrail.sdk._install import install_command
 from tickrail.sdk.errors import RoleError, TickrailError
 from tickrail.services import logs
 
-from . import commands
+from . import commands, devtools
 
 EXIT_OK, EXIT_NOT_COMPLETED, EXIT_USAGE, EXIT_PAUSED, EXIT_TIMEOUT = 0, 1, 2, 3, 4
 EXIT_HELP = """exit codes:
@@ -296,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     ptest.add_argument("--lifetime", required=True, metavar="ID")
     ptest.add_argument("--json", action="store_true")
     _common(ptest)
+    devtools.register(sub, _common)
     return parser
 
 
@@ -326,7 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tickrail: TICKRAIL_LOG_FORMAT: {exc}", file=sys.stderr)
         return EXIT_USAGE
     name = f"cmd_{args.command}_{getattr(args, 'action', '')}".rstrip("_").replace("-", "_")
-    handler = getattr(commands, name)
+    handler = getattr(args, "handler", None) or getattr(commands, name)
     try:
         return int(asyncio.run(handler(args)))
     except RoleError as exc:  # a role of this process died: not the caller's input

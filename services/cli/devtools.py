@@ -13,6 +13,12 @@ from pathlib import Path
 
 Common = Callable[[argparse.ArgumentParser], None]
 
+#: Added to the ``tickrail --help`` epilog, after the exit codes.
+OUTPUT_HELP = """
+NO_COLOR=1 turns colour off; piped output is never coloured.
+Shell completion: tickrail completion bash|zsh|tcsh.
+"""
+
 
 def register(sub: argparse._SubParsersAction, common: Common) -> None:  # type: ignore[type-arg]
     graph = sub.add_parser(
@@ -57,6 +63,20 @@ def register(sub: argparse._SubParsersAction, common: Common) -> None:  # type: 
     )
     dev.set_defaults(handler=cmd_dev)
     common(dev)
+
+    completion = sub.add_parser(
+        "completion",
+        help="print a shell completion script (bash, zsh or tcsh)",
+        description=(
+            "Print the completion script for SHELL. Install it with, e.g.:\n"
+            "  bash: tickrail completion bash \\\n"
+            "          > ~/.local/share/bash-completion/completions/tickrail\n"
+            "  zsh:  tickrail completion zsh > ~/.zfunc/_tickrail  (with fpath+=~/.zfunc)"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    completion.add_argument("shell", choices=["bash", "zsh", "tcsh"])
+    completion.set_defaults(handler=cmd_completion)
 
 
 async def cmd_graph(args: argparse.Namespace) -> int:
@@ -127,3 +147,27 @@ async def cmd_dev(args: argparse.Namespace) -> int:
         say=lambda text: print(text, file=sys.stderr, flush=True),
     )
     return loop.run()
+
+
+#: Positional and option names whose values are paths: completed as files.
+_PATH_ARGS = {"graph", "files", "config", "home", "policies", "input", "result", "dir"}
+
+
+async def cmd_completion(args: argparse.Namespace) -> int:
+    import shtab
+
+    from .main import build_parser
+
+    parser = build_parser()
+    _mark_paths(parser, shtab.FILE)
+    sys.stdout.write(shtab.complete(parser, shell=args.shell))
+    return 0
+
+
+def _mark_paths(parser: argparse.ArgumentParser, files: object) -> None:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _mark_paths(child, files)
+        elif action.dest in _PATH_ARGS:
+            action.complete = files  # type: ignore[attr-defined]  # read by shtab

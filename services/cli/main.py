@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tickrail",
         description="Run agent graphs with every step recorded.",
-        epilog=EXIT_HELP,
+        epilog=EXIT_HELP + devtools.OUTPUT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")

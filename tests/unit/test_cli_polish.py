@@ -1,0 +1,144 @@
+"""CLI polish: tables, colour rules, shell completion, mistyped TICKRAIL_* variables."""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from rich.cells import cell_len
+
+from tickrail.services import config
+from tickrail.services.cli.main import main
+from tickrail.services.cli.tables import Column, print_table
+from tickrail.services.config import load_settings
+
+TICKRAIL = str(Path(sys.executable).with_name("tickrail"))
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+COLUMNS = ["lifetime", Column("status", status=True), "graph", Column("events", numeric=True)]
+ROWS = [
+    ["a1", "COMPLETED", "météo °C", 12],
+    ["x" * 40, "FAILED", "天气预报", 3],
+    ["b2", "RUNNING", "🚀 launch", 1000],
+]
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def render(stream: io.StringIO) -> str:
+    print_table(COLUMNS, ROWS, stream)
+    return stream.getvalue()
+
+
+def test_piped_tables_are_plain_and_aligned_by_display_width(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+    text = render(io.StringIO())
+    assert not ANSI.search(text)
+    lines = text.rstrip("\n").split("\n")
+    assert len(lines) == 1 + len(ROWS)
+    assert "météo °C" in text and "\\u" not in text  # Unicode as text
+    # Every column starts at the same screen column on every line (wide
+    # characters and emoji take two cells), and numbers are right-aligned.
+    header = lines[0]
+    starts = [header.index(h) for h in ("status", "graph")]
+    ends = cell_len(header)
+    for line in lines[1:]:
+        cells = re.split(r"\s{2,}", line.strip())
+        for start, cell in zip(starts, cells[1:3], strict=True):
+            assert cell_len(line[: line.index(cell)]) == start, line
+        assert cell_len(line) == ends, line  # the right-aligned numbers end together
+    assert all(len(line) < 200 for line in lines)  # no padding to a fake width
+
+
+def test_terminal_tables_colour_statuses_unless_no_color(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")
+    coloured = render(Terminal())
+    assert "\x1b[32mCOMPLETED" in coloured and "\x1b[1;31mFAILED" in coloured
+    monkeypatch.setenv("NO_COLOR", "1")
+    plain = render(Terminal())
+    assert not re.search(r"\x1b\[[0-9;]*3[0-9]m", plain)  # no colour codes at all
+    assert "COMPLETED" in plain
+
+
+def test_a_row_of_the_wrong_width_is_refused() -> None:
+    with pytest.raises(ValueError, match="2 cells for 4 columns"):
+        print_table(COLUMNS, [["a", "b"]], io.StringIO())
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
+def test_bash_completion_completes_commands_subcommands_and_choices(tmp_path: Path) -> None:
+    script = tmp_path / "tickrail.bash"
+    done = subprocess.run(
+        [TICKRAIL, "completion", "bash"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    script.write_text(done.stdout)
+
+    def complete(*words: str) -> list[str]:
+        line = " ".join(["tickrail", *words])
+        quoted = " ".join(f"'{w}'" for w in ("tickrail", *words))
+        probe = (
+            f"source {script}; COMP_WORDS=({quoted}); COMP_CWORD={len(words)}; "
+            f"COMP_LINE='{line}'; COMP_POINT=${{#COMP_LINE}}; "
+            f"_shtab_tickrail tickrail '{words[-1]}' '{(['tickrail', *words])[-2]}'; "
+            'printf "%s\\n" "${COMPREPLY[@]}"'
+        )
+        out = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, timeout=60)
+        return out.stdout.split()
+
+    assert complete("li") == ["lifetimes"]
+    assert set(complete("lifetimes", "")) >= {"list", "show", "watch", "resume"}
+    assert complete("graph", "--format", "") == ["mermaid", "dot", "json"]
+    assert "completion" in complete("")
+
+
+def test_zsh_completion_is_a_compdef(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["completion", "zsh"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("#compdef tickrail") and "lifetimes" in out
+
+
+def test_mistyped_tickrail_variables_are_named_once_with_a_hint(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(config, "_warned", set())
+    env = {
+        "TICKRAIL_STORE_ULR": "sqlite:///x.db",  # mistyped
+        "TICKRAIL_NOPE": "1",  # unknown, nothing close
+        "TICKRAIL_TENANT": "acme",  # a setting
+        "TICKRAIL_TOKEN": "t" * 20,  # read by --token-env
+        "TICKRAIL_TOKEN_ACME": "t" * 20,  # a --token TENANT=VAR variable
+        "TICKRAIL_CONFIG": str(tmp_path / "none.yaml"),
+    }
+    (tmp_path / "none.yaml").write_text("{}\n")
+    with caplog.at_level(logging.WARNING, logger="tickrail.config"):
+        assert load_settings(environ=env).tenant == "acme"
+        load_settings(environ=env)  # warned once per process, not on every load
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages == [
+        "TICKRAIL_NOPE is not a tickrail setting and is ignored",
+        "TICKRAIL_STORE_ULR is not a tickrail setting and is ignored; "
+        "did you mean TICKRAIL_STORE_URL?",
+    ]
+
+
+def test_help_lists_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "exit codes:" in out
+    for code in ("0", "1", "2", "3", "130"):
+        assert re.search(rf"^\s+{code}\s+\S", out, re.MULTILINE), code

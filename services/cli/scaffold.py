@@ -68,10 +68,9 @@ name = "{name}"
 version = "0.1.0"
 description = "An agent graph run by tickrail"
 requires-python = ">=3.11"
-dependencies = ["tickrail"]
-
-[project.optional-dependencies]
-test = ["pytest>=8"]
+# pytest is here so `pip install -e . && pytest` works on a fresh machine;
+# move it to an optional "test" extra when you ship the package.
+dependencies = ["tickrail", "pytest>=8"]
 
 [tool.setuptools.packages.find]
 where = ["src"]
@@ -91,7 +90,7 @@ tickrail is not on PyPI yet: install it from its checkout first
 (`pip install -e /path/to/tickrail`), then this project:
 
 ```bash
-pip install -e '.[test]'
+pip install -e .
 tickrail run src/{package}/graph.py --input '{{"topics": ["tea", "coffee"]}}'
 tickrail graph src/{package}/graph.py --format mermaid
 tickrail dev src/{package}/graph.py   # reruns on every change of the code

@@ -46,7 +46,8 @@ def test_new_creates_a_project_whose_tests_pass(tmp_path: Path) -> None:
     ):
         assert (project / relative).is_file(), relative
     pyproject = (project / "pyproject.toml").read_text()
-    assert 'dependencies = ["tickrail"]' in pyproject and 'name = "my-agent"' in pyproject
+    assert 'dependencies = ["tickrail", "pytest>=8"]' in pyproject
+    assert 'name = "my-agent"' in pyproject
     assert "USER 10001" in (project / "Dockerfile").read_text()  # the chart's uid
     tests = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],

@@ -152,10 +152,22 @@ class LifecycleService:
     # ---- waiting on the control plane ---------------------------------------
 
     @contextlib.contextmanager
-    def _wakeups(self, lifetime_id: str) -> Iterator[asyncio.Event]:
-        """An Event set whenever the control plane publishes one of the lifetime's events."""
+    def _wakeups(
+        self, lifetime_id: str, outputs: list[pb.LifetimeEvent] | None = None
+    ) -> Iterator[asyncio.Event]:
+        """An Event set whenever the control plane publishes one of the lifetime's events.
+
+        Streamed ``output`` events (``ctx.emit``) are never stored, so a watcher
+        can only hear them: they are appended to ``outputs`` when it is given.
+        """
         wake = asyncio.Event()
-        stop = self.runtime.listen(lifetime_id, lambda _event: wake.set())
+
+        def heard(event: pb.LifetimeEvent) -> None:
+            if outputs is not None and event.WhichOneof("kind") == "output":
+                outputs.append(event)
+            wake.set()
+
+        stop = self.runtime.listen(lifetime_id, heard)
         try:
             yield wake
         finally:
@@ -400,17 +412,23 @@ class LifecycleService:
     async def watch(
         self, tenant: str, request: api.WatchLifetimeRequest
     ) -> AsyncGenerator[pb.LifetimeEvent, None]:
-        """Events after ``after_seq``: the recorded ones, then each as it is published.
+        """Events after ``after_seq``: the recorded ones, then each as it is published,
+        with the ``output`` a running Task streams (live only, never recorded).
 
         Ends after the event that completes, fails or aborts the lifetime (or at
         once if it had ended before ``after_seq``), unless ``follow_forever``.
         """
         lifetime_id = request.lifetime_id
-        with self._wakeups(lifetime_id) as wake:
+        outputs: list[pb.LifetimeEvent] = []  # streamed, live only (seq 0)
+        with self._wakeups(lifetime_id, outputs) as wake:
             # Listening before the first read: nothing published meanwhile is missed.
             records = await self._events(tenant, lifetime_id)
             after = request.after_seq
             while True:
+                # A Task's output is published before its execution is recorded,
+                # so what was heard goes out before what was read.
+                while outputs:
+                    yield outputs.pop(0)
                 fresh = [r for r in records if r.seq > after]
                 for record in fresh:
                     after = record.seq

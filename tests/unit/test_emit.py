@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -82,3 +83,81 @@ def test_tickrail_run_prints_streamed_output_live(tmp_path: Path) -> None:
     value = next(x for x in err.splitlines() if "progress" in x)
     assert json.loads(value.split("> ", 1)[1]) == {"progress": 1.0}
     assert err.index("Il fait") < err.index("COMPLETED")
+
+
+GATED = """
+import pathlib, time
+from tickrail import AgentGraph, Task, final
+
+GATE = pathlib.Path(__file__).with_name("gate")
+
+
+class Gated(Task):
+    def run(self, ctx):
+        ctx.emit("before the gate")
+        while not GATE.exists():
+            time.sleep(0.05)
+        ctx.emit("après la porte")
+        return "done"
+
+
+graph = AgentGraph("gated", version="1.0.0", entry="gated", nodes=[Gated()],
+                   edges=[final("gated")])
+"""
+
+
+def test_lifetimes_watch_in_another_process_shows_output_live(tmp_path: Path) -> None:
+    (tmp_path / "gated.py").write_text(GATED)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKRAIL_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    run = subprocess.Popen(
+        [TICKRAIL, "run", "gated.py", "--quiet"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    watch: subprocess.Popen[str] | None = None
+    try:
+        lifetime_id = _first_lifetime(tmp_path, env)
+        watch = subprocess.Popen(
+            [TICKRAIL, "lifetimes", "watch", lifetime_id],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert watch.stdout is not None
+        lines = []
+        for line in watch.stdout:  # ends when the lifetime completes
+            lines.append(line)
+            if "-> gated" in line:  # subscribed: recorded events come after listening
+                (tmp_path / "gate").write_text("open")
+        assert watch.wait(timeout=120) == 0, "".join(lines)
+        text = "".join(lines)
+        assert "> après la porte" in text  # emitted while this process watched
+        assert text.index("après la porte") < text.index("COMPLETED")
+    finally:
+        (tmp_path / "gate").write_text("open")
+        assert run.wait(timeout=120) == 0
+        if watch is not None and watch.stdout is not None:
+            watch.stdout.close()
+
+
+def _first_lifetime(cwd: Path, env: dict[str, str]) -> str:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        listed = subprocess.run(
+            [TICKRAIL, "lifetimes", "list", "--json"],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        rows = json.loads(listed.stdout) if listed.returncode == 0 and listed.stdout else []
+        if rows:
+            return str(rows[0]["lifetime_id"])
+        time.sleep(0.1)  # polling for the run to record its start, not a fixed wait
+    raise AssertionError("the run never recorded its lifetime")

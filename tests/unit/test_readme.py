@@ -182,3 +182,14 @@ def test_readme_diagrams_are_the_ones_the_code_draws(start: int, block: list[str
     assert "\n".join(block) + "\n" == drawn.stdout, (
         f"README.md:{start}: the diagram is stale; regenerate it with `{marker.group(1)}`"
     )
+
+
+def test_the_readme_names_every_core_dependency() -> None:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    text = README.read_text()
+    paragraph = text[text.index("The core install is") :].split("\n\n")[0].lower()
+    for requirement in project["dependencies"]:
+        name = re.split(r"[<>=!~\[ ;]", requirement, maxsplit=1)[0].lower()
+        assert name in paragraph, f"README's core install list does not name {name}"

@@ -2,9 +2,11 @@
 
 The wrapper patches the client's own resource objects in place (the client
 stays the same object, with its types), the way LangSmith's ``wrap_openai``
-does: ``chat.completions.create``, ``responses.create`` (openai) and
-``messages.create`` / ``messages.stream`` (anthropic), sync and async,
-streamed or not. Every call made while a node runs (found through the
+does: ``chat.completions.create``, ``responses.create`` (openai; their
+``.stream()`` and ``.parse()`` helpers call ``create``, so they are counted
+too) and ``messages.create`` / ``messages.stream`` (anthropic), sync and
+async, streamed or not. Not counted: ``with_raw_response`` calls and the
+``beta`` namespaces. Every call made while a node runs (found through the
 context the executor sets) adds its tokens, model and cost to that
 execution's telemetry; streamed text is also forwarded to ``ctx.emit`` so
 watchers see it live. Calls outside a node pass through untouched.
@@ -127,9 +129,14 @@ async def _finish_async(pending: Any, call: Call, streaming: bool) -> Any:
 def _streaming(api: str, kwargs: dict[str, Any]) -> bool:
     if kwargs.get("stream") is not True:
         return False
-    if api == "chat" and "stream_options" not in kwargs:
-        # Chat completions report usage on a stream only when asked to.
-        kwargs["stream_options"] = {"include_usage": True}
+    if api == "chat":
+        # Chat completions report usage on a stream only when asked to. The SDK's
+        # own helpers pass an "omitted" sentinel, which is falsy, for no options.
+        options = kwargs.get("stream_options")
+        if not options:
+            kwargs["stream_options"] = {"include_usage": True}
+        elif isinstance(options, dict) and "include_usage" not in options:
+            kwargs["stream_options"] = {**options, "include_usage": True}
     return True
 
 

@@ -146,31 +146,28 @@ class FakeProvider:
         if not body.get("stream"):
             return response
         created = {**response, "status": "in_progress", "output": [], "usage": None}
-        events: list[tuple[str, Any]] = [
-            ("response.created", {"type": "response.created", "sequence_number": 0,
-                                  "response": created}),
+        empty_item = {**message, "status": "in_progress", "content": []}
+        part = {"type": "output_text", "text": "", "annotations": []}
+        where = {"item_id": "msg_1", "output_index": 0, "content_index": 0}
+        steps: list[dict[str, Any]] = [
+            {"type": "response.created", "response": created},
+            {"type": "response.output_item.added", "output_index": 0, "item": empty_item},
+            {"type": "response.content_part.added", **where, "part": part},
+        ]
+        steps += [
+            {"type": "response.output_text.delta", **where, "delta": chunk, "logprobs": []}
+            for chunk in TEXT_CHUNKS
+        ]
+        steps += [
+            {"type": "response.output_text.done", **where, "text": text, "logprobs": []},
+            {"type": "response.content_part.done", **where,
+             "part": {**part, "text": text}},
+            {"type": "response.output_item.done", "output_index": 0, "item": message},
+            {"type": "response.completed", "response": response},
         ]  # fmt: skip
-        for n, chunk in enumerate(TEXT_CHUNKS, start=1):
-            events.append(
-                (
-                    "response.output_text.delta",
-                    {
-                        "type": "response.output_text.delta",
-                        "sequence_number": n,
-                        "item_id": "msg_1",
-                        "output_index": 0,
-                        "content_index": 0,
-                        "delta": chunk,
-                        "logprobs": [],
-                    },
-                )
-            )
-        events.append(
-            (
-                "response.completed",
-                {"type": "response.completed", "sequence_number": 99, "response": response},
-            )
-        )
+        events: list[tuple[str, Any]] = [
+            (step["type"], {**step, "sequence_number": n}) for n, step in enumerate(steps)
+        ]
         return events
 
     # ---- Anthropic messages ----------------------------------------------------

@@ -65,6 +65,12 @@ def sync_call(api: str, stream: bool, oa: Any, an: Any) -> str:
             return str(oa.responses.create(model="gpt-4o-mini", input="hi").output_text)
         with oa.responses.create(model="gpt-4o-mini", input="hi", stream=True) as events:
             return "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    if api == "chat.stream":  # the SDK's helper, built on chat.completions.create
+        with oa.chat.completions.stream(model="gpt-4o-mini", messages=ask) as helper:
+            return "".join(e.delta for e in helper if e.type == "content.delta")
+    if api == "responses.stream":
+        with oa.responses.stream(model="gpt-4o-mini", input="hi") as helper:
+            return "".join(e.delta for e in helper if e.type == "response.output_text.delta")
     kwargs = {"model": "claude-3-5-haiku-latest", "max_tokens": 100, "messages": ask}
     if api == "messages":
         if not stream:
@@ -98,6 +104,14 @@ async def async_call(api: str, stream: bool, oa: Any, an: Any) -> str:
                 if e.type == "response.output_text.delta":
                     parts.append(e.delta)
         return "".join(parts)
+    if api == "chat.stream":
+        async with oa.chat.completions.stream(model="gpt-4o-mini", messages=ask) as helper:
+            return "".join([e.delta async for e in helper if e.type == "content.delta"])
+    if api == "responses.stream":
+        async with oa.responses.stream(model="gpt-4o-mini", input="hi") as helper:
+            return "".join(
+                [e.delta async for e in helper if e.type == "response.output_text.delta"]
+            )
     kwargs = {"model": "claude-3-5-haiku-latest", "max_tokens": 100, "messages": ask}
     if api == "messages":
         if not stream:
@@ -151,9 +165,16 @@ def table_cost(model: str, provider: str, total_in: int, out: int, cached: int) 
 
 CASES = [
     (api, stream)
-    for api in ("chat", "responses", "messages", "messages.stream")
+    for api in (
+        "chat",
+        "responses",
+        "messages",
+        "chat.stream",
+        "responses.stream",
+        "messages.stream",
+    )
     for stream in (False, True)
-    if not (api == "messages.stream" and not stream)
+    if not (api.endswith(".stream") and not stream)
 ]
 CASE_IDS = [f"{api}-{'stream' if stream else 'json'}" for api, stream in CASES]
 
@@ -177,9 +198,9 @@ async def test_a_wrapped_client_records_tokens_model_and_cost(
 
     execution, events = await run_task(tmp_path, model_task(call, is_async))
     telemetry = execution.telemetry
-    if api in ("chat", "responses"):
+    if api.startswith(("chat", "responses")):
         u = OPENAI_USAGE
-        model = "gpt-4o-mini-2024-07-18" if api == "chat" else "gpt-4o-mini"
+        model = "gpt-4o-mini-2024-07-18" if api.startswith("chat") else "gpt-4o-mini"
         expected_in, expected_out, cached = u["prompt"], u["completion"], u["cached"]
         expected_cost = table_cost(model, "openai", expected_in, expected_out, cached)
     else:
@@ -213,6 +234,16 @@ def test_a_streamed_chat_call_asks_for_usage(provider: FakeProvider) -> None:
     path, body = provider.requests[before]
     assert path.endswith("/chat/completions")
     assert body["stream_options"] == {"include_usage": True}
+    ask = [{"role": "user", "content": "hi"}]
+    chunks = oa.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=ask,
+        stream=True,
+        stream_options={"include_obfuscation": False},
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == TEXT
+    _, body = provider.requests[-1]
+    assert body["stream_options"] == {"include_obfuscation": False, "include_usage": True}
 
 
 async def test_private_prices_override_the_table(tmp_path: Path, provider: FakeProvider) -> None:

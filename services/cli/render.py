@@ -163,7 +163,7 @@ def preview(payload: pb.Payload, width: int = 60) -> str:
     if payload.content_type.startswith(("application/json", "text/")):
         text = data[: width * 4].decode(errors="replace")
         if payload.content_type.startswith("text/"):
-            text = json.dumps(text)
+            text = json.dumps(text, ensure_ascii=False)  # °C stays °C
     else:
         text = f"<{len(data):,} bytes>"
     text = " ".join(text.split())

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -142,3 +144,39 @@ def test_help_lists_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
     assert "exit codes:" in out
     for code in ("0", "1", "2", "3", "130"):
         assert re.search(rf"^\s+{code}\s+\S", out, re.MULTILINE), code
+
+
+UNICODE_GRAPH = """
+from tickrail import AgentGraph, Task, final
+
+
+class Weather(Task):
+    name = "weather"
+
+    async def run(self, ctx):
+        return "Zürich: 21 °C, ☀"
+
+
+graph = AgentGraph("unicode", version="1.0.0", entry="weather", nodes=[Weather()],
+                   edges=[final("weather")])
+"""
+
+
+def test_unicode_is_printed_as_text_everywhere(tmp_path: Path) -> None:
+    (tmp_path / "weather.py").write_text(UNICODE_GRAPH)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKRAIL_")}
+
+    def tickrail(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [TICKRAIL, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        )
+
+    run = tickrail("run", "weather.py", "--json")
+    assert run.returncode == 0, run.stderr
+    lifetime_id = json.loads(run.stdout)["lifetime_id"]
+    shown = tickrail("lifetimes", "show", lifetime_id)
+    as_json = tickrail("lifetimes", "show", lifetime_id, "--json")
+    for text in (run.stdout, run.stderr, shown.stdout, as_json.stdout):
+        assert "\\u" not in text, text
+    assert "21 °C" in run.stderr and "21 °C" in shown.stdout and "21 °C" in as_json.stdout
+    assert "Zürich: 21 °C, ☀" in run.stdout

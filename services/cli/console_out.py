@@ -10,6 +10,7 @@ rather than rows wrapped at 80 columns. Text is printed as text: ``°`` stays
 from __future__ import annotations
 
 import os
+import re
 import sys
 from typing import TextIO
 
@@ -67,3 +68,27 @@ def _is_terminal(stream: TextIO) -> bool:
         return bool(isatty and isatty())
     except ValueError:  # a closed stream
         return False
+
+
+class Lines:
+    """Writes whole lines to one stream, status words coloured when ``styled``."""
+
+    _WORDS = re.compile(r"\b(" + "|".join(sorted(STATUS_STYLES, key=len, reverse=True)) + r")\b")
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self._console: Console | None = None
+        self._styled: bool | None = None
+
+    def write(self, text: str) -> None:
+        if self._styled is None:
+            self._console = console(self.stream)
+            self._styled = styled(self._console)
+        if not self._styled or self._console is None:
+            print(text, file=self.stream, flush=True)
+            return
+        line = Text(text)
+        for match in self._WORDS.finditer(text):
+            line.stylize(STATUS_STYLES[match.group(1)], match.start(), match.end())
+        self._console.print(line, soft_wrap=True)
+        self.stream.flush()

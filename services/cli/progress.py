@@ -8,6 +8,7 @@ from typing import TextIO
 
 from tickrail.sdk.pb import envelope_pb2 as pb
 
+from .console_out import Lines
 from .render import EDGE, LIFETIME_WORDS, STATUS, describe_event, preview
 from .streamed import StreamedOutput
 
@@ -27,11 +28,12 @@ class Progress:
         self.quiet = quiet
         self.origin = origin
         self.outputs = StreamedOutput(stream)
+        self.lines = Lines(stream)  # statuses coloured on a terminal, unless NO_COLOR
 
     def line(self, text: str) -> None:
         if not self.quiet:
             self.outputs.end_line()
-            print(text, file=self.stream, flush=True)
+            self.lines.write(text)
 
     def on_event(self, event: pb.LifetimeEvent) -> None:
         kind = event.WhichOneof("kind")

@@ -180,3 +180,24 @@ def test_unicode_is_printed_as_text_everywhere(tmp_path: Path) -> None:
         assert "\\u" not in text, text
     assert "21 °C" in run.stderr and "21 °C" in shown.stdout and "21 °C" in as_json.stdout
     assert "Zürich: 21 °C, ☀" in run.stdout
+
+
+def test_progress_colours_statuses_on_a_terminal_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tickrail.sdk.pb import envelope_pb2 as pb
+    from tickrail.services.cli.progress import Progress
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")
+    event = pb.LifetimeEvent(
+        lifetime_id="L", failed=pb.LifetimeFailed(exec_id="L.1.1", reason="boom")
+    )
+    terminal, pipe = Terminal(), io.StringIO()
+    Progress(stream=terminal).on_event(event)
+    Progress(stream=pipe).on_event(event)
+    assert "\x1b[1;31mFAILED\x1b[0m" in terminal.getvalue()
+    assert pipe.getvalue().split() == ["+", "0.000s", "FAILED", "boom"]
+    monkeypatch.setenv("NO_COLOR", "1")
+    plain = Terminal()
+    Progress(stream=plain).on_event(event)
+    assert "\x1b[" not in plain.getvalue() and "FAILED" in plain.getvalue()

@@ -265,21 +265,20 @@ def test_the_policies_are_valid() -> None:
 '''
 
 DOCKERFILE = """\
-# An executor image for {name}, on top of the tickrail image (the Dockerfile
-# at the root of the tickrail repository; build it first, or set
-# TICKRAIL_IMAGE to where you publish it).
-ARG TICKRAIL_IMAGE=tickrail:latest
+# An image for {name}: the tickrail image (built from the Dockerfile at the
+# root of the tickrail repository; set TICKRAIL_IMAGE to where you publish it)
+# plus this project's graph code. That image runs `tickrail` as its
+# entrypoint, as uid 10001 (the Helm chart's), with /app on PYTHONPATH, so the
+# package only needs copying there; its dependencies beyond tickrail would be
+# installed with /opt/tickrail/bin/pip.
+ARG TICKRAIL_IMAGE=tickrail:0.1.0
 FROM ${{TICKRAIL_IMAGE}}
-WORKDIR /app
-COPY --chown=10001:10001 pyproject.toml README.md ./
-COPY --chown=10001:10001 src ./src
-COPY --chown=10001:10001 policies ./policies
-# tickrail is already in the base image; add only this project.
-USER root
-RUN pip install --no-cache-dir --no-deps .
-USER 10001
-CMD ["tickrail", "executor", "--graph", "{package}.graph:graph"]
+COPY --chown=10001:10001 src/{package} /app/{package}
+COPY --chown=10001:10001 policies /app/policies
+# The executor role serving this graph; the chart sets the same per executor group.
+CMD ["executor", "--graph", "{package}.graph:graph"]
 """
+
 
 DOCKERIGNORE = """\
 .tickrail/

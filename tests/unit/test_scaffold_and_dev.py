@@ -48,7 +48,9 @@ def test_new_creates_a_project_whose_tests_pass(tmp_path: Path) -> None:
     pyproject = (project / "pyproject.toml").read_text()
     assert 'dependencies = ["tickrail", "pytest>=8"]' in pyproject
     assert 'name = "my-agent"' in pyproject
-    assert "USER 10001" in (project / "Dockerfile").read_text()  # the chart's uid
+    dockerfile = (project / "Dockerfile").read_text()
+    assert "--chown=10001:10001 src/my_agent /app/my_agent" in dockerfile  # the chart's uid
+    assert 'CMD ["executor", "--graph", "my_agent.graph:graph"]' in dockerfile
     tests = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
         cwd=project,

@@ -1,12 +1,13 @@
 """``tickrail dev GRAPH``: run the graph, and run it again whenever its code changes.
 
-The graph runs in a child process (``tickrail ui`` when the web console is
-installed, else ``tickrail run``), so every reload imports the code afresh,
-with no module state left from the previous version. The parent watches the
-graph's folder; on a change it restarts the child only after in-flight work
-has stopped: a ``run`` child is left to finish its lifetime, a console child
-gets SIGTERM and shuts down gracefully (in-flight nodes finish within
-``shutdown_grace_s``).
+The graph runs in a child process, so every reload imports the code afresh,
+with no module state left from the previous version: ``tickrail run`` with
+``--input`` (one lifetime per change), else ``tickrail ui`` when the web
+console is installed, else ``tickrail owner``, the embedded owner through
+which every other ``tickrail`` command on this state directory runs (so
+``tickrail run GRAPH`` in another terminal runs the fresh code). The parent
+watches the graph's folder and restarts the child only after in-flight work
+has stopped (see ``DevLoop``).
 
 Watching is by polling modification times (twice a second, source files
 only, hidden folders, virtualenvs and caches skipped), which needs no extra
@@ -78,21 +79,35 @@ def changes(before: dict[Path, tuple[int, int]], after: dict[Path, tuple[int, in
 
 
 class DevLoop:
+    """Restart ``child_argv`` on changes under ``folder``.
+
+    ``mode`` says what the child is: ``run`` (runs one lifetime and exits: a
+    change reruns it after the running lifetime ends), ``server`` (the console:
+    stopped with SIGTERM, which lets in-flight nodes finish) or ``owner`` (the
+    embedded owner other ``tickrail`` commands use: restarted once ``busy()``
+    says no lifetime is RUNNING, with SIGINT, as Ctrl-C would).
+    """
+
     def __init__(
         self,
         child_argv: Sequence[str],
         folder: Path,
         *,
-        server: bool,
+        mode: str,
         grace_s: float,
         say: Callable[[str], None],
+        busy: Callable[[], bool] | None = None,
     ) -> None:
+        if mode not in ("run", "server", "owner"):
+            raise ValueError(f"unknown dev mode {mode!r}")
         self.child_argv = list(child_argv)
         self.folder = folder
-        self.server = server  # the child serves until stopped (console), or runs once
+        self.mode = mode
         self.grace_s = grace_s
         self.say = say
+        self.busy = busy or (lambda: False)
         self.stopping = False
+        self._seen: dict[Path, tuple[int, int]] = {}
 
     def run(self) -> int:
         previous = {s: signal.signal(s, self._stop) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -105,54 +120,77 @@ class DevLoop:
     def _stop(self, signum: int, frame: object) -> None:
         self.stopping = True
 
+    def _changed(self) -> list[Path]:
+        now = snapshot(self.folder)
+        found, self._seen = changes(self._seen, now), now
+        return found
+
     def _loop(self) -> int:
-        seen = snapshot(self.folder)
+        self._seen = snapshot(self.folder)
         self.say(f"tickrail dev: watching {self.folder} (Ctrl-C to stop)")
         while not self.stopping:
             child = subprocess.Popen(self.child_argv)
             changed: list[Path] = []
             while not self.stopping and child.poll() is None and not changed:
                 time.sleep(POLL_S)
-                now = snapshot(self.folder)
-                changed, seen = changes(seen, now), now
+                changed = self._changed()
             if self.stopping:
-                self._end(child)
+                self._end(child, signal.SIGTERM)
                 break
             if changed and child.poll() is None:
-                if self.server:
-                    self.say(f"tickrail dev: {_names(changed)} changed; restarting")
-                    self._end(child)
-                else:
-                    self.say(
-                        f"tickrail dev: {_names(changed)} changed; "
-                        "rerunning when the running lifetime ends"
-                    )
-                    self._wait(child)
+                self._restart(child, changed)
                 continue
             if changed:  # the child ended just as the code changed
                 continue
-            code = child.returncode
-            self.say(f"tickrail dev: exited with {code}; waiting for a change")
-            while not self.stopping and not changed:
-                time.sleep(POLL_S)
-                now = snapshot(self.folder)
-                changed, seen = changes(seen, now), now
-            if changed:
-                self.say(f"tickrail dev: {_names(changed)} changed; rerunning")
+            self._after_exit(child.returncode)
         return 0
+
+    def _restart(self, child: subprocess.Popen[bytes], changed: list[Path]) -> None:
+        names = _names(changed)
+        if self.mode == "server":
+            self.say(f"tickrail dev: {names} changed; restarting")
+            self._end(child, signal.SIGTERM)
+        elif self.mode == "run":
+            self.say(f"tickrail dev: {names} changed; rerunning when the running lifetime ends")
+            self._wait(child)
+        else:
+            if self.busy():
+                self.say(f"tickrail dev: {names} changed; restarting when no lifetime runs")
+                while not self.stopping and child.poll() is None and self.busy():
+                    time.sleep(POLL_S)
+                    self._changed()  # later edits are part of this restart
+            self.say(f"tickrail dev: {names} changed; restarting the owner")
+            self._end(child, signal.SIGINT)
+
+    def _after_exit(self, code: int | None) -> None:
+        if self.mode == "owner":
+            # Another process owns the state (or the owner stopped): try again
+            # soon, so the next `tickrail run` finds an owner with fresh code.
+            self.say(f"tickrail dev: the owner exited with {code}; starting another")
+            deadline = time.monotonic() + 2.0
+            while not self.stopping and time.monotonic() < deadline:
+                time.sleep(POLL_S)
+            return
+        self.say(f"tickrail dev: exited with {code}; waiting for a change")
+        changed: list[Path] = []
+        while not self.stopping and not changed:
+            time.sleep(POLL_S)
+            changed = self._changed()
+        if changed:
+            self.say(f"tickrail dev: {_names(changed)} changed; rerunning")
 
     def _wait(self, child: subprocess.Popen[bytes]) -> None:
         while child.poll() is None:
             if self.stopping:
-                self._end(child)
+                self._end(child, signal.SIGTERM)
                 return
             time.sleep(POLL_S)
 
-    def _end(self, child: subprocess.Popen[bytes]) -> None:
-        """SIGTERM, then the grace period for in-flight nodes, then SIGKILL."""
+    def _end(self, child: subprocess.Popen[bytes], signum: int) -> None:
+        """Signal, then the grace period for in-flight nodes, then SIGKILL."""
         if child.poll() is not None:
             return
-        child.send_signal(signal.SIGTERM)
+        child.send_signal(signum)
         try:
             child.wait(timeout=self.grace_s + 10)
         except subprocess.TimeoutExpired:

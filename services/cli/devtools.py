@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -52,8 +53,9 @@ def register(sub: argparse._SubParsersAction, common: Common) -> None:  # type: 
         help="run a graph and run it again whenever its code changes",
         description=(
             "Watch GRAPH's folder and restart on every change, after in-flight work stops. "
-            "With the web console installed (tickrail ui), serve it; otherwise, or with "
-            "--input, run one lifetime per change and print it."
+            "With --input, run one lifetime per change and print it; else serve the web "
+            "console (tickrail ui) when it is installed; else run the embedded owner, so "
+            "`tickrail run GRAPH` in another terminal runs the fresh code."
         ),
     )
     dev.add_argument("graph", help="graph: path/to/file.py, package.module:attr, or graph.yaml")
@@ -117,6 +119,7 @@ _FORWARDED = ("config", "profile", "home", "store_url", "bus_url", "blob_url", "
 
 
 async def cmd_dev(args: argparse.Namespace) -> int:
+    from tickrail.sdk.errors import ConfigurationError
     from tickrail.services.config import load_settings
 
     from .devloop import DevLoop, console_available, watched_folder
@@ -132,19 +135,36 @@ async def cmd_dev(args: argparse.Namespace) -> int:
             flags += [f"--{key.replace('_', '-')}", str(value)]
     for policy in args.policies or ():
         flags += ["--policy", policy]
-    server = args.input is None and console_available()
-    if server:
-        child = [*base, "ui", "--graph", args.graph, *flags]
+    if args.input is not None:
+        mode, child = "run", [*base, "run", args.graph, "--input", args.input, *flags]
+    elif console_available():
+        mode, child = "server", [*base, "ui", "--graph", args.graph, *flags]
         if args.address:
             child += ["--address", args.address]
     else:
-        child = [*base, "run", args.graph, "--input", args.input or "null", *flags]
+        if settings.profile != "embedded":
+            raise ConfigurationError(
+                "tickrail dev without --input runs the embedded owner: use the embedded "
+                "profile, or give --input to run one lifetime per change"
+            )
+        mode, child = "owner", [*base, "owner", "--idle-exit", "1e9", *flags]
+
+    def busy() -> bool:
+        listed = subprocess.run(
+            [*base, "lifetimes", "list", "--status", "RUNNING", "--json", *flags],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        return listed.returncode == 0 and listed.stdout.strip() not in ("", "[]")
+
     loop = DevLoop(
         child,
         watched_folder(args.graph),
-        server=server,
+        mode=mode,
         grace_s=settings.shutdown_grace_s,
         say=lambda text: print(text, file=sys.stderr, flush=True),
+        busy=busy,
     )
     return loop.run()
 

@@ -7,6 +7,7 @@ deadlines, never on fixed sleeps.
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import signal
@@ -117,9 +118,10 @@ graph = AgentGraph("dev", version="1.0.0", entry="answer", nodes=[Answer()],
 class Dev:
     """A running ``tickrail dev``; ``expect`` waits for a line containing some text."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *args: str) -> None:
+        argv = args or ("graph.py", "--input", "null", "--profile", "test")
         self.proc = subprocess.Popen(
-            [TICKRAIL, "dev", "graph.py", "--input", "null", "--profile", "test"],
+            [TICKRAIL, "dev", *argv],
             cwd=folder,
             env=clean_env(),
             stdout=subprocess.PIPE,
@@ -205,3 +207,95 @@ def test_dev_lets_in_flight_work_finish_before_reloading(dev_folder: Path) -> No
     finally:
         code = dev.stop()
     assert code == 0
+
+
+def owner_pid(folder: Path, other_than: int = 0) -> int:
+    """Wait until an owner (not ``other_than``) serves the folder's state; its pid."""
+    info = folder / ".tickrail" / "owner.json"
+    deadline = time.monotonic() + DEADLINE_S
+    while time.monotonic() < deadline:
+        try:
+            data = json.loads(info.read_text())
+        except (OSError, ValueError):
+            data = {}
+        if data.get("socket") and data.get("pid") not in (None, other_than):
+            return int(data["pid"])
+        time.sleep(0.1)  # polling for the owner to come up, not a fixed wait
+    raise AssertionError(f"no owner came up in {folder}")
+
+
+def run_via_owner(folder: Path) -> str:
+    done = subprocess.run(
+        [TICKRAIL, "run", "graph.py", "--json", "--quiet"],
+        cwd=folder,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE_S,
+    )
+    assert done.returncode == 0, done.stderr
+    return str(json.loads(done.stdout)["output"]["value"])
+
+
+def test_dev_without_input_runs_an_owner_that_runs_fresh_code(dev_folder: Path) -> None:
+    write(dev_folder / "graph.py", GRAPH.format(version="v1", wait=False))
+    dev = Dev(dev_folder, "graph.py")
+    try:
+        first = owner_pid(dev_folder)
+        assert run_via_owner(dev_folder) == "v1"
+        assert owner_pid(dev_folder) == first  # the run went through dev's owner
+        write(dev_folder / "graph.py", GRAPH.format(version="v2", wait=False))
+        dev.expect("restarting the owner")
+        owner_pid(dev_folder, other_than=first)
+        assert run_via_owner(dev_folder) == "v2"
+    finally:
+        code = dev.stop()
+    assert code == 0
+
+
+def test_dev_restarts_its_owner_only_when_no_lifetime_runs(dev_folder: Path) -> None:
+    write(dev_folder / "graph.py", GRAPH.format(version="old", wait=True))
+    dev = Dev(dev_folder, "graph.py")
+    run: subprocess.Popen[str] | None = None
+    try:
+        first = owner_pid(dev_folder)
+        run = subprocess.Popen(
+            [TICKRAIL, "run", "graph.py", "--json", "--quiet"],
+            cwd=dev_folder,
+            env=clean_env(),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        wait_for_running(dev_folder)
+        write(dev_folder / "graph.py", GRAPH.format(version="new", wait=False))
+        dev.expect("restarting when no lifetime runs")
+        assert owner_pid(dev_folder) == first  # still the old owner: work is in flight
+        (dev_folder / "gate").write_text("open")
+        out, _ = run.communicate(timeout=DEADLINE_S)
+        assert run.returncode == 0 and json.loads(out)["output"]["value"] == "old"
+        dev.expect("restarting the owner")
+        owner_pid(dev_folder, other_than=first)
+        assert run_via_owner(dev_folder) == "new"
+    finally:
+        (dev_folder / "gate").write_text("open")
+        if run is not None and run.poll() is None:
+            run.communicate(timeout=DEADLINE_S)
+        code = dev.stop()
+    assert code == 0
+
+
+def wait_for_running(folder: Path) -> None:
+    deadline = time.monotonic() + DEADLINE_S
+    while time.monotonic() < deadline:
+        listed = subprocess.run(
+            [TICKRAIL, "lifetimes", "list", "--status", "RUNNING", "--json"],
+            cwd=folder,
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=DEADLINE_S,
+        )
+        if listed.returncode == 0 and json.loads(listed.stdout or "[]"):
+            return
+        time.sleep(0.1)
+    raise AssertionError("the lifetime never showed as RUNNING")

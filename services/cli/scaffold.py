@@ -93,7 +93,7 @@ tickrail is not on PyPI yet: install it from its checkout first
 pip install -e .
 tickrail run src/{package}/graph.py --input '{{"topics": ["tea", "coffee"]}}'
 tickrail graph src/{package}/graph.py --format mermaid
-tickrail dev src/{package}/graph.py   # reruns on every change of the code
+tickrail dev src/{package}/graph.py --input '{{"topics": ["tea"]}}'  # rerun on every change
 pytest
 ```
 

@@ -152,3 +152,11 @@ def test_dot_and_json_formats(capsys: pytest.CaptureFixture[str]) -> None:
 def test_a_missing_graph_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["graph", "no/such/graph.py"]) == 2
     assert "no/such/graph.py does not exist" in capsys.readouterr().err
+
+
+def test_every_diagram_in_the_readme_parses(mermaid: Mermaid) -> None:
+    from .test_readme import DIAGRAMS
+
+    assert DIAGRAMS
+    for start, block in DIAGRAMS:
+        assert mermaid.parse("\n".join(block) + "\n") is None, f"README.md:{start}"

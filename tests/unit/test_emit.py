@@ -161,3 +161,40 @@ def _first_lifetime(cwd: Path, env: dict[str, str]) -> str:
             return str(rows[0]["lifetime_id"])
         time.sleep(0.1)  # polling for the run to record its start, not a fixed wait
     raise AssertionError("the run never recorded its lifetime")
+
+
+PROCESS_TASK = """
+from tickrail import AgentGraph, Task, final
+from tickrail.sdk.context import current_context
+
+
+class Crunch(Task):
+    pool = "process"
+
+    def run(self, ctx):
+        ctx.emit("from a worker process")  # nothing to stream to there: a no-op
+        assert current_context() is ctx  # what tickrail.llm records on
+        ctx.record_usage(tokens_in=3, tokens_out=2)
+        return "crunched"
+
+
+graph = AgentGraph("crunch", version="1.0.0", entry="crunch", nodes=[Crunch()],
+                   edges=[final("crunch")])
+"""
+
+
+def test_a_process_pool_task_can_emit_and_record(tmp_path: Path) -> None:
+    (tmp_path / "crunch.py").write_text(PROCESS_TASK)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKRAIL_")}
+    done = subprocess.run(
+        [TICKRAIL, "run", "crunch.py", "--profile", "test", "--json", "--quiet"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["status"] == "COMPLETED" and summary["output"]["value"] == "crunched"
+    assert summary["tokens"] == 5

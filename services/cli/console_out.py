@@ -35,8 +35,12 @@ STATUS_STYLES = {
 PIPE_WIDTH = 10_000  # no wrapping when nobody reads it on a screen
 
 
-def console(stream: TextIO | None = None) -> Console:
-    """A Console for ``stream`` (stdout by default), read when called (tests swap streams)."""
+def console(stream: TextIO | None = None, width: int | None = None) -> Console:
+    """A Console for ``stream`` (stdout by default), read when called (tests swap streams).
+
+    ``width`` overrides the terminal's, e.g. so a table wider than the screen
+    is printed whole (the terminal wraps it) instead of with cut-off ids.
+    """
     out = sys.stdout if stream is None else stream
     terminal = _is_terminal(out)
     return Console(
@@ -46,7 +50,7 @@ def console(stream: TextIO | None = None) -> Console:
         markup=False,
         emoji=False,
         soft_wrap=not terminal,
-        width=None if terminal else PIPE_WIDTH,
+        width=width if width is not None else (None if terminal else PIPE_WIDTH),
         force_terminal=True if os.environ.get("FORCE_COLOR") else None,
     )
 

@@ -17,7 +17,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from .console_out import STATUS_STYLES, console, styled
+from .console_out import PIPE_WIDTH, STATUS_STYLES, console, styled
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,4 +54,7 @@ def print_table(
             style = STATUS_STYLES.get(text, "") if col.status and fancy else ""
             cells.append(Text(text, style=style))
         table.add_row(*cells)
+    needed = console(stream, width=PIPE_WIDTH).measure(table).maximum
+    if needed > out.width:  # never cut ids short: let the terminal wrap the lines
+        out = console(stream, width=needed)
     out.print(table)

@@ -201,3 +201,14 @@ def test_progress_colours_statuses_on_a_terminal_only(monkeypatch: pytest.Monkey
     plain = Terminal()
     Progress(stream=plain).on_event(event)
     assert "\x1b[" not in plain.getvalue() and "FAILED" in plain.getvalue()
+
+
+def test_a_table_wider_than_the_terminal_keeps_every_cell_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COLUMNS", "40")
+    monkeypatch.setenv("TERM", "xterm-256color")
+    out = render(Terminal())
+    plain = ANSI.sub("", out)
+    assert "x" * 40 in plain and "…" not in plain
+    assert "天气预报" in plain and "🚀 launch" in plain

@@ -2,8 +2,8 @@
 
 The wrapper patches the client's own resource objects in place (the client
 stays the same object, with its types), the way LangSmith's ``wrap_openai``
-does: ``chat.completions.create``, ``responses.create`` (openai; their
-``.stream()`` and ``.parse()`` helpers call ``create``, so they are counted
+does: ``chat.completions.create``/``parse``, ``responses.create``/``parse``
+(openai; their ``.stream()`` helpers call ``create``, so they are counted
 too) and ``messages.create`` / ``messages.stream`` (anthropic), sync and
 async, streamed or not. Not counted: ``with_raw_response`` calls and the
 ``beta`` namespaces. Every call made while a node runs (found through the
@@ -52,10 +52,12 @@ def wrap(
     overrides = _checked(prices or {})
     provider = _provider(client)
     if provider == "openai":
-        _patch(client.chat.completions, "create", "openai", "chat", overrides, emit)  # type: ignore[attr-defined]
-        responses = getattr(client, "responses", None)
-        if responses is not None:
-            _patch(responses, "create", "openai", "responses", overrides, emit)
+        # ``stream()`` helpers call ``create``; ``parse()`` posts by itself.
+        for method in ("create", "parse"):
+            _patch(client.chat.completions, method, "openai", "chat", overrides, emit)  # type: ignore[attr-defined]
+            responses = getattr(client, "responses", None)
+            if responses is not None and hasattr(responses, method):
+                _patch(responses, method, "openai", "responses", overrides, emit)
     else:
         _patch(client.messages, "create", "anthropic", "messages", overrides, emit)  # type: ignore[attr-defined]
         _patch_stream_helper(client.messages, overrides, emit)  # type: ignore[attr-defined]

@@ -16,6 +16,8 @@ from typing import Any
 #: What every answer says and counts.
 TEXT_CHUNKS = ["Bonjour", ", ", "le monde"]
 OPENAI_USAGE = {"prompt": 1200, "completion": 300, "cached": 200}
+#: The answer when the request asks for structured output (``parse``).
+STRUCTURED = json.dumps({"greeting": "".join(TEXT_CHUNKS)})
 ANTHROPIC_USAGE = {"input": 900, "cache_read": 100, "cache_write": 0, "output": 250}
 
 
@@ -88,6 +90,7 @@ class FakeProvider:
             "prompt_tokens_details": {"cached_tokens": OPENAI_USAGE["cached"]},
         }
         base = {"id": "chatcmpl-1", "created": 1, "model": served}
+        content = STRUCTURED if body.get("response_format") else "".join(TEXT_CHUNKS)
         if not body.get("stream"):
             return {
                 **base,
@@ -96,7 +99,7 @@ class FakeProvider:
                     {
                         "index": 0,
                         "finish_reason": "stop",
-                        "message": {"role": "assistant", "content": "".join(TEXT_CHUNKS)},
+                        "message": {"role": "assistant", "content": content},
                     }
                 ],
                 "usage": usage,
@@ -117,7 +120,7 @@ class FakeProvider:
 
     def responses(self, body: dict[str, Any]) -> Any:
         model = body["model"]
-        text = "".join(TEXT_CHUNKS)
+        text = STRUCTURED if body.get("text", {}).get("format") else "".join(TEXT_CHUNKS)
         message = {
             "id": "msg_1",
             "type": "message",

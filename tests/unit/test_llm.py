@@ -16,6 +16,7 @@ from typing import Any
 
 import anthropic
 import openai
+import pydantic
 import pytest
 from genai_prices import Usage, calc_price
 
@@ -28,6 +29,10 @@ from tickrail.services.runtime import Runtime
 from .llm_server import ANTHROPIC_USAGE, OPENAI_USAGE, TEXT_CHUNKS, FakeProvider
 
 TEXT = "".join(TEXT_CHUNKS)
+
+
+class Hi(pydantic.BaseModel):
+    greeting: str
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +70,12 @@ def sync_call(api: str, stream: bool, oa: Any, an: Any) -> str:
             return str(oa.responses.create(model="gpt-4o-mini", input="hi").output_text)
         with oa.responses.create(model="gpt-4o-mini", input="hi", stream=True) as events:
             return "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    if api == "chat.parse":  # structured output: the SDK posts by itself
+        parsed = oa.chat.completions.parse(model="gpt-4o-mini", messages=ask, response_format=Hi)
+        return str(parsed.choices[0].message.parsed.greeting)
+    if api == "responses.parse":
+        got = oa.responses.parse(model="gpt-4o-mini", input="hi", text_format=Hi)
+        return str(got.output_parsed.greeting)
     if api == "chat.stream":  # the SDK's helper, built on chat.completions.create
         with oa.chat.completions.stream(model="gpt-4o-mini", messages=ask) as helper:
             return "".join(e.delta for e in helper if e.type == "content.delta")
@@ -104,6 +115,14 @@ async def async_call(api: str, stream: bool, oa: Any, an: Any) -> str:
                 if e.type == "response.output_text.delta":
                     parts.append(e.delta)
         return "".join(parts)
+    if api == "chat.parse":
+        parsed = await oa.chat.completions.parse(
+            model="gpt-4o-mini", messages=ask, response_format=Hi
+        )
+        return str(parsed.choices[0].message.parsed.greeting)
+    if api == "responses.parse":
+        got = await oa.responses.parse(model="gpt-4o-mini", input="hi", text_format=Hi)
+        return str(got.output_parsed.greeting)
     if api == "chat.stream":
         async with oa.chat.completions.stream(model="gpt-4o-mini", messages=ask) as helper:
             return "".join([e.delta async for e in helper if e.type == "content.delta"])
@@ -163,18 +182,13 @@ def table_cost(model: str, provider: str, total_in: int, out: int, cached: int) 
     return float(calc_price(usage, model, provider_id=provider).total_price)
 
 
+HELPERS = ("chat.stream", "responses.stream", "messages.stream", "chat.parse", "responses.parse")
 CASES = [
     (api, stream)
-    for api in (
-        "chat",
-        "responses",
-        "messages",
-        "chat.stream",
-        "responses.stream",
-        "messages.stream",
-    )
+    for api in ("chat", "responses", "messages", *HELPERS)
     for stream in (False, True)
-    if not (api.endswith(".stream") and not stream)
+    # a .stream() helper always streams, a .parse() never does
+    if not (api.endswith(".stream") and not stream) and not (api.endswith(".parse") and stream)
 ]
 CASE_IDS = [f"{api}-{'stream' if stream else 'json'}" for api, stream in CASES]
 

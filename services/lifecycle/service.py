@@ -51,6 +51,7 @@ from tickrail.services.control_plane.replay import replay_lifetime
 from tickrail.services.runtime import Runtime
 from tickrail.services.usage import usage_rows
 
+from ._outputs import EarlyOutputs, merged
 from ._paging import LifetimeQuery, list_page, page_size
 from ._resume import resume_command
 from ._validate import check_graph_spec, check_new_id, check_payload, require, same_structure
@@ -127,6 +128,7 @@ class LifecycleService:
         self.max_result_bytes = max_result_bytes
         self.resolve_graph = resolve_graph
         self.on_started = on_started  # told the id of each lifetime this service sets going
+        self._early = EarlyOutputs(runtime.listen)  # streamed before a watch attaches
 
     @property
     def store(self) -> StateStore:
@@ -233,6 +235,7 @@ class LifecycleService:
         )
         if await self._already_started(tenant, begin):
             return api.StartLifetimeResponse(lifetime_id=lifetime_id)
+        self._early.collect(lifetime_id)
         with self._wakeups(lifetime_id) as wake:
             await self._publish(
                 pb.LifetimeCommand(
@@ -421,16 +424,18 @@ class LifecycleService:
         lifetime_id = request.lifetime_id
         outputs: list[pb.LifetimeEvent] = []  # streamed, live only (seq 0)
         with self._wakeups(lifetime_id, outputs) as wake:
+            outputs[:0] = self._early.take(lifetime_id)  # no await between: no gap
             # Listening before the first read: nothing published meanwhile is missed.
             records = await self._events(tenant, lifetime_id)
             after = request.after_seq
             while True:
-                # A Task's output is published before its execution is recorded,
-                # so what was heard goes out before what was read.
-                while outputs:
-                    yield outputs.pop(0)
                 fresh = [r for r in records if r.seq > after]
-                for record in fresh:
+                heard, outputs[:] = list(outputs), []
+                for output, record in merged(heard, fresh):
+                    if record is None:
+                        assert output is not None
+                        yield output
+                        continue
                     after = record.seq
                     yield _event(record)
                     # By kind, not status: every event of one decision is stored with

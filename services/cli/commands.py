@@ -36,6 +36,7 @@ from tickrail.services.lifecycle.stops import StopWatch
 from tickrail.services.process import serve
 
 from . import render
+from .console_out import Lines
 from .progress import Progress
 from .tables import Column, print_table
 
@@ -485,7 +486,9 @@ async def cmd_lifetimes_show(args: argparse.Namespace) -> int:
             )
         )
     else:
-        print(render.lifetime_table(summary, executions, events))
+        lines = Lines(sys.stdout)  # statuses coloured on a terminal, unless NO_COLOR
+        for line in render.lifetime_table(summary, executions, events).split("\n"):
+            lines.write(line)
     return 0
 
 

@@ -212,3 +212,11 @@ def test_a_table_wider_than_the_terminal_keeps_every_cell_whole(
     plain = ANSI.sub("", out)
     assert "x" * 40 in plain and "…" not in plain
     assert "天气预报" in plain and "🚀 launch" in plain
+
+
+def test_render_table_aligns_by_display_width() -> None:
+    from tickrail.services.cli.render import table
+
+    lines = table(["node", "ms"], [["天气", "12"], ["weather", "3"]], right="<>")
+    assert [cell_len(line) for line in lines] == [cell_len(lines[0])] * 3
+    assert lines[1].startswith("天气     ") and lines[2].endswith(" 3")

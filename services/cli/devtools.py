@@ -63,6 +63,11 @@ def register(sub: argparse._SubParsersAction, common: Common) -> None:  # type: 
     dev.add_argument(
         "--address", help="console address HOST:PORT (with the console; default its own)"
     )
+    dev.add_argument(
+        "--no-console",
+        action="store_true",
+        help="run the embedded owner even when the web console is installed",
+    )
     dev.set_defaults(handler=cmd_dev)
     common(dev)
 
@@ -137,7 +142,7 @@ async def cmd_dev(args: argparse.Namespace) -> int:
         flags += ["--policy", policy]
     if args.input is not None:
         mode, child = "run", [*base, "run", args.graph, "--input", args.input, *flags]
-    elif console_available():
+    elif console_available() and not args.no_console:
         mode, child = "server", [*base, "ui", "--graph", args.graph, *flags]
         if args.address:
             child += ["--address", args.address]

@@ -239,7 +239,7 @@ def run_via_owner(folder: Path) -> str:
 
 def test_dev_without_input_runs_an_owner_that_runs_fresh_code(dev_folder: Path) -> None:
     write(dev_folder / "graph.py", GRAPH.format(version="v1", wait=False))
-    dev = Dev(dev_folder, "graph.py")
+    dev = Dev(dev_folder, "graph.py", "--no-console")
     try:
         first = owner_pid(dev_folder)
         assert run_via_owner(dev_folder) == "v1"
@@ -255,7 +255,7 @@ def test_dev_without_input_runs_an_owner_that_runs_fresh_code(dev_folder: Path) 
 
 def test_dev_restarts_its_owner_only_when_no_lifetime_runs(dev_folder: Path) -> None:
     write(dev_folder / "graph.py", GRAPH.format(version="old", wait=True))
-    dev = Dev(dev_folder, "graph.py")
+    dev = Dev(dev_folder, "graph.py", "--no-console")
     run: subprocess.Popen[str] | None = None
     try:
         first = owner_pid(dev_folder)

@@ -465,7 +465,8 @@ class TickrailClient:
     async def watch(
         self, lifetime_id: str, *, after_seq: int = 0, follow_forever: bool = False
     ) -> AsyncIterator[pb.LifetimeEvent]:
-        """The lifetime's events as they are recorded (``event.seq`` set).
+        """The lifetime's events as they are recorded (``event.seq`` set), and the
+        ``output`` events running Tasks stream (``ctx.emit``; live only, seq 0).
 
         Ends after the event that completes, fails or aborts the lifetime,
         unless ``follow_forever``. To resume a broken stream, pass the last

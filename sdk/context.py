@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
+
+#: Where a Task's streamed output goes: ``(text, data)``, exactly one of them set.
+#: The executor installs one per attempt; outside an executor ``emit`` is a no-op.
+OutputSink = Callable[[str | None, Any], None]
 
 
 @dataclass(slots=True)
@@ -108,6 +114,22 @@ class TaskContext(NodeContext):
     human_input: Any = _NO_ANSWER
     upstream: list[Upstream] = field(default_factory=list)
     deps: dict[str, Any] = field(default_factory=dict)
+    output_sink: OutputSink | None = field(default=None, repr=False)
+
+    def emit(self, value: Any) -> None:
+        """Stream partial output to whoever watches the lifetime, as it happens.
+
+        A ``str`` goes out as a text chunk (watchers print chunks one after the
+        other); anything else as a JSON value. Streamed output is progress, not
+        record: what the Task returns is still its result. Thread-safe, so a
+        plain ``def`` Task can emit too.
+        """
+        if self.output_sink is None:
+            return
+        if isinstance(value, str):
+            self.output_sink(value, None)
+        else:
+            self.output_sink(None, value)
 
     def ask_human(self, prompt: str) -> Any:
         """Ask a person; returns their answer.
@@ -132,3 +154,22 @@ class PlanContext(NodeContext):
     """
 
     upstream: list[Upstream] = field(default_factory=list)
+
+
+_current: ContextVar[NodeContext | None] = ContextVar("tickrail_node_context", default=None)
+
+
+def current_context() -> NodeContext | None:
+    """The context of the node running in this task or thread, if any.
+
+    The executor sets it around user code (threads of a ``def`` node inherit
+    it), so helpers such as ``tickrail.llm`` can record usage without being
+    handed ``ctx``.
+    """
+    return _current.get()
+
+
+def set_current(ctx: NodeContext | None) -> Callable[[], None]:
+    """Make ``ctx`` current; returns the function that restores the previous one."""
+    token = _current.set(ctx)
+    return lambda: _current.reset(token)

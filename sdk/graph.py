@@ -188,6 +188,18 @@ class AgentGraph:
             ],
         )
 
+    def to_mermaid(self, direction: str = "TD") -> str:
+        """The graph as a Mermaid flowchart (Tasks boxes, Plans hexagons)."""
+        from tickrail.sdk.diagram import to_mermaid
+
+        return to_mermaid(self.spec, direction)
+
+    def to_dot(self) -> str:
+        """The graph as a Graphviz digraph."""
+        from tickrail.sdk.diagram import to_dot
+
+        return to_dot(self.spec)
+
     def __repr__(self) -> str:
         return f"<AgentGraph {self.name}@{self.version}: {len(self._nodes)} nodes>"
 

@@ -9,6 +9,8 @@ from their standard environment (PGPASSWORD, AWS_*, REDIS_PASSWORD...).
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import logging
 import math
 import os
 from collections.abc import Mapping
@@ -23,6 +25,26 @@ from tickrail.sdk._payload import DEFAULT_OFFLOAD_THRESHOLD
 from tickrail.sdk.errors import ConfigurationError
 
 ENV_PREFIX = "TICKRAIL_"
+
+#: TICKRAIL_* variables that are not settings but are read elsewhere: the
+#: config file, API tokens (``--token-env``; ``--token TENANT=TICKRAIL_TOKEN_X``
+#: by convention), and the test services' URLs and switch.
+OTHER_VARIABLES = frozenset(
+    {
+        "CONFIG",
+        "TOKEN",
+        "REQUIRE_SERVICES",
+        "KAFKA_URL",
+        "POSTGRES_URL",
+        "REDIS_URL",
+        "S3_URL",
+        "DISPATCH_SECRET",  # the default of the dispatch_secret_env setting (a secret)
+    }
+)
+OTHER_PREFIXES = ("TOKEN_",)
+
+log = logging.getLogger("tickrail.config")
+_warned: set[str] = set()
 
 
 @dataclass
@@ -152,6 +174,7 @@ def load_settings(
     if path is None and Path("tickrail.yaml").is_file():
         path = "tickrail.yaml"
     known = {f.name: f for f in fields(Settings)}
+    _warn_unknown_variables(env, known)
     if path is not None:
         values.update(_read_yaml(Path(path), known))
     for name, f in known.items():
@@ -162,6 +185,32 @@ def load_settings(
         if value is not None:
             values[name] = value
     return Settings(**values)
+
+
+def unknown_variables(env: Mapping[str, str], known: Mapping[str, object]) -> list[str]:
+    """TICKRAIL_* names in ``env`` that no setting or other part of tickrail reads."""
+    out = []
+    for name in env:
+        if not name.startswith(ENV_PREFIX):
+            continue
+        rest = name[len(ENV_PREFIX) :]
+        if rest.lower() in known or rest in OTHER_VARIABLES or rest.startswith(OTHER_PREFIXES):
+            continue
+        out.append(name)
+    return sorted(out)
+
+
+def _warn_unknown_variables(env: Mapping[str, str], known: Mapping[str, object]) -> None:
+    # A mistyped variable (TICKRAIL_STORE_ULR) would otherwise be silently ignored.
+    candidates = [n.upper() for n in known] + sorted(OTHER_VARIABLES)
+    for name in unknown_variables(env, known):
+        if name in _warned:
+            continue
+        _warned.add(name)
+        # Compared without the shared prefix, which would make everything look close.
+        close = difflib.get_close_matches(name[len(ENV_PREFIX) :], candidates, n=1, cutoff=0.75)
+        hint = f"; did you mean {ENV_PREFIX}{close[0]}?" if close else ""
+        log.warning("%s is not a tickrail setting and is ignored%s", name, hint)
 
 
 def _read_yaml(path: Path, known: Mapping[str, dataclasses.Field[Any]]) -> dict[str, Any]:

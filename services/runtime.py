@@ -209,6 +209,10 @@ class Runtime:
                 blocking_pool_size=s.blocking_pool_size,
                 process_pool_size=s.process_pool_size,
                 recorded_spec=self._recorded_spec,
+                # Without a watcher on the bus (below), streamed output is handed over.
+                observe=self._observe
+                if direct and self.watch and "control_plane" in self.roles
+                else None,
             )
         if "control_plane" in self.roles:
             executor = created.get("executor")

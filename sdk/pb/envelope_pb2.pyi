@@ -491,8 +491,22 @@ class EnvelopeRefused(_message.Message):
     topic: str
     def __init__(self, exec_id: _Optional[str] = ..., input_id: _Optional[str] = ..., name: _Optional[str] = ..., reason: _Optional[str] = ..., topic: _Optional[str] = ...) -> None: ...
 
+class NodeOutput(_message.Message):
+    __slots__ = ("exec_id", "name", "index", "text", "data")
+    EXEC_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    exec_id: str
+    name: str
+    index: int
+    text: str
+    data: Payload
+    def __init__(self, exec_id: _Optional[str] = ..., name: _Optional[str] = ..., index: _Optional[int] = ..., text: _Optional[str] = ..., data: _Optional[_Union[Payload, _Mapping]] = ...) -> None: ...
+
 class LifetimeEvent(_message.Message):
-    __slots__ = ("event_id", "lifetime_id", "tenant_id", "created_at", "seq", "started", "routed", "guardrail", "completed", "failed", "paused", "resumed", "aborted", "refused")
+    __slots__ = ("event_id", "lifetime_id", "tenant_id", "created_at", "seq", "started", "routed", "guardrail", "completed", "failed", "paused", "resumed", "aborted", "refused", "output")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     LIFETIME_ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -507,6 +521,7 @@ class LifetimeEvent(_message.Message):
     RESUMED_FIELD_NUMBER: _ClassVar[int]
     ABORTED_FIELD_NUMBER: _ClassVar[int]
     REFUSED_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     lifetime_id: str
     tenant_id: str
@@ -521,7 +536,8 @@ class LifetimeEvent(_message.Message):
     resumed: LifetimeResumed
     aborted: LifetimeAborted
     refused: EnvelopeRefused
-    def __init__(self, event_id: _Optional[str] = ..., lifetime_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., seq: _Optional[int] = ..., started: _Optional[_Union[LifetimeStarted, _Mapping]] = ..., routed: _Optional[_Union[ExecutionRouted, _Mapping]] = ..., guardrail: _Optional[_Union[GuardrailDecision, _Mapping]] = ..., completed: _Optional[_Union[LifetimeCompleted, _Mapping]] = ..., failed: _Optional[_Union[LifetimeFailed, _Mapping]] = ..., paused: _Optional[_Union[LifetimePaused, _Mapping]] = ..., resumed: _Optional[_Union[LifetimeResumed, _Mapping]] = ..., aborted: _Optional[_Union[LifetimeAborted, _Mapping]] = ..., refused: _Optional[_Union[EnvelopeRefused, _Mapping]] = ...) -> None: ...
+    output: NodeOutput
+    def __init__(self, event_id: _Optional[str] = ..., lifetime_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., seq: _Optional[int] = ..., started: _Optional[_Union[LifetimeStarted, _Mapping]] = ..., routed: _Optional[_Union[ExecutionRouted, _Mapping]] = ..., guardrail: _Optional[_Union[GuardrailDecision, _Mapping]] = ..., completed: _Optional[_Union[LifetimeCompleted, _Mapping]] = ..., failed: _Optional[_Union[LifetimeFailed, _Mapping]] = ..., paused: _Optional[_Union[LifetimePaused, _Mapping]] = ..., resumed: _Optional[_Union[LifetimeResumed, _Mapping]] = ..., aborted: _Optional[_Union[LifetimeAborted, _Mapping]] = ..., refused: _Optional[_Union[EnvelopeRefused, _Mapping]] = ..., output: _Optional[_Union[NodeOutput, _Mapping]] = ...) -> None: ...
 
 class StartLifetime(_message.Message):
     __slots__ = ("lifetime_id", "tenant_id", "graph", "input", "labels")

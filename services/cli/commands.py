@@ -37,7 +37,9 @@ from tickrail.services.lifecycle.stops import StopWatch
 from tickrail.services.process import serve
 
 from . import render
+from .console_out import Lines
 from .progress import Progress
+from .tables import Column, print_table
 
 EXIT_CODES: dict[int, int] = {
     pb.LIFETIME_STATUS_COMPLETED: 0,
@@ -485,7 +487,9 @@ async def cmd_lifetimes_show(args: argparse.Namespace) -> int:
             )
         )
     else:
-        print(render.lifetime_table(summary, executions, events))
+        lines = Lines(sys.stdout)  # statuses coloured on a terminal, unless NO_COLOR
+        for line in render.lifetime_table(summary, executions, events).split("\n"):
+            lines.write(line)
     return 0
 
 
@@ -517,20 +521,15 @@ async def cmd_lifetimes_list(args: argparse.Namespace) -> int:
     if not rows:
         print("no lifetimes recorded", file=sys.stderr)
         return 0
-    width = max(len("lifetime"), *(len(r.lifetime_id) for r in rows))
-    graph_w = max(len("graph"), *(len(r.graph_id) for r in rows))
-    tenant_w = max(len("tenant"), *(len(r.tenant_id) for r in rows))
-    started = [render.iso(r.started_at.timestamp()) for r in rows]
-    when_w = max(len("started"), *(len(s) for s in started))
-    print(
-        f"{'lifetime':<{width}}  {'status':<9}  {'graph':<{graph_w}}  {'tenant':<{tenant_w}}  "
-        f"{'started':<{when_w}}  events"
-    )
-    for r, when in zip(rows, started, strict=True):
-        print(
-            f"{r.lifetime_id:<{width}}  {r.status:<9}  {r.graph_id:<{graph_w}}  "
-            f"{r.tenant_id:<{tenant_w}}  {when:<{when_w}}  {r.events}"
-        )
+    print_table(
+        ["lifetime", Column("status", status=True), "graph", "tenant", "started",
+         Column("events", numeric=True)],
+        [
+            (r.lifetime_id, r.status, r.graph_id, r.tenant_id,
+             render.iso(r.started_at.timestamp()), r.events)
+            for r in rows
+        ],
+    )  # fmt: skip
     return 0
 
 
@@ -622,14 +621,17 @@ async def cmd_usage(args: argparse.Namespace) -> int:
     rows = [(r.key, r.tokens_in, r.tokens_out, r.cost_usd, r.executions) for r in found]
     if args.json:
         keys = ("key", "tokens_in", "tokens_out", "cost_usd", "executions")
-        print(json.dumps([dict(zip(keys, row, strict=True)) for row in rows], indent=2))
+        print(
+            json.dumps(
+                [dict(zip(keys, row, strict=True)) for row in rows], indent=2, ensure_ascii=False
+            )
+        )
         return 0
-    width = max(len(args.by), *(len(row[0]) for row in rows)) if rows else len(args.by)
-    print(
-        f"{args.by:<{width}} {'tokens in':>11} {'tokens out':>11} {'cost $':>10} {'executions':>10}"
+    numbers = [Column(h, numeric=True) for h in ("tokens in", "tokens out", "cost $", "executions")]
+    print_table(
+        [args.by, *numbers],
+        [(key, f"{i:,}", f"{o:,}", f"{cost:.4f}", f"{n:,}") for key, i, o, cost, n in rows],
     )
-    for key, t_in, t_out, cost, count in rows:
-        print(f"{key:<{width}} {t_in:>11,} {t_out:>11,} {cost:>10.4f} {count:>10,}")
     return 0
 
 

@@ -23,7 +23,7 @@ from tickrail.sdk._redact import redact_text
 from tickrail.sdk.errors import RoleError, TickrailError
 from tickrail.services import logs
 
-from . import commands
+from . import commands, devtools
 
 EXIT_OK, EXIT_NOT_COMPLETED, EXIT_USAGE, EXIT_PAUSED, EXIT_TIMEOUT = 0, 1, 2, 3, 4
 EXIT_HELP = """exit codes:
@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tickrail",
         description="Run agent graphs with every step recorded.",
-        epilog=EXIT_HELP,
+        epilog=EXIT_HELP + devtools.OUTPUT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
@@ -298,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     ptest.add_argument("--lifetime", required=True, metavar="ID")
     ptest.add_argument("--json", action="store_true")
     _common(ptest)
+    devtools.register(sub, _common)
     return parser
 
 
@@ -328,7 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tickrail: TICKRAIL_LOG_FORMAT: {exc}", file=sys.stderr)
         return EXIT_USAGE
     name = f"cmd_{args.command}_{getattr(args, 'action', '')}".rstrip("_").replace("-", "_")
-    handler = getattr(commands, name)
+    handler = getattr(args, "handler", None) or getattr(commands, name)
     try:
         return int(asyncio.run(handler(args)))
     except RoleError as exc:  # a role of this process died: not the caller's input

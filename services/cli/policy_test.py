@@ -54,6 +54,7 @@ async def run_policy_test(args: argparse.Namespace, settings: Settings) -> int:
                     for exec_id, v in found
                 ],
                 indent=2,
+                ensure_ascii=False,
                 default=str,
             )
         )

@@ -8,7 +8,9 @@ from typing import TextIO
 
 from tickrail.sdk.pb import envelope_pb2 as pb
 
+from .console_out import Lines
 from .render import EDGE, LIFETIME_WORDS, STATUS, describe_event, preview
+from .streamed import StreamedOutput
 
 
 class Progress:
@@ -25,10 +27,13 @@ class Progress:
         self.stream = stream
         self.quiet = quiet
         self.origin = origin
+        self.outputs = StreamedOutput(stream)
+        self.lines = Lines(stream)  # statuses coloured on a terminal, unless NO_COLOR
 
     def line(self, text: str) -> None:
         if not self.quiet:
-            print(text, file=self.stream, flush=True)
+            self.outputs.end_line()
+            self.lines.write(text)
 
     def on_event(self, event: pb.LifetimeEvent) -> None:
         kind = event.WhichOneof("kind")
@@ -38,6 +43,10 @@ class Progress:
         if kind == "started" or self.origin is None:
             self.origin = when
         at = f"+{when - self.origin:7.3f}s"
+        if kind == "output":
+            if not self.quiet:
+                self.outputs.show(event.output, at)
+            return
         if kind == "started":
             graph = event.started.graph
             self.line(

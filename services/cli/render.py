@@ -11,6 +11,7 @@ from typing import Any
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message as ProtoMessage
+from rich.cells import cell_len
 
 from tickrail.adapters import EventRecord, ExecutionRecord, LifetimeSummary
 from tickrail.sdk._envelope import execution_of, kind_of, telemetry_of
@@ -163,7 +164,7 @@ def preview(payload: pb.Payload, width: int = 60) -> str:
     if payload.content_type.startswith(("application/json", "text/")):
         text = data[: width * 4].decode(errors="replace")
         if payload.content_type.startswith("text/"):
-            text = json.dumps(text)
+            text = json.dumps(text, ensure_ascii=False)  # °C stays °C
     else:
         text = f"<{len(data):,} bytes>"
     text = " ".join(text.split())
@@ -176,11 +177,16 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]], *, right: str = 
     ``right`` is one character per column, ``>`` for right-aligned (numbers),
     ``<`` (the default) for left-aligned.
     """
-    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(header)]
+    # Display width, not len(): a wide character (天, 🚀) takes two cells.
+    widths = [max([cell_len(h), *(cell_len(r[i]) for r in rows)]) for i, h in enumerate(header)]
     align = right.ljust(len(header), "<")
 
+    def cell(i: int, text: str) -> str:
+        pad = " " * (widths[i] - cell_len(text))
+        return pad + text if align[i] == ">" else text + pad
+
     def line(cells: Sequence[str]) -> str:
-        return "  ".join(f"{c:{align[i]}{widths[i]}}" for i, c in enumerate(cells)).rstrip()
+        return "  ".join(cell(i, c) for i, c in enumerate(cells)).rstrip()
 
     return [line(header), *(line(r) for r in rows)]
 

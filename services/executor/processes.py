@@ -14,7 +14,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from tickrail.sdk.context import _NO_ANSWER, TaskContext, Usage
+from tickrail.sdk.context import _NO_ANSWER, TaskContext, Usage, set_current
 from tickrail.sdk.node import Task
 
 _FILE_MODULES = "tickrail_graph_"  # how sdk.loading names modules loaded from files
@@ -49,4 +49,8 @@ def run_in_child(node: Task, ctx: TaskContext, answered: bool) -> tuple[Any, Usa
     """
     if not answered:
         ctx.human_input = _NO_ANSWER
-    return node.run(ctx), ctx.usage
+    restore = set_current(ctx)  # tickrail.llm records on it here too
+    try:
+        return node.run(ctx), ctx.usage
+    finally:
+        restore()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import functools
 import time
 from collections.abc import Callable
@@ -16,9 +17,11 @@ from tickrail.sdk.context import (
     _NO_ANSWER,
     HumanInputRequired,
     NodeContext,
+    OutputSink,
     PlanContext,
     TaskContext,
     Upstream,
+    set_current,
 )
 from tickrail.sdk.decision import Finish, Next, as_decision
 from tickrail.sdk.errors import NodeTimeoutError, RoutingError
@@ -97,12 +100,14 @@ async def attempt(
     *,
     check: ChoiceCheck | None = None,
     pools: Pools | None = None,
+    outputs: Callable[[str], OutputSink] | None = None,
 ) -> tuple[pb.ExecutionEnvelope, bool]:
     """Run one attempt; return its envelope and whether it failed (and may be retried).
 
     ``check`` refuses an illegal Plan choice as soon as the Plan returns it: the
     execution FAILS with the reason, and is not retried (the Plan would choose
-    the same again).
+    the same again). ``outputs(exec_id)`` gives the sink a Task's ``ctx.emit``
+    streams to.
     """
     exec_id = f"{node_input.input_id}.{attempt_no}"
     fields: dict[str, Any] = dict(
@@ -125,6 +130,7 @@ async def attempt(
             human_input=prepared.human,
             upstream=list(prepared.upstream),
             deps={u.send_id: u.value for u in prepared.upstream if u.send_id},
+            output_sink=outputs(exec_id) if outputs is not None else None,
         )
         if is_task
         else PlanContext(**fields, upstream=list(prepared.upstream))
@@ -135,6 +141,7 @@ async def attempt(
     prompt = ""
     refused = False
     finish = False
+    restore = set_current(ctx)  # for tickrail.llm and other helpers not handed ctx
     try:
         value = await _call(node, ctx, pools)
         if is_task:
@@ -154,6 +161,8 @@ async def attempt(
         error = NodeTimeoutError(f"{node.name!r} ran past its timeout of {node.timeout} s")
     except Exception as exc:  # user code: any failure becomes a recorded FAILED execution
         error = exc
+    finally:
+        restore()
     latency_ms = (time.perf_counter() - started) * 1000
     if prompt:
         status = pb.EXECUTION_STATUS_WAITING
@@ -255,8 +264,11 @@ async def _in_process(pool: PoolExecutor, node: Task, ctx: NodeContext) -> Any:
 
     assert isinstance(ctx, TaskContext)
     answered = ctx.human_input is not _NO_ANSWER
+    # The output sink is a closure over this process's bus: it does not pickle,
+    # and a worker process has no bus; ctx.emit there streams nothing.
+    portable = dataclasses.replace(ctx, output_sink=None)
     value, usage = await asyncio.get_running_loop().run_in_executor(
-        pool, run_in_child, node, ctx, answered
+        pool, run_in_child, node, portable, answered
     )
     ctx.usage = usage
     return value

@@ -28,6 +28,7 @@ from tickrail.services.metrics import Metrics
 from tickrail.services.offload import offload_large
 from tickrail.services.topics import Topics, decode, publish_dead_letters
 
+from .outputs import OutputStream
 from .run_node import Pools, attempt, choice_check, prepare, qualname
 
 log = logging.getLogger("tickrail.executor")
@@ -50,12 +51,14 @@ class Executor:
         blocking_pool_size: int = 0,
         process_pool_size: int = 0,
         recorded_spec: Callable[[str], Awaitable[pb.GraphSpec | None]] | None = None,
+        observe: Callable[[list[Message]], None] | None = None,
     ) -> None:
         """``blocking_pool_size`` threads run plain ``def`` nodes (0: ``concurrency``);
         ``process_pool_size`` processes run ``pool = "process"`` Tasks (0: CPUs).
         ``recorded_spec(lifetime_id)`` reads the graph a lifetime was recorded
         with, to name what changed when code drifted from it."""
         self.bus, self.blobs, self.topics = bus, blobs, topics
+        self.observe = observe  # streamed output, handed to this process's watchers
         self.graphs = {g.graph_id: g for g in graphs}
         self.serve_tasks, self.serve_plans = serve_tasks, serve_plans
         self.offload_threshold = offload_threshold
@@ -199,6 +202,11 @@ class Executor:
             await self._publish(envelope)
             return [envelope]
         retry = node.retry
+        stream = (
+            OutputStream(node_input, self.topics.events(), self.bus.publish, self.observe)
+            if isinstance(node, Task)
+            else None
+        )
         for attempt_no in range(1, retry.max_attempts + 1):
             last = attempt_no == retry.max_attempts
             with tracing.execution_span(node_input, attempt_no) as span:
@@ -210,8 +218,11 @@ class Executor:
                     not last,
                     check=self._checks.get(node_input.graph_id),
                     pools=self._pools,
+                    outputs=stream.sink if stream is not None else None,
                 )
                 span.finish(envelope)
+                if stream is not None:
+                    await stream.drain()  # watchers see the output before the result
                 await self._publish(envelope)
             published.append(envelope)
             if not failed or last:

@@ -51,6 +51,7 @@ from tickrail.services.control_plane.replay import replay_lifetime
 from tickrail.services.runtime import Runtime
 from tickrail.services.usage import usage_rows
 
+from ._outputs import EarlyOutputs, merged
 from ._paging import LifetimeQuery, list_page, page_size
 from ._resume import resume_command
 from ._validate import check_graph_spec, check_new_id, check_payload, require, same_structure
@@ -127,6 +128,7 @@ class LifecycleService:
         self.max_result_bytes = max_result_bytes
         self.resolve_graph = resolve_graph
         self.on_started = on_started  # told the id of each lifetime this service sets going
+        self._early = EarlyOutputs(runtime.listen)  # streamed before a watch attaches
 
     @property
     def store(self) -> StateStore:
@@ -152,10 +154,22 @@ class LifecycleService:
     # ---- waiting on the control plane ---------------------------------------
 
     @contextlib.contextmanager
-    def _wakeups(self, lifetime_id: str) -> Iterator[asyncio.Event]:
-        """An Event set whenever the control plane publishes one of the lifetime's events."""
+    def _wakeups(
+        self, lifetime_id: str, outputs: list[pb.LifetimeEvent] | None = None
+    ) -> Iterator[asyncio.Event]:
+        """An Event set whenever the control plane publishes one of the lifetime's events.
+
+        Streamed ``output`` events (``ctx.emit``) are never stored, so a watcher
+        can only hear them: they are appended to ``outputs`` when it is given.
+        """
         wake = asyncio.Event()
-        stop = self.runtime.listen(lifetime_id, lambda _event: wake.set())
+
+        def heard(event: pb.LifetimeEvent) -> None:
+            if outputs is not None and event.WhichOneof("kind") == "output":
+                outputs.append(event)
+            wake.set()
+
+        stop = self.runtime.listen(lifetime_id, heard)
         try:
             yield wake
         finally:
@@ -221,6 +235,7 @@ class LifecycleService:
         )
         if await self._already_started(tenant, begin):
             return api.StartLifetimeResponse(lifetime_id=lifetime_id)
+        self._early.collect(lifetime_id)
         with self._wakeups(lifetime_id) as wake:
             await self._publish(
                 pb.LifetimeCommand(
@@ -400,19 +415,27 @@ class LifecycleService:
     async def watch(
         self, tenant: str, request: api.WatchLifetimeRequest
     ) -> AsyncGenerator[pb.LifetimeEvent, None]:
-        """Events after ``after_seq``: the recorded ones, then each as it is published.
+        """Events after ``after_seq``: the recorded ones, then each as it is published,
+        with the ``output`` a running Task streams (live only, never recorded).
 
         Ends after the event that completes, fails or aborts the lifetime (or at
         once if it had ended before ``after_seq``), unless ``follow_forever``.
         """
         lifetime_id = request.lifetime_id
-        with self._wakeups(lifetime_id) as wake:
+        outputs: list[pb.LifetimeEvent] = []  # streamed, live only (seq 0)
+        with self._wakeups(lifetime_id, outputs) as wake:
+            outputs[:0] = self._early.take(lifetime_id)  # no await between: no gap
             # Listening before the first read: nothing published meanwhile is missed.
             records = await self._events(tenant, lifetime_id)
             after = request.after_seq
             while True:
                 fresh = [r for r in records if r.seq > after]
-                for record in fresh:
+                heard, outputs[:] = list(outputs), []
+                for output, record in merged(heard, fresh):
+                    if record is None:
+                        assert output is not None
+                        yield output
+                        continue
                     after = record.seq
                     yield _event(record)
                     # By kind, not status: every event of one decision is stored with

@@ -27,6 +27,7 @@ GRAPHS = [
     str(EXAMPLES / "human_review.py"),
     str(EXAMPLES / "seed_coding_agent.py"),
     str(EXAMPLES / "llm_compiler.py"),
+    str(Path(__file__).with_name("streamer.py")),
 ]
 
 

@@ -91,6 +91,19 @@ async def test_a_3mb_result_travels_through_s3(deployment: Deployment) -> None:
         assert await read_bytes(output, blobs) == payload()
 
 
+def test_streamed_output_reaches_the_follower_over_kafka(deployment: Deployment) -> None:
+    # The executor process publishes the output on the events topic; this run,
+    # in another process, hears it there and prints it before the result.
+    result = cli(deployment.config, "run", GRAPHS[-1])
+    assert result.returncode == 0, result.stderr
+    logs = deployment.log("executor-1") + deployment.log("executor-2")
+    assert "> streamed" in result.stderr, result.stderr + logs
+    line = next(x for x in result.stderr.splitlines() if "> streamed" in x)
+    assert line.split("> ", 1)[1] == "streamed across processes, 21 °C"
+    assert '> {"words": 4}' in result.stderr
+    assert result.stderr.index("> streamed") < result.stderr.index("COMPLETED")
+
+
 async def test_garbage_on_the_executions_topic_is_dead_lettered_and_traffic_continues(
     deployment: Deployment,
 ) -> None:

@@ -46,6 +46,15 @@ class KafkaSettings:
     client_id: str = "tickrail"
     linger_ms: int = 0
     compression_type: str | None = None
+    # How long a fetch may wait at the broker for fetch_min_bytes. aiokafka's
+    # 500 ms default is what each hop costs on a broker that does not answer a
+    # waiting fetch as data arrives (Tansu): a hop took ~200 ms. bench/bus_hop.py
+    # on the test broker (loaded 2-core machine): 5 ms -> hops p50 7-14 ms and
+    # an idle consumer at ~5-6 % of a core; 20 ms -> ~3 %; 100 ms -> 25 ms hops
+    # and ~1 %. 5 ms keeps the planner loop (three hops) in milliseconds; raise
+    # it on the URL where idle consumers matter more than latency.
+    fetch_max_wait_ms: int = 5
+    fetch_min_bytes: int = 1
 
 
 _INT_OPTIONS = {
@@ -55,6 +64,8 @@ _INT_OPTIONS = {
     "session_timeout_ms",
     "heartbeat_interval_ms",
     "linger_ms",
+    "fetch_max_wait_ms",
+    "fetch_min_bytes",
 }
 
 
@@ -95,6 +106,11 @@ def parse_url(url: str, options: Mapping[str, Any]) -> KafkaSettings:
         raise ConfigurationError(
             f"{redact_url(url)!r}: partitions, replication, max_message_bytes must be > 0"
         )
+    if settings.fetch_max_wait_ms < 0 or settings.fetch_min_bytes < 1 or settings.linger_ms < 0:
+        raise ConfigurationError(
+            f"{redact_url(url)!r}: fetch_max_wait_ms and linger_ms must be >= 0,"
+            " fetch_min_bytes >= 1"
+        )
     return settings
 
 
@@ -114,7 +130,10 @@ class KafkaBus(Lifecycle, MessageSizeLimit):
     this bus creates; ``max_message_bytes`` (largest message, default 8 MiB);
     ``session_timeout_ms`` (6000) and ``heartbeat_interval_ms`` (500) for consumer
     groups; ``join_timeout`` (seconds ``subscribe`` waits for its partitions, 60);
-    ``client_id``; ``linger_ms``; ``compression_type`` (gzip, lz4, zstd, snappy).
+    ``client_id``; ``linger_ms`` (producer batching, 0); ``compression_type``
+    (gzip, lz4, zstd, snappy); ``fetch_max_wait_ms`` (5) and ``fetch_min_bytes``
+    (1): how long a consumer's fetch waits at the broker for how much data,
+    i.e. the latency of a hop against the requests an idle consumer makes.
 
     Topics are created with the configured partitions on first use (publish or
     subscribe), so a broker's auto-create default never decides them.
@@ -280,6 +299,8 @@ class KafkaBus(Lifecycle, MessageSizeLimit):
             heartbeat_interval_ms=s.heartbeat_interval_ms,
             max_partition_fetch_bytes=s.max_message_bytes + _FRAMING,
             fetch_max_bytes=max(50 * 1024 * 1024, s.max_message_bytes + _FRAMING),
+            fetch_max_wait_ms=s.fetch_max_wait_ms,
+            fetch_min_bytes=s.fetch_min_bytes,
         )
         raw.subscribe(list(topics), listener=consumer.listener)
         consumer.raw = raw
@@ -318,6 +339,8 @@ class KafkaBus(Lifecycle, MessageSizeLimit):
             enable_auto_commit=False,
             max_partition_fetch_bytes=s.max_message_bytes + _FRAMING,
             fetch_max_bytes=max(50 * 1024 * 1024, s.max_message_bytes + _FRAMING),
+            fetch_max_wait_ms=s.fetch_max_wait_ms,
+            fetch_min_bytes=s.fetch_min_bytes,
         )
         consumer.raw = raw
         what = f"Kafka watcher of {list(topics)} at {self._where}"

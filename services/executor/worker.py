@@ -28,6 +28,7 @@ from tickrail.services.metrics import Metrics
 from tickrail.services.offload import offload_large
 from tickrail.services.topics import Topics, decode, publish_dead_letters
 
+from ._batching import Batcher
 from .outputs import OutputStream
 from .run_node import Pools, attempt, choice_check, prepare, qualname
 
@@ -48,6 +49,8 @@ class Executor:
         offload_threshold: int = DEFAULT_OFFLOAD_THRESHOLD,
         group: str = "tickrail-executor",
         metrics: Metrics | None = None,
+        publish_linger: float = 0.0,
+        commit_linger: float = 0.005,
         blocking_pool_size: int = 0,
         process_pool_size: int = 0,
         recorded_spec: Callable[[str], Awaitable[pb.GraphSpec | None]] | None = None,
@@ -83,6 +86,13 @@ class Executor:
         self._recorded_spec = recorded_spec
         #: (graph id, recorded digest) -> '' when the code matches, else the refusal
         self._drift: dict[tuple[str, str], str] = {}
+        # Envelopes and offset commits of concurrent inputs share requests
+        # (see _batching): publishing gathers what is ready in one loop turn,
+        # committing (off the critical path) waits a few ms for more.
+        self._publishes: Batcher[Message] = Batcher(
+            lambda batch: self.bus.publish(batch), linger=publish_linger
+        )
+        self._commits = Batcher(_commit_each, linger=commit_linger)
 
     def _process_pool(self) -> ProcessPoolExecutor:
         if self._processes is None:  # started on first use: spawning costs a second
@@ -125,6 +135,8 @@ class Executor:
                     )
                     await asyncio.gather(*late, return_exceptions=True)
         finally:
+            await self._publishes.drain()
+            await self._commits.drain()
             await consumer.close()
             self.close_pools()
 
@@ -158,7 +170,10 @@ class Executor:
         try:
             try:
                 node_input = check_input(decode(pb.NodeInput, message))
-                await self.execute(node_input)
+                # Inputs from a bus consumer share produce requests; inputs handed
+                # over in this process (consumer None) publish at once: batching
+                # an in-process hand-off only adds a loop turn and a task.
+                await self.execute(node_input, batch=consumer is not None)
             except AdapterError:
                 raise
             except Exception as exc:
@@ -169,7 +184,7 @@ class Executor:
                     log.exception("cannot run input on %s offset %s", message.topic, message.offset)
                 await publish_dead_letters(self.bus, self.topics, [(message, str(exc))])
             if consumer is not None:
-                await consumer.commit([message])
+                await self._commits.submit([(consumer, message)])
             self.metrics.inc("messages_processed_total")
         except asyncio.CancelledError:
             raise
@@ -181,7 +196,9 @@ class Executor:
         finally:
             self._slots.release()
 
-    async def execute(self, node_input: pb.NodeInput) -> list[pb.ExecutionEnvelope]:
+    async def execute(
+        self, node_input: pb.NodeInput, *, batch: bool = False
+    ) -> list[pb.ExecutionEnvelope]:
         """Run every attempt for one input and publish each envelope."""
         node = self._node_for(node_input)
         published: list[pb.ExecutionEnvelope] = []
@@ -191,7 +208,7 @@ class Executor:
                 (drift, "GraphDriftError") if drift else (str(node), "ConfigurationError")
             )
             envelope = failed_before_running(node_input, reason, kind)
-            await self._publish(envelope)
+            await self._publish(envelope, batch)
             return [envelope]
         try:
             prepared = await prepare(node_input, self.blobs)
@@ -199,7 +216,7 @@ class Executor:
             envelope = failed_before_running(
                 node_input, f"cannot read the node's input: {exc}", qualname(exc)
             )
-            await self._publish(envelope)
+            await self._publish(envelope, batch)
             return [envelope]
         retry = node.retry
         stream = (
@@ -223,7 +240,7 @@ class Executor:
                 span.finish(envelope)
                 if stream is not None:
                     await stream.drain()  # watchers see the output before the result
-                await self._publish(envelope)
+                await self._publish(envelope, batch)
             published.append(envelope)
             if not failed or last:
                 break
@@ -271,19 +288,19 @@ class Executor:
             self._drift[key] = message
         return self._drift[key]
 
-    async def _publish(self, envelope: pb.ExecutionEnvelope) -> None:
+    async def _publish(self, envelope: pb.ExecutionEnvelope, batch: bool) -> None:
         await offload_large(envelope, self.blobs, self.offload_threshold)
         header = header_of(envelope)
-        await self.bus.publish(
-            [
-                Message(
-                    self.topics.executions(header.tenant_id),
-                    header.lifetime_id,
-                    envelope.SerializeToString(),
-                    tracing.headers(),  # the execution's span: persist is its child
-                )
-            ]
+        message = Message(
+            self.topics.executions(header.tenant_id),
+            header.lifetime_id,
+            envelope.SerializeToString(),
+            tracing.headers(),  # the execution's span: persist is its child
         )
+        if batch:
+            await self._publishes.submit([message])
+        else:
+            await self.bus.publish([message])
         self.metrics.observe_execution(
             header.graph_id,
             header.name,
@@ -291,6 +308,15 @@ class Executor:
             header.status,
             telemetry_of(envelope).latency_ms / 1000,
         )
+
+
+async def _commit_each(items: list[tuple[Consumer, Message]]) -> None:
+    """One commit per consumer for a batch of (consumer, input) pairs."""
+    by_consumer: dict[int, tuple[Consumer, list[Message]]] = {}
+    for consumer, message in items:
+        by_consumer.setdefault(id(consumer), (consumer, []))[1].append(message)
+    for consumer, messages in by_consumer.values():
+        await consumer.commit(messages)
 
 
 _TOKEN = re.compile(r"[0-9a-f]{64}")

@@ -193,10 +193,10 @@ class SQLiteStore(Lifecycle, UnitOfWork):
                 db.execute("BEGIN IMMEDIATE")
                 try:
                     # Another process may have applied it while we waited.
-                    done = db.execute(
+                    already = db.execute(
                         "SELECT 1 FROM schema_migrations WHERE version = ?", (version,)
                     ).fetchone()
-                    if done:
+                    if already:
                         db.execute("ROLLBACK")
                         continue
                     for statement in _split(sql):

@@ -43,6 +43,10 @@ _EXTRAS = {
     "boto3": "s3",
     "botocore": "s3",
     "redis": "redis",
+    "fastapi": "ui",
+    "starlette": "ui",
+    "uvicorn": "ui",
+    "jinja2": "ui",
 }
 
 
@@ -262,6 +266,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="exit after S seconds with no lifetime running (default %(default)s)",
     )
     _common(owner)
+
+    from tickrail.services.console.cli import add_parser as add_ui
+
+    add_ui(sub, _common)
+
     migrate = sub.add_parser("migrate", help="create or upgrade the state store's schema")
     _common(migrate)
 

@@ -164,18 +164,27 @@ def decision(ev: EventOut, names: dict[str, str]) -> str:
 def _pictures(d: LifetimeDetailOut) -> tuple[Markup, Markup]:
     running_lifetime = d.lifetime.status not in present.TERMINAL
     recorded = {e.input_id for e in d.executions if e.status != "RETRYING"}
-    dispatched: dict[str, str] = {}
+    dispatched = {
+        str(i.get("input_id", "")): str(i.get("name", ""))
+        for ev in d.events
+        if ev.kind == "routed"
+        for i in ev.body.get("dispatched", [])
+    }
+    # The answer to a question is the node's next run on the same branch (the
+    # re-dispatch with the answer is made by the resume command, not a routing).
     answered_by: dict[str, str] = {}
-    first_run: dict[str, str] = {}
-    for e in d.executions:
-        first_run.setdefault(e.input_id, e.exec_id)
-    for ev in d.events:
-        if ev.kind == "routed":
-            for node_input in ev.body.get("dispatched", []):
-                dispatched[node_input.get("input_id", "")] = node_input.get("name", "")
-                asked = node_input.get("answers_exec_id")
-                if asked and node_input.get("input_id") in first_run:
-                    answered_by[asked] = first_run[node_input["input_id"]]
+    for i, asked in enumerate(d.executions):
+        if asked.status == "WAITING":
+            answer = next(
+                (
+                    e
+                    for e in d.executions[i + 1 :]
+                    if e.name == asked.name and e.branch == asked.branch
+                ),
+                None,
+            )
+            if answer is not None:
+                answered_by[asked.exec_id] = answer.exec_id
     running = (
         {name for iid, name in dispatched.items() if iid not in recorded}
         if d.lifetime.status == "RUNNING"

@@ -158,17 +158,25 @@ def waiting(detail: LifetimeDetail) -> list[WaitingOut]:
         for e in detail.events
         if e.WhichOneof("kind") == "resumed" and e.resumed.HasField("human_input")
     }
-    return [
-        WaitingOut(
-            exec_id=e.header.exec_id,
-            name=e.header.name,
-            prompt=e.envelope.task.result.human_prompt,
-        )
-        for e in detail.executions
-        if e.kind == "task"
-        and e.header.status == pb.EXECUTION_STATUS_WAITING
-        and e.header.exec_id not in answered
-    ]
+    later: set[tuple[str, str]] = set()  # (name, branch) of runs after each point
+    open_questions = []
+    for e in reversed(detail.executions):
+        where = (e.header.name, str(list(e.header.branch)))
+        if (
+            e.kind == "task"
+            and e.header.status == pb.EXECUTION_STATUS_WAITING
+            and e.header.exec_id not in answered
+            and where not in later  # a later run of the node on its branch got the answer
+        ):
+            open_questions.append(
+                WaitingOut(
+                    exec_id=e.header.exec_id,
+                    name=e.header.name,
+                    prompt=e.envelope.task.result.human_prompt,
+                )
+            )
+        later.add(where)
+    return open_questions[::-1]
 
 
 def detail(d: LifetimeDetail, usage: UsageRow | None = None) -> LifetimeDetailOut:

@@ -20,8 +20,9 @@ import asyncio
 import contextlib
 import logging
 import shutil
+import signal
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -161,9 +162,12 @@ async def run_console(
             api = await serve_api(runtime, address=target, auth=inner)
             clients = Clients(target, auth)
             app = create_app(auth, clients)
-            server = uvicorn.Server(
+            server = _Server(
                 uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
             )
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, server.stop_serving)
             watchdog = asyncio.create_task(_watch(runtime, server))
             log.warning(
                 "tickrail console on http://%s:%d/ (%s profile; graphs: %s)",
@@ -175,6 +179,8 @@ async def run_console(
             try:
                 await server.serve()
             finally:
+                for signum in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(signum)
                 watchdog.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await watchdog
@@ -183,6 +189,27 @@ async def run_console(
             return 1 if runtime.started and not runtime.alive() else 0
     finally:
         shutil.rmtree(private, ignore_errors=True)
+
+
+def _server_class() -> Any:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn, minus its signal handling: it re-raises SIGTERM after a graceful
+        stop, which would end the process before the runtime shut down cleanly."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+        def stop_serving(self) -> None:
+            self.should_exit = True
+
+    return Server
+
+
+def _Server(config: Any) -> Any:
+    return _server_class()(config)
 
 
 async def _watch(runtime: Runtime, server: Any) -> None:

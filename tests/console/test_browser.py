@@ -23,9 +23,8 @@ expect = sync_api.expect
 
 from tickrail.sdk.loading import load_graph  # noqa: E402
 
-from .server import CHROMIUM, EXAMPLES, Console, cli, launch, run_example, shoot  # noqa: E402
+from .server import EXAMPLES, Console, cli, launch, run_example, shoot  # noqa: E402
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="apt-get install chromium")
 WAIT_MS = 30_000  # generous: the machine is shared
 
 

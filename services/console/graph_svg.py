@@ -80,14 +80,23 @@ def dispatchers(events: list[EventOut]) -> dict[str, tuple[str, str]]:
 
 
 def edges_taken(events: list[EventOut], executions: list[ExecutionOut]) -> Counter[tuple[str, str]]:
-    """How often each (source, target) edge dispatched work, from the routing decisions;
-    the FINAL edge counts when the lifetime completed from that node."""
+    """How often each (source, target) edge dispatched work, from the routing decisions.
+
+    An input that names its parent executions (a join Plan's: one per branch
+    that arrived) counts an edge from each of them, not only from the branch
+    that happened to arrive last; the FINAL edge counts when the lifetime
+    completed from that node.
+    """
+    names = {e.exec_id: e.name for e in executions}
     taken: Counter[tuple[str, str]] = Counter()
     for ev in events:
-        if ev.kind == "routed" and not ev.body.get("deferred"):
-            for node_input in ev.body.get("dispatched", []):
-                taken[(str(ev.body.get("name", "")), str(node_input.get("name", "")))] += 1
-    names = {e.exec_id: e.name for e in executions}
+        if ev.kind != "routed" or ev.body.get("deferred"):
+            continue
+        for node_input in ev.body.get("dispatched", []):
+            target = str(node_input.get("name", ""))
+            parents = [names[p] for p in node_input.get("parent_exec_ids", []) if p in names]
+            for source in parents or [str(ev.body.get("name", ""))]:
+                taken[(source, target)] += 1
     for ev in events:
         if ev.kind == "completed" and ev.body.get("exec_id") in names:
             taken[(names[ev.body["exec_id"]], END)] += 1
@@ -178,8 +187,9 @@ def render(
         f'<svg xmlns="http://www.w3.org/2000/svg" class="graph" viewBox="0 0 {width} {height}" '
         f'width="{width}" height="{height}" role="img" '
         f'aria-label="graph {escape(spec.get("graph_id", ""))}">',
-        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
-        'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" '
+        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="9" '
+        'markerHeight="9" markerUnits="userSpaceOnUse" orient="auto-start-reverse">'
+        '<path d="M0,0 L10,5 L0,10 z" '
         'fill="context-stroke"/></marker></defs>',
     ]
     for s, t, kind in edges:

@@ -162,7 +162,9 @@ def decision(ev: EventOut, names: dict[str, str]) -> str:
 
 
 def _pictures(d: LifetimeDetailOut) -> tuple[Markup, Markup]:
-    running_lifetime = d.lifetime.status not in present.TERMINAL
+    # The timeline runs up to now while work runs or a person is still asked;
+    # a lifetime held by a pause ends at its last record.
+    running_lifetime = d.lifetime.status == "RUNNING" or bool(d.waiting)
     recorded = {e.input_id for e in d.executions if e.status != "RETRYING"}
     dispatched = {
         str(i.get("input_id", "")): str(i.get("name", ""))
@@ -203,13 +205,14 @@ def _pictures(d: LifetimeDetailOut) -> tuple[Markup, Markup]:
     return Markup(graph), Markup(line)
 
 
-def held(events: list[EventOut]) -> bool:
-    """Paused by a command or a guardrail (a plain resume lifts it), not only by a
-    question waiting for a person."""
-    for ev in reversed(events):
+def held(d: LifetimeDetailOut) -> bool:
+    """Paused by a command or a guardrail (a plain resume lifts it), not only by
+    questions waiting for a person (those pause events name the asking execution)."""
+    asking = {e.exec_id for e in d.executions if e.status == "WAITING"}
+    for ev in reversed(d.events):
         if ev.kind == "resumed":
             return False
-        if ev.kind == "paused" and not ev.body.get("idle"):
+        if ev.kind == "paused" and ev.body.get("exec_id", "") not in asking:
             return True
     return False
 
@@ -225,7 +228,7 @@ async def _lifetime_context(client: LifecycleClient, lifetime_id: str) -> dict[s
         "timeline_svg": line,
         "decisions": [(ev, decision(ev, names)) for ev in d.events],
         "can_pause": d.lifetime.status == "RUNNING",
-        "can_resume": d.lifetime.status == "PAUSED" and held(d.events),
+        "can_resume": d.lifetime.status == "PAUSED" and held(d),
         "can_abort": d.lifetime.status in ("RUNNING", "PAUSED"),
         "terminal": d.lifetime.status in present.TERMINAL,
         "last_seq": max((ev.seq for ev in d.events), default=0),

@@ -106,7 +106,7 @@ def test_coding_agent_graph_and_timeline_show_the_recorded_runs(
     taken = page.locator('svg.graph path.edge[data-source="revise"][data-target="refine"]')
     expect(taken).to_have_attribute("data-taken", "2")
     join = page.locator('svg.graph path.edge[data-kind="JOIN"][data-taken="1"]')
-    expect(join).to_have_count(1)  # only the branch that arrived last dispatched the join
+    expect(join).to_have_count(2)  # both branches arrived at the join once
     line = page.locator("svg.timeline")
     expect(line).to_have_attribute("data-rows", str(len(branches)))
     expect(line.locator("rect.bar")).to_have_count(len(record["executions"]))

@@ -343,6 +343,11 @@ class LifecycleService:
                     f"{request.exec_id!r}"
                 )
         resume = resume_command(state, request)
+        # The resumed work runs on this process's executors: make sure they have
+        # the graph (an owner loads it from the start's label), or refuse now
+        # rather than let the node fail the lifetime with "does not serve".
+        started = pb.LifetimeEvent.FromString(records[0].body).started
+        self._check_served(started.graph, dict(started.labels))
         command_id = await self._command(
             tenant, request.lifetime_id, "resume", {pb.LIFETIME_STATUS_PAUSED}, resume=resume
         )

@@ -47,7 +47,7 @@ from .models import (
 )
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": Problem, "description": "a request body that is not JSON"},
+    400: {"model": Problem, "description": "a body that is not JSON, or a field refused"},
     401: {"model": Problem, "description": "no or unknown credentials"},
     403: {"model": Problem, "description": "another tenant, or a missing CSRF token"},
     404: {"model": Problem, "description": "no such lifetime or execution for this tenant"},

@@ -24,7 +24,9 @@ from tickrail.sdk.errors import (
     AuthenticationError,
     BlobIntegrityError,
     ConfigurationError,
-    LifetimeNotFoundError,
+    InvalidArgumentError,
+    NotFoundError,
+    OwnerError,
     PermissionDeniedError,
     TickrailError,
 )
@@ -47,13 +49,15 @@ def status_for(exc: Exception) -> tuple[int, str]:
         return 401, str(exc) or "sign in with a tenant token"
     if isinstance(exc, Forbidden):
         return 403, str(exc)
-    if isinstance(exc, LifetimeNotFoundError | PermissionDeniedError):
+    if isinstance(exc, NotFoundError | PermissionDeniedError):
         return 404, "not found"
+    if isinstance(exc, InvalidArgumentError):
+        return 400, str(exc)
     if isinstance(exc, BlobIntegrityError):
         return 502, "a stored result failed its integrity check"
-    if isinstance(exc, AdapterError) and exc.retriable:
+    if isinstance(exc, OwnerError) or (isinstance(exc, AdapterError) and exc.retriable):
         return 503, "the lifecycle service is unavailable; retry later"
-    if isinstance(exc, ConfigurationError):
+    if isinstance(exc, ConfigurationError):  # LifetimeStateError and the like
         return 409, str(exc)
     return 500, "internal error"
 

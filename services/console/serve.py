@@ -1,17 +1,13 @@
 """``tickrail ui``: the console in front of the local state or a cloud deployment.
 
-The console only talks to the lifecycle layer through ``TickrailClient``. Until
-the lifecycle layer offers an in-process transport, this module gives it one
-the same way ``tickrail serve`` does: a Runtime (every role in the embedded
-profile; none in the cloud profile, where it reads the store and publishes
-commands like ``tickrail serve``) behind the gRPC lifecycle API, bound to a
-Unix socket in a private directory (mode 0700) so nothing else on the machine
-reaches it, and checked with the same tenant tokens as the console itself.
-
-In the embedded profile the executor must run the graphs of the lifetimes the
-console resumes or forks: besides ``--graph``, the graph each recorded graph id
-was last started with (the ``tickrail.graph`` label ``tickrail run`` records)
-is loaded when the console starts.
+The console reaches the lifecycle layer the way every command does, through
+``open_session``: in the embedded profile it becomes the state directory's
+owner (runs every role, continues what a dead owner left running, serves the
+owner socket so ``tickrail run`` and the other commands work beside it), or,
+when another process owns the state, talks to that owner over its socket; in
+the cloud profile it runs no role and the deployment does the work. Each
+tenant gets its own ``TickrailClient`` (in-process when the service runs
+here), so every page acts for exactly the tenant it was authenticated as.
 """
 
 from __future__ import annotations
@@ -19,27 +15,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shutil
 import signal
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
-from tickrail.sdk.errors import ConfigurationError, TickrailError
+from tickrail.sdk.client import TickrailClient
+from tickrail.sdk.errors import ConfigurationError
 from tickrail.sdk.graph import AgentGraph
-from tickrail.sdk.loading import load_graph
-from tickrail.sdk.pb import envelope_pb2 as pb
 from tickrail.services.config import Settings
-from tickrail.services.runtime import Runtime
+from tickrail.services.lifecycle import Purpose, Session, local_client, open_session
 
 from .auth import ConsoleAuth
 from .client import LifecycleClient
 
 log = logging.getLogger("tickrail.console")
-
-GRAPH_LABEL = "tickrail.graph"
-STOP_GRACE_S = 3.0
 
 
 def split_address(address: str) -> tuple[str, int]:
@@ -57,62 +46,22 @@ def console_auth(host: str, tokens: Mapping[str, str] | None, tenant: str) -> Co
     return ConsoleAuth.insecure_on(host, tenant)
 
 
-async def recorded_graphs(runtime: Runtime, given: Sequence[AgentGraph]) -> list[AgentGraph]:
-    """``given`` plus, per recorded graph id not among them, its newest lifetime's graph code.
-
-    A graph that no longer loads (moved file, other version) is skipped with a
-    warning: its lifetimes can still be looked at, only not resumed or forked.
-    """
-    graphs = {g.graph_id: g for g in given}
-    tried: set[str] = set(graphs)
-    for summary in await runtime.store.list_lifetimes(limit=100_000):
-        if summary.graph_id in tried:
-            continue
-        tried.add(summary.graph_id)
-        events = await runtime.store.events(summary.lifetime_id)
-        if not events:
-            continue
-        started = pb.LifetimeEvent.FromString(events[0].body).started
-        target = started.labels.get(GRAPH_LABEL)
-        if not target:
-            continue
-        try:
-            graph = load_graph(target)
-        except (TickrailError, OSError, ImportError) as exc:
-            log.warning("graph %s (%s) does not load: %s", summary.graph_id, target, exc)
-            continue
-        if (graph.graph_id, graph.version) != (started.graph.graph_id, started.graph.version):
-            log.warning(
-                "%s is now %s@%s, not %s@%s: its lifetimes cannot be resumed here",
-                target,
-                graph.graph_id,
-                graph.version,
-                started.graph.graph_id,
-                started.graph.version,
-            )
-            continue
-        graphs[graph.graph_id] = graph
-    return list(graphs.values())
-
-
 class Clients:
-    """One ``TickrailClient`` per tenant, over the private socket; closed together."""
+    """One client per tenant for a session; closed together."""
 
-    def __init__(self, target: str, auth: ConsoleAuth) -> None:
-        self.target = target
-        self.auth = auth
-        self._clients: dict[str, Any] = {}
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._clients: dict[str, TickrailClient] = {}
 
     def __call__(self, tenant: str) -> LifecycleClient:
-        from tickrail.sdk.client import TickrailClient
-
         client = self._clients.get(tenant)
         if client is None:
-            token = None if self.auth.insecure else self.auth.token_of(tenant)
-            client = TickrailClient(self.target, tenant=tenant, token=token, timeout=60.0)
+            if self.session.service is not None:  # the service runs in this process
+                client = local_client(self.session.service, tenant)
+            else:  # another process owns the state: its socket, as any command would
+                client = TickrailClient(self.session.client.address, tenant=tenant)
             self._clients[tenant] = client
-        result: LifecycleClient = client
-        return result
+        return client
 
     async def close(self) -> None:
         for client in self._clients.values():
@@ -130,65 +79,45 @@ async def run_console(
     """Serve the console until SIGTERM or SIGINT; 1 if a runtime role died."""
     import uvicorn
 
-    from tickrail.services.api.auth import Authenticator
-    from tickrail.services.api.server import serve_api
-
     from .app import create_app
 
     settings = settings.resolved()
     host, port = split_address(address)
     auth = console_auth(host, tokens, settings.tenant)
-    inner = (
-        Authenticator({t: auth.token_of(t) or "" for t in auth.tokens})
-        if not auth.insecure
-        else Authenticator({}, insecure=True)
-    )
-    cloud = settings.profile == "cloud"
-    private = Path(tempfile.mkdtemp(prefix="tickrail-ui-"))  # mode 0700
-    runtime = Runtime(settings, roles=(), watch=False) if cloud else None
-    try:
-        if runtime is None:
-            # Learn which graph code the recorded lifetimes need before starting the roles.
-            async with Runtime(settings, roles=(), watch=False) as probe:
-                graphs = await recorded_graphs(probe, graphs)
-            runtime = Runtime(settings, graphs)
-        async with runtime:
-            if runtime.control_plane is not None:
-                served = {g.graph_id for g in graphs}
-                recovered = await runtime.control_plane.recover(graph_ids=served)
-                if recovered:
-                    log.warning("re-dispatched %d input(s) of running lifetimes", recovered)
-            target = f"unix:{private / 'api.sock'}"
-            api = await serve_api(runtime, address=target, auth=inner)
-            clients = Clients(target, auth)
-            app = create_app(auth, clients)
-            server = _Server(
-                uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+    async with open_session(
+        settings,
+        tenant=settings.tenant,
+        purpose=Purpose.RUN,
+        graphs=graphs,
+        command=f"tickrail ui --address {address}",
+    ) as session:
+        clients = Clients(session)
+        server = _server_class()(
+            uvicorn.Config(
+                create_app(auth, clients), host=host, port=port, log_level="warning", lifespan="off"
             )
-            loop = asyncio.get_running_loop()
+        )
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, server.stop_serving)
+        watchdog = asyncio.create_task(_watch(session, server))
+        log.warning(
+            "tickrail console on http://%s:%d/ (%s profile, through %s)",
+            host if ":" not in host else f"[{host}]",
+            port,
+            settings.profile,
+            session.where,
+        )
+        try:
+            await server.serve()
+        finally:
             for signum in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(signum, server.stop_serving)
-            watchdog = asyncio.create_task(_watch(runtime, server))
-            log.warning(
-                "tickrail console on http://%s:%d/ (%s profile; graphs: %s)",
-                host if ":" not in host else f"[{host}]",
-                port,
-                settings.profile,
-                ", ".join(sorted(g.graph_id for g in graphs)) or "none",
-            )
-            try:
-                await server.serve()
-            finally:
-                for signum in (signal.SIGTERM, signal.SIGINT):
-                    loop.remove_signal_handler(signum)
-                watchdog.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watchdog
-                await clients.close()
-                await api.stop(STOP_GRACE_S)
-            return 1 if runtime.started and not runtime.alive() else 0
-    finally:
-        shutil.rmtree(private, ignore_errors=True)
+                loop.remove_signal_handler(signum)
+            watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watchdog
+            await clients.close()
+        return 0 if watchdog.cancelled() or not watchdog.result() else 1
 
 
 def _server_class() -> Any:
@@ -208,13 +137,15 @@ def _server_class() -> Any:
     return Server
 
 
-def _Server(config: Any) -> Any:
-    return _server_class()(config)
-
-
-async def _watch(runtime: Runtime, server: Any) -> None:
+async def _watch(session: Session, server: Any) -> bool:
+    """Stop serving if a role of this process dies; True then."""
+    service = session.service
+    if service is None:
+        await asyncio.Event().wait()  # another process owns the roles
+        return False
     # Roles offer no "died" event to wait on, so look once a second.
-    while runtime.alive():  # noqa: ASYNC110
+    while service.healthy():  # noqa: ASYNC110
         await asyncio.sleep(1.0)
     log.error("a runtime role stopped unexpectedly; shutting the console down")
     server.should_exit = True
+    return True

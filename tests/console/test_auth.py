@@ -68,7 +68,7 @@ def two_tenants(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     a = run_example(home, "coding_agent.py", "--tenant", "A")
     b = run_example(home, "coding_agent.py", "--tenant", "B")
     b_waiting = run_example(home, "human_review.py", "--tenant", "B")
-    b_shown = cli(home, "lifetimes", "show", b, "--json")
+    b_shown = cli(home, "lifetimes", "show", b, "--tenant", "B", "--json")
     env = dict(os.environ, CONSOLE_TOKEN_A=TOKEN_A, CONSOLE_TOKEN_B=TOKEN_B)
     console = Console(home, "--token", "A=CONSOLE_TOKEN_A", "--token", "B=CONSOLE_TOKEN_B", env=env)
     try:
@@ -145,7 +145,7 @@ def test_tenant_a_sees_nothing_of_tenant_b(two_tenants: dict[str, Any]) -> None:
     ]:
         code, _, _ = a.call("POST", f"/api/lifetimes/{t['b_waiting']}/{verb}", body, bearer)
         assert code == 404, (verb, code)
-    b_state = cli(t["home"], "lifetimes", "show", t["b_waiting"], "--json")
+    b_state = cli(t["home"], "lifetimes", "show", t["b_waiting"], "--tenant", "B", "--json")
     assert b_state["status"] == "PAUSED"  # untouched
 
 

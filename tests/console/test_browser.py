@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +28,7 @@ from tickrail.sdk.loading import load_graph  # noqa: E402
 from .server import EXAMPLES, Console, cli, launch, run_example, shoot  # noqa: E402
 
 WAIT_MS = 30_000  # generous: the machine is shared
+SLOW = Path(__file__).with_name("slow.py")
 
 
 @pytest.fixture(scope="module")
@@ -203,3 +206,47 @@ def test_pause_and_abort_from_the_page(page: Any, site: dict[str, Any]) -> None:
     page.click('button.act[data-action="abort"]')
     expect(page.locator("#lifetime-status")).to_have_text("ABORTED")
     expect(page.locator("button.act")).to_have_count(0)
+
+
+def test_a_running_lifetime_updates_live_and_is_paused_and_resumed_from_the_page(
+    page: Any, site: dict[str, Any]
+) -> None:
+    # The console owns the state, so this run's lifetime runs in the console.
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "tickrail.services.cli.main", "run", str(SLOW), "--quiet"],
+        cwd=site["home"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        page.goto("/")
+        row = page.locator('tr[data-graph="slow"]')
+        expect(row.locator('[data-field="status"]')).to_have_text("RUNNING")  # appeared live
+        lifetime_id = row.get_attribute("data-lifetime")
+        page.goto(f"/lifetimes/{lifetime_id}")
+        ticks = page.locator('svg.graph g.node[data-node="tick"]')
+        first = int(ticks.get_attribute("data-runs") or 0)
+        expect(ticks).not_to_have_attribute("data-runs", str(first))  # redrawn as it runs
+        page.click('button.act[data-action="pause"]')
+        expect(page.locator("#lifetime-status")).to_have_text("PAUSED")
+        expect(page.locator('button.act[data-action="resume"]')).to_have_count(1)
+        page.click('button.act[data-action="resume"]')
+        expect(page.locator("#lifetime-status")).to_have_text("RUNNING")
+        page.goto("/")
+        status = page.locator(f'tr[data-lifetime="{lifetime_id}"] [data-field="status"]')
+        expect(status).to_have_text("RUNNING")
+        csrf = next(c["value"] for c in page.context.cookies() if c["name"] == "tickrail_csrf")
+        answer = page.request.post(
+            f"/api/lifetimes/{lifetime_id}/abort",
+            data={"reason": "enough"},
+            headers={"x-csrf-token": csrf},
+        )
+        assert answer.ok, answer.text()
+        expect(status).to_have_text("ABORTED")  # the list follows without a reload
+    finally:
+        try:
+            runner.wait(timeout=60)  # the run follows its lifetime to the end (aborted)
+        except subprocess.TimeoutExpired:
+            runner.kill()
+            runner.wait()
+            raise

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -44,6 +45,20 @@ def console_auth(host: str, tokens: Mapping[str, str] | None, tenant: str) -> Co
     if tokens:
         return ConsoleAuth.from_references(tokens)
     return ConsoleAuth.insecure_on(host, tenant)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigurationError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
 
 
 class Clients:
@@ -84,6 +99,7 @@ async def run_console(
     settings = settings.resolved()
     host, port = split_address(address)
     auth = console_auth(host, tokens, settings.tenant)
+    listener = _listen(host, port)  # before anything starts: a busy port is a clear error
     async with open_session(
         settings,
         tenant=settings.tenant,
@@ -109,7 +125,7 @@ async def run_console(
             session.where,
         )
         try:
-            await server.serve()
+            await server.serve(sockets=[listener])
         finally:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)
@@ -117,6 +133,7 @@ async def run_console(
             with contextlib.suppress(asyncio.CancelledError):
                 await watchdog
             await clients.close()
+            listener.close()
         return 0 if watchdog.cancelled() or not watchdog.result() else 1
 
 

@@ -197,12 +197,15 @@ def test_usage_page_charts_tokens_and_dollars(page: Any, site: dict[str, Any]) -
 
 
 def test_pause_and_abort_from_the_page(page: Any, site: dict[str, Any]) -> None:
-    waiting = run_example(site["home"], "human_review.py")
+    evil = '<img src=x onerror="document.title=1">'  # recorded text is shown as text
+    waiting = run_example(site["home"], "human_review.py", "--input", json.dumps({"change": evil}))
     page.goto("/")
     expect(page.locator(f'tr[data-lifetime="{waiting}"] [data-field="status"]')).to_have_text(
         "PAUSED"
     )  # the list page picked up a lifetime recorded after it loaded (live list)
     page.goto(f"/lifetimes/{waiting}")
+    expect(page.locator("q.prompt").first).to_contain_text(evil)
+    assert page.title() != "1" and page.locator("main img").count() == 0
     page.click('button.act[data-action="abort"]')
     expect(page.locator("#lifetime-status")).to_have_text("ABORTED")
     expect(page.locator("button.act")).to_have_count(0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
@@ -177,9 +178,12 @@ async def list_lifetimes(
         page_size=page_size,
         page_token=page_token,
     )
-    usage = (
-        {row.key: row for row in await client.usage(group_by="lifetime")} if page.lifetimes else {}
+    # Usage of the lifetimes on this page only: bounded by the page size, where
+    # the tenant-wide grouping would read every execution the tenant ever had.
+    rows = await asyncio.gather(
+        *(client.usage(lifetime_id=i.lifetime_id, group_by="lifetime") for i in page.lifetimes)
     )
+    usage = {r[0].key: r[0] for r in rows if r}
     return LifetimeListOut(
         lifetimes=[present.lifetime(i, usage.get(i.lifetime_id)) for i in page.lifetimes],
         next_page_token=page.next_page_token,

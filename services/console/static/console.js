@@ -107,13 +107,36 @@ function bindLifetime() {
   const live = document.getElementById("live");
   if (!live) return;
   const id = live.dataset.lifetime;
+  const answered = new Set(); // questions answered from this page (the record may lag)
   let pending = null;
+  const swap = (html) => {
+    // A live redraw must not wipe what a person is typing into an answer box.
+    const typed = {};
+    let focused = null;
+    for (const form of live.querySelectorAll("form.answer")) {
+      const input = form.querySelector("input[name=answer]");
+      typed[form.dataset.exec] = input.value;
+      if (document.activeElement === input) focused = form.dataset.exec;
+    }
+    live.innerHTML = html;
+    for (const form of live.querySelectorAll("form.answer")) {
+      const input = form.querySelector("input[name=answer]");
+      if (answered.has(form.dataset.exec)) {
+        form.classList.add("answered");
+        input.disabled = true;
+        form.querySelector("button").disabled = true;
+      } else if (typed[form.dataset.exec]) {
+        input.value = typed[form.dataset.exec];
+      }
+      if (focused === form.dataset.exec) input.focus();
+    }
+  };
   const refresh = () => {
     if (pending) return;
     pending = setTimeout(async () => {
       pending = null;
       const response = await fetch(`/lifetimes/${encodeURIComponent(id)}/live`, { credentials: "same-origin" });
-      if (response.ok) live.innerHTML = await response.text();
+      if (response.ok) swap(await response.text());
     }, 150);
   };
   if (live.dataset.terminal !== "yes") {
@@ -144,6 +167,7 @@ function bindLifetime() {
       await call("POST", `/api/lifetimes/${encodeURIComponent(form.dataset.lifetime)}/answer`,
         { input: parseAnswer(raw), exec_id: form.dataset.exec });
       flash("answer sent");
+      answered.add(form.dataset.exec);
       form.classList.add("answered");
       refresh();
     } catch (e) { flash(e.message, true); form.querySelector("button").disabled = false; }

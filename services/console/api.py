@@ -149,7 +149,9 @@ async def whoami(request: Request) -> SessionOut:
 async def sign_out(request: Request) -> Response:
     auth: ConsoleAuth = request.app.state.auth
     session_id = request.cookies.get(SESSION_COOKIE)
-    if session_id:
+    if session_id and auth.session(session_id) is not None:
+        # A cross-site page must not be able to sign a person out either.
+        await writer(request)
         auth.sign_out(session_id)
     response = Response(status_code=204)
     response.delete_cookie(SESSION_COOKIE)

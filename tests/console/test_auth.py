@@ -174,6 +174,8 @@ def test_a_browser_session_is_scoped_cookie_bound_and_csrf_checked(
     assert a.call("POST", replay, {}, evil)[0] == 403
     code, _, body = a.call("POST", replay, {}, csrf)
     assert code == 200 and json.loads(body)["ok"] is True
+    assert a.call("DELETE", "/api/session")[0] == 403  # no CSRF token: still signed in
+    assert a.call("GET", "/api/lifetimes")[0] == 200
     assert a.call("DELETE", "/api/session", headers=csrf)[0] == 204
     assert a.call("GET", "/api/lifetimes")[0] == 401  # signed out
 

@@ -255,3 +255,15 @@ def test_a_running_lifetime_updates_live_and_is_paused_and_resumed_from_the_page
             runner.kill()
             runner.wait()
             raise
+
+
+def test_an_offloaded_result_is_downloaded_whole(page: Any, site: dict[str, Any]) -> None:
+    big = Path(__file__).parents[1] / "integration" / "big_result.py"
+    lifetime_id = cli(site["home"], "run", str(big), "--json", "--quiet")["lifetime_id"]
+    page.goto(f"/lifetimes/{lifetime_id}")
+    page.click('#executions tr[data-name="produce"] a')
+    expect(page.locator("main")).to_contain_text("Too large to show here")
+    with page.expect_download() as download:
+        page.click("#download")
+    data = Path(download.value.path()).read_bytes()
+    assert data == bytes(range(256)) * (3 * 1024 * 1024 // 256)  # from the blob store, verified

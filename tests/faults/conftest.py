@@ -16,13 +16,14 @@ import pytest
 import yaml
 
 from tests.integration.cloud import Deployment, cli
+from tests.integration.conftest import dispatch_secret
 from tests.services import postgres_url, random_name, s3_url
 from tickrail.services.topics import Topics
 
 from .driver import POLICY, Driver
 from .harness import OwnBroker, OwnRedis, TcpProxy
 
-__all__ = ["fault_env", "postgres_url", "s3_url"]
+__all__ = ["dispatch_secret", "fault_env", "postgres_url", "s3_url"]
 
 GRAPH = str(Path(__file__).with_name("fault_graph.py"))
 ROLES: dict[str, tuple[str, ...]] = {

@@ -69,12 +69,15 @@ class AdapterError(TickrailError):
     """An adapter operation failed.
 
     ``retriable`` says whether trying the same operation again may succeed
-    (a dropped connection) or not (a constraint violation).
+    (a dropped connection) or not (a constraint violation). ``dependency``
+    names the service that failed (``postgres``, ``kafka``, ``redis``, ``s3``,
+    ...), so a role can say which one it is waiting for.
     """
 
-    def __init__(self, message: str, *, retriable: bool = False) -> None:
+    def __init__(self, message: str, *, retriable: bool = False, dependency: str = "") -> None:
         super().__init__(message)
         self.retriable = retriable
+        self.dependency = dependency
 
 
 class AdapterClosedError(AdapterError):

@@ -3,15 +3,66 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 
 from tickrail.adapters import Consumer, Message
 from tickrail.sdk.errors import AdapterError
 from tickrail.services.metrics import Metrics
+from tickrail.services.retry import (
+    DEFAULT_BACKOFF,
+    Backoff,
+    Health,
+    Stopped,
+    dependency_of,
+    pause,
+    retrying,
+)
 
 log = logging.getLogger("tickrail.consume")
+
+Subscribe = Callable[[], Awaitable[Consumer]]
 DeadLetter = Callable[[Message, str], Awaitable[None]]
+
+
+async def close_quietly(consumer: Consumer | None, timeout: float = 10.0) -> None:
+    """Leave the group if the bus lets us; a broker that is gone cannot be told."""
+    if consumer is None:
+        return
+    try:
+        async with asyncio.timeout(timeout):
+            await consumer.close()
+    except (AdapterError, TimeoutError, OSError):
+        pass
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        # aiokafka can let the cancellation of its own background work escape
+        # stop(); that must not end the role that only wanted to leave.
+
+
+async def rejoin(
+    subscribe: Subscribe,
+    *,
+    what: str,
+    health: Health,
+    stopping: asyncio.Event,
+    on_rejoin: Callable[[], Awaitable[None]] | None = None,
+) -> Consumer:
+    """Join the group again (retrying while the bus is down), then run ``on_rejoin``."""
+    consumer = await retrying(subscribe, what=f"{what}: joining", health=health, stopping=stopping)
+    if on_rejoin is not None:
+        try:
+            await retrying(
+                on_rejoin, what=f"{what}: after rejoining", health=health, stopping=stopping
+            )
+        except BaseException:
+            await close_quietly(consumer)
+            raise
+    return consumer
 
 
 async def consume_batches(
@@ -22,12 +73,23 @@ async def consume_batches(
     batch_size: int,
     metrics: Metrics,
     dead_letter: DeadLetter | None = None,
+    health: Health | None = None,
+    subscribe: Subscribe | None = None,
+    on_rejoin: Callable[[], Awaitable[None]] | None = None,
+    tick: Callable[[], Awaitable[None]] | None = None,
+    what: str = "consumer",
+    backoff: Backoff = DEFAULT_BACKOFF,
 ) -> None:
     """Poll, handle, commit, until ``stopping``; then finish what was already delivered.
 
     A batch is committed only after ``handle`` returned, i.e. after its effects
-    are durable. Draining at the end means a clean stop redelivers nothing.
-    The consumer is closed on the way out, whatever happens.
+    are durable; a retriable failure of ``handle`` retries the same batch (its
+    effects are idempotent). A failed poll or commit (the broker went away, the
+    group rebalanced) drops the consumer and, with ``subscribe``, joins again:
+    uncommitted messages come back from the last committed offset. ``tick`` runs
+    once per poll (work that must happen even when no message comes). Draining
+    at the end means a clean stop redelivers nothing. The consumer is closed on
+    the way out, whatever happens.
 
     With ``dead_letter``, a fault in our code that escapes ``handle`` (not an
     adapter error: those mean the store or bus, and the batch is retried) is
@@ -52,15 +114,53 @@ async def consume_batches(
             else:
                 await dead_letter(batch[0], f"internal error: {type(exc).__name__}: {exc}"[:1000])
 
+    health = health or Health()
+    current: Consumer | None = consumer
+    failures = 0
     try:
         while not stopping.is_set():
-            messages = await consumer.poll(batch_size, timeout=0.2)
-            metrics.report_lag(consumer)
-            if messages:
-                await handle_safely(messages)
-                await consumer.commit(messages)
-        while messages := await consumer.poll(batch_size, timeout=0):
-            await handle_safely(messages)
-            await consumer.commit(messages)
+            try:
+                if current is None:
+                    assert subscribe is not None
+                    current = await rejoin(
+                        subscribe, what=what, health=health, stopping=stopping, on_rejoin=on_rejoin
+                    )
+                messages = await current.poll(batch_size, timeout=0.2)
+                metrics.report_lag(current)
+                if messages:
+                    await retrying(
+                        functools.partial(handle_safely, messages),
+                        what=f"{what}: handling {len(messages)} message(s)",
+                        health=health,
+                        stopping=stopping,
+                    )
+                    await current.commit(messages)
+                if tick is not None:
+                    await retrying(tick, what=what, health=health, stopping=stopping)
+                if failures:
+                    health.recovered("kafka")
+                failures = 0
+            except AdapterError as exc:
+                if not exc.retriable or subscribe is None:
+                    raise
+                # The offsets this member holds are suspect (rebalanced, or the
+                # broker lost them): leave, and rejoin from the committed offsets.
+                metrics.inc("errors_total")
+                health.failing(dependency_of(exc), str(exc))
+                delay = backoff.delay(failures)
+                failures += 1
+                log.warning("%s: %s; rejoining in %.1f s", what, exc, delay)
+                await close_quietly(current)
+                current = None
+                await pause(stopping, delay)
+        if current is not None:
+            with contextlib.suppress(AdapterError):
+                while messages := await current.poll(batch_size, timeout=0):
+                    await handle_safely(messages)
+                    await current.commit(messages)
+    except Stopped:
+        log.warning(
+            "%s: stopped while a dependency was down; uncommitted work is redelivered", what
+        )
     finally:
-        await consumer.close()
+        await close_quietly(current)

@@ -17,7 +17,8 @@ log = logging.getLogger("tickrail.health")
 
 
 class HealthServer:
-    """``/healthz`` (the loop answers), ``/readyz`` (roles started and alive), ``/metrics``."""
+    """``/healthz`` (the loop answers), ``/readyz`` (roles started and alive, and no
+    dependency being waited for), ``/metrics``."""
 
     def __init__(
         self,
@@ -27,10 +28,13 @@ class HealthServer:
         ready: Callable[[], bool],
         metrics: Callable[[], bytes],
         detail: Callable[[], str] | None = None,
+        waiting_for: Callable[[], str] | None = None,
     ) -> None:
         self.host, self.port = host, port
         self._ready, self._metrics = ready, metrics
         self._detail = detail  # why it is not ready (e.g. the startup phase)
+        # which dependency a running role is retrying ('' when none)
+        self._waiting_for = waiting_for or (lambda: "")
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
@@ -72,8 +76,13 @@ class HealthServer:
         if path == "/healthz":
             return "200 OK", b"ok\n", text
         if path == "/readyz":
-            if self._ready():
+            # Not ready while a dependency is being retried, naming it; /healthz
+            # stays 200 meanwhile (the process is fine, restarting it won't help).
+            waiting = self._waiting_for() if self._ready() else ""
+            if self._ready() and not waiting:
                 return "200 OK", b"ready\n", text
+            if waiting:
+                return "503 Service Unavailable", f"not ready: {waiting}\n".encode(), text
             why = f": {self._detail()}" if self._detail is not None else ""
             return "503 Service Unavailable", f"not ready{why}\n".encode(), text
         if path == "/metrics":

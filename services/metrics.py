@@ -20,13 +20,15 @@ that list with a real scrape):
 - ``tickrail_dead_lettered_total{topic}``: messages sent to a dead-letter
   topic, by the kind of topic they came from (executions, persisted, ...).
 - ``tickrail_refused_total{reason}``: messages refused (not routed), by a short reason code.
-- ``tickrail_retries_total{dependency}``: retried calls to a dependency (bus, store, blob, kv).
+- ``tickrail_retries_total{dependency}``: retried calls to a dependency (kafka,
+  postgres, redis, s3, sqlite), counted by services/retry.py.
+- ``tickrail_dependency_up{dependency}`` gauge: 0 while a dependency is being retried.
 
 Other modules count through the module-level metrics, always with a fixed,
 short label value (never an id or a message text)::
 
     from tickrail.services import metrics
-    metrics.retries.labels(dependency="store").inc()
+    metrics.retries.labels(dependency="postgres").inc()
     metrics.refused.labels(reason="bad-token").inc()
     metrics.dead_lettered.labels(topic="executions").inc()
     metrics.guardrail_verdicts.labels(action="PAUSE_LIFETIME", rule="budget").inc()
@@ -59,6 +61,7 @@ __all__ = [
     "batch_duration",
     "consumer_lag",
     "dead_lettered",
+    "dependency_up",
     "errors",
     "executions",
     "guardrail_verdicts",
@@ -132,7 +135,12 @@ refused = Counter(
 )
 retries = Counter(
     "tickrail_retries",
-    "Calls to a dependency (bus, store, blob, kv) that failed and were retried.",
+    "Calls to a dependency (kafka, postgres, redis, s3, sqlite) that failed and were retried.",
+    ["dependency"],
+)
+dependency_up = Gauge(
+    "tickrail_dependency_up",
+    "0 while this process retries calls to the dependency, 1 once it answers again.",
     ["dependency"],
 )
 

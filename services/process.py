@@ -15,7 +15,7 @@ import logging
 import signal
 from collections.abc import Sequence
 
-from tickrail.sdk.errors import RoleError
+from tickrail.sdk.errors import AdapterError, RoleError
 from tickrail.sdk.graph import AgentGraph
 from tickrail.services.config import Settings
 from tickrail.services.health import HealthServer
@@ -42,6 +42,7 @@ async def serve(
         ready=runtime.alive,
         metrics=runtime.metrics,
         detail=lambda: runtime.phase,
+        waiting_for=runtime.health.not_ready,
     )
     await health.start()
     names = "+".join(roles)
@@ -51,7 +52,15 @@ async def serve(
             return 0
         try:
             if runtime.control_plane is not None:
-                recovered = await runtime.control_plane.recover()
+                try:
+                    recovered = await runtime.control_plane.recover()
+                except AdapterError as exc:
+                    if not exc.retriable:
+                        raise
+                    # The loop tries again once the dependency answers.
+                    log.warning("%s: recovery deferred: %s", names, exc)
+                    runtime.control_plane.request_recovery()
+                    recovered = 0
                 if recovered:
                     log.warning("re-dispatched %d input(s) of running lifetimes", recovered)
             log.warning("%s ready (health on port %d)", names, health.port)

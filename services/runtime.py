@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
@@ -30,7 +30,6 @@ from tickrail.adapters import (
     Message,
     MessageSizeLimit,
     StateStore,
-    Wakeable,
     open_blob_store,
     open_bus,
     open_kv,
@@ -51,6 +50,7 @@ from tickrail.services.control_plane.service import ControlPlane, Guard
 from tickrail.services.data_plane.service import DataPlane
 from tickrail.services.dispatch import DispatchSigner, load_signer
 from tickrail.services.executor.worker import Executor
+from tickrail.services.retry import Health
 from tickrail.services.topics import Topics
 
 if TYPE_CHECKING:
@@ -112,6 +112,7 @@ class Runtime:
         self._phase = "not started"  # what startup is doing (named if it times out)
         self._failure: asyncio.Future[RoleFailedError] | None = None
         self._stopping_roles: asyncio.Task[None] | None = None
+        self.health = Health()  # dependencies the roles are waiting for (readiness)
 
     async def __aenter__(self) -> Self:
         s = self.settings
@@ -152,8 +153,6 @@ class Runtime:
         await self.bus.ensure_topics(self.topics.all())
         self._phase = "subscribing the roles"
         await self._start_roles()
-        self._phase = "restoring tenant aggregates"
-        await self._restore_tenant_aggregates()
         self._phase = "running"
 
     async def __aexit__(self, *exc: object) -> None:
@@ -213,6 +212,7 @@ class Runtime:
                 observe=self._observe
                 if direct and self.watch and "control_plane" in self.roles
                 else None,
+                health=self.health,
             )
         if "control_plane" in self.roles:
             executor = created.get("executor")
@@ -227,8 +227,13 @@ class Runtime:
                 forward_inputs=executor.submit
                 if direct and isinstance(executor, Executor)
                 else None,
+                health=self.health,
             )
             created["control_plane"] = self.control_plane
+            if self._guardrails is not None:
+                # A KV without the aggregates (a fresh or restarted Redis, a new
+                # process's memory) is refilled from the store before counting.
+                self._guardrails.rebuild = self.control_plane.rebuild_aggregates
         if "data_plane" in self.roles:
             plane = self.control_plane
             created["data_plane"] = DataPlane(
@@ -240,6 +245,7 @@ class Runtime:
                 offload_threshold=s.offload_threshold,
                 group=self.topics.group("data-plane"),
                 downstream=_Named("control_plane", plane) if direct and plane is not None else None,
+                health=self.health,
             )
         # Subscribe every consumer before anything is published.
         for role in created.values():
@@ -276,23 +282,6 @@ class Runtime:
             watcher.install_sighup(asyncio.get_running_loop())  # main thread, Unix only
         self._guardrails = Guardrails(watcher, self.kv)
         return self._guardrails
-
-    async def _restore_tenant_aggregates(self) -> None:
-        """An in-memory KV starts empty in every process: rebuild what tenant-scoped
-        rules count from the store, so a tenant budget spans separate runs."""
-        guardrails = self._guardrails
-        if guardrails is None or not self.settings.kv_url.startswith("memory:"):
-            return
-        if not guardrails.policies.reads_tenant:
-            return
-        by_tenant: dict[str, list[pb.ExecutionEnvelope]] = {}
-        for summary in await self.store.list_lifetimes(limit=1_000_000):
-            records = await self.store.executions(summary.lifetime_id)
-            by_tenant.setdefault(summary.tenant_id, []).extend(
-                pb.ExecutionEnvelope.FromString(r.envelope) for r in records
-            )
-        for tenant_id, envelopes in by_tenant.items():
-            await guardrails.restore_tenant(tenant_id, envelopes)
 
     # ---- supervision --------------------------------------------------------
 
@@ -410,9 +399,7 @@ class Runtime:
             role, stopping, task = self._running[name]
             stopping.set()
             # An in-process consumer can be woken instead of waiting out its poll.
-            consumer = role._consumer
-            if isinstance(consumer, Wakeable):
-                consumer.wakeup()
+            role.wakeup()
             with contextlib.suppress(asyncio.CancelledError):
                 try:
                     await task
@@ -570,6 +557,9 @@ class _Named:
     async def publish(self, outgoing: Any) -> None:
         with self._named():
             await self.plane.publish(outgoing)
+
+    def forget(self, lifetime_ids: Iterable[str]) -> None:
+        self.plane.forget(lifetime_ids)
 
     @contextlib.contextmanager
     def _named(self) -> Iterator[None]:

@@ -63,11 +63,15 @@ def _error(what: str, exc: Exception) -> AdapterError:
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         retriable = code in _RETRIABLE_CODES or (isinstance(status, int) and status >= 500)
         return AdapterError(
-            f"{what}: {code} {error.get('Message', '')}".rstrip(), retriable=retriable
+            f"{what}: {code} {error.get('Message', '')}".rstrip(),
+            retriable=retriable,
+            dependency="s3",
         )
     # BotoCoreError: unreachable endpoint, timeouts, missing credentials.
     retriable = "Credentials" not in type(exc).__name__
-    return AdapterError(f"{what}: {type(exc).__name__}: {exc}", retriable=retriable)
+    return AdapterError(
+        f"{what}: {type(exc).__name__}: {exc}", retriable=retriable, dependency="s3"
+    )
 
 
 class S3BlobStore(Lifecycle):

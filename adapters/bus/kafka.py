@@ -13,21 +13,38 @@ a message finished early never lets an earlier unfinished one be skipped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+from aiokafka.errors import (
+    ClusterAuthorizationFailedError,
+    CommitFailedError,
+    GroupAuthorizationFailedError,
+    IncompatibleBrokerVersion,
+    InvalidTopicError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    TopicAlreadyExistsError,
+    TopicAuthorizationFailedError,
+    UnknownTopicOrPartitionError,
+    UnsupportedVersionError,
+    for_code,
+)
+from aiokafka.util import commit_structure_validate
 
 from tickrail.sdk._redact import redact_url
 from tickrail.sdk.errors import AdapterError, ConfigurationError
 
 from .._lifecycle import Lifecycle
 from .base import Consumer, Message, MessageSizeLimit, RebalanceHooks, ReportsLag
+
+T = TypeVar("T")
 
 # Record batch and request framing on top of the largest message value.
 _FRAMING = 64 * 1024
@@ -43,6 +60,14 @@ class KafkaSettings:
     session_timeout_ms: int = 6000
     heartbeat_interval_ms: int = 500
     join_timeout: float = 60.0
+    # A broker that accepts connections and never answers must not hang a start.
+    connect_timeout: float = 30.0
+    # aiokafka retries a commit for ever while the broker answers "unknown
+    # topic" (a broker that lost its data); past this the member rejoins.
+    commit_timeout: float = 10.0
+    # How often clients refresh metadata: a topic recreated after a broker lost
+    # its data is noticed this soon (aiokafka's default is 5 minutes).
+    metadata_max_age_ms: int = 5000
     client_id: str = "tickrail"
     linger_ms: int = 0
     compression_type: str | None = None
@@ -66,6 +91,7 @@ _INT_OPTIONS = {
     "linger_ms",
     "fetch_max_wait_ms",
     "fetch_min_bytes",
+    "metadata_max_age_ms",
 }
 
 
@@ -91,7 +117,7 @@ def parse_url(url: str, options: Mapping[str, Any]) -> KafkaSettings:
         try:
             if name in _INT_OPTIONS:
                 values[name] = int(value)
-            elif name == "join_timeout":
+            elif name in {"join_timeout", "connect_timeout", "commit_timeout"}:
                 values[name] = float(value)
             elif name in {"client_id", "compression_type"}:
                 values[name] = str(value)
@@ -114,13 +140,28 @@ def parse_url(url: str, options: Mapping[str, Any]) -> KafkaSettings:
     return settings
 
 
+# Errors that trying again cannot fix: configuration, permissions, a message
+# too large. Every other broker error is taken as transient: a broker that just
+# restarted answers UnknownError, UnknownTopicOrPartition or NotCoordinator
+# until the topics and groups exist again.
+_PERMANENT: tuple[type[Exception], ...] = (
+    MessageSizeTooLargeError,
+    TopicAuthorizationFailedError,
+    GroupAuthorizationFailedError,
+    ClusterAuthorizationFailedError,
+    InvalidTopicError,
+    UnsupportedVersionError,
+    IncompatibleBrokerVersion,
+)
+
+
 def _error(what: str, exc: Exception) -> AdapterError:
-    retriable = bool(getattr(exc, "retriable", False)) or isinstance(exc, OSError)
+    retriable = not isinstance(exc, _PERMANENT) and isinstance(exc, KafkaError | OSError)
     detail = str(exc)
     name = type(exc).__name__
     if not detail.startswith(name):  # aiokafka errors already start with their name
         detail = f"{name}: {detail}"
-    return AdapterError(f"{what}: {detail}", retriable=retriable)
+    return AdapterError(f"{what}: {detail}", retriable=retriable, dependency="kafka")
 
 
 class KafkaBus(Lifecycle, MessageSizeLimit):
@@ -133,7 +174,10 @@ class KafkaBus(Lifecycle, MessageSizeLimit):
     ``client_id``; ``linger_ms`` (producer batching, 0); ``compression_type``
     (gzip, lz4, zstd, snappy); ``fetch_max_wait_ms`` (5) and ``fetch_min_bytes``
     (1): how long a consumer's fetch waits at the broker for how much data,
-    i.e. the latency of a hop against the requests an idle consumer makes.
+    i.e. the latency of a hop against the requests an idle consumer makes;
+    ``connect_timeout`` (seconds a producer or admin client may take to connect, 30);
+    ``commit_timeout`` (seconds a commit may take before the member rejoins, 10);
+    ``metadata_max_age_ms`` (how often topics are looked up again, 5000).
 
     Topics are created with the configured partitions on first use (publish or
     subscribe), so a broker's auto-create default never decides them.
@@ -148,6 +192,10 @@ class KafkaBus(Lifecycle, MessageSizeLimit):
         self._admin_lock = asyncio.Lock()
         self._known_topics: set[str] = set()
         self._consumers: set[KafkaConsumer] = set()
+        # Groups whose next member must read from the start: the broker lost
+        # the topics (a commit found them gone), so any offset the group may
+        # still have committed points into data that no longer exists.
+        self._rewind: set[str] = set()
 
     @property
     def max_message_bytes(self) -> int:
@@ -164,13 +212,32 @@ class KafkaBus(Lifecycle, MessageSizeLimit):
             max_request_size=s.max_message_bytes + _FRAMING,
             linger_ms=s.linger_ms,
             compression_type=s.compression_type,
+            metadata_max_age_ms=s.metadata_max_age_ms,
         )
         try:
-            await producer.start()
+            await _within(s.connect_timeout, producer.start())
+        except TimeoutError as exc:
+            await _stop_quietly(producer)
+            raise AdapterError(
+                f"cannot connect a Kafka producer to {self._where}: no answer within "
+                f"{s.connect_timeout:.0f}s",
+                retriable=True,
+                dependency="kafka",
+            ) from exc
         except (KafkaError, OSError) as exc:
-            await producer.stop()
+            await _stop_quietly(producer)
             raise _error(f"cannot connect a Kafka producer to {self._where}", exc) from exc
+        except BaseException:
+            await _stop_quietly(producer)
+            raise
         self._producer = producer
+
+    def _lost(self, error: AdapterError) -> AdapterError:
+        """After a failure, trust nothing cached about the broker: it may have
+        restarted without its data, so topics are checked (and created) again."""
+        if error.retriable:
+            self._known_topics.clear()
+        return error
 
     async def _close(self) -> None:
         await asyncio.gather(*(c.close() for c in list(self._consumers)), return_exceptions=True)
@@ -227,8 +294,8 @@ class KafkaBus(Lifecycle, MessageSizeLimit):
                     raise result
         if failure is not None:
             topic, cause = failure
-            raise _error(
-                f"cannot publish to Kafka topic {topic!r} on {self._where}", cause
+            raise self._lost(
+                _error(f"cannot publish to Kafka topic {topic!r} on {self._where}", cause)
             ) from cause
 
     async def _admin_client(self) -> AIOKafkaAdminClient:
@@ -238,7 +305,15 @@ class KafkaBus(Lifecycle, MessageSizeLimit):
                     bootstrap_servers=self.settings.bootstrap, client_id=self.settings.client_id
                 )
                 try:
-                    await admin.start()
+                    await _within(self.settings.connect_timeout, admin.start())
+                except TimeoutError as exc:
+                    await admin.close()
+                    raise AdapterError(
+                        f"cannot connect a Kafka admin client to {self._where}: no answer "
+                        f"within {self.settings.connect_timeout:.0f}s",
+                        retriable=True,
+                        dependency="kafka",
+                    ) from exc
                 except (KafkaError, OSError) as exc:
                     await admin.close()
                     raise _error(
@@ -246,6 +321,14 @@ class KafkaBus(Lifecycle, MessageSizeLimit):
                     ) from exc
                 self._admin = admin
             return self._admin
+
+    async def _drop_admin(self) -> None:
+        """A failed admin client is not reused: the next call connects afresh."""
+        async with self._admin_lock:
+            admin, self._admin = self._admin, None
+        if admin is not None:
+            with contextlib.suppress(KafkaError, OSError, TimeoutError):
+                await _within(self.settings.connect_timeout, admin.close())
 
     async def ensure_topics(self, topics: Sequence[str]) -> None:
         self._check_open()
@@ -258,18 +341,24 @@ class KafkaBus(Lifecycle, MessageSizeLimit):
         try:
             # Only ask to create what is missing: a principal allowed to use
             # pre-provisioned topics may not be allowed to create any.
-            existing = set(await admin.list_topics())
+            existing = set(await _within(s.connect_timeout, admin.list_topics()))
             missing = [t for t in wanted if t not in existing]
             response = None
             if missing:
-                response = await admin.create_topics(
-                    [
-                        NewTopic(t, s.partitions, s.replication, topic_configs=topic_configs)
-                        for t in missing
-                    ]
+                response = await _within(
+                    s.connect_timeout,
+                    admin.create_topics(
+                        [
+                            NewTopic(t, s.partitions, s.replication, topic_configs=topic_configs)
+                            for t in missing
+                        ]
+                    ),
                 )
-        except (KafkaError, OSError) as exc:
-            raise _error(f"cannot create Kafka topics {wanted} on {self._where}", exc) from exc
+        except (KafkaError, OSError, TimeoutError) as exc:
+            await self._drop_admin()
+            raise self._lost(
+                _error(f"cannot create Kafka topics {wanted} on {self._where}", exc)
+            ) from exc
         for topic_error in response.topic_errors if response is not None else ():
             topic, code = topic_error[0], topic_error[1]
             error_type = for_code(code)
@@ -301,27 +390,44 @@ class KafkaBus(Lifecycle, MessageSizeLimit):
             fetch_max_bytes=max(50 * 1024 * 1024, s.max_message_bytes + _FRAMING),
             fetch_max_wait_ms=s.fetch_max_wait_ms,
             fetch_min_bytes=s.fetch_min_bytes,
+            metadata_max_age_ms=s.metadata_max_age_ms,
+            retry_backoff_ms=500,
         )
         raw.subscribe(list(topics), listener=consumer.listener)
         consumer.raw = raw
         what = f"Kafka group {group!r} on topics {list(topics)} at {self._where}"
-        try:
+
+        async def join() -> None:
             await raw.start()
             # The join runs in aiokafka's background task (records it fetches
             # meanwhile stay in its buffer); wait for it so a consumer returned
             # here owns its partitions and a publish right after is seen promptly.
-            async with asyncio.timeout(s.join_timeout):
-                await consumer.listener.assigned.wait()
+            await consumer.listener.assigned.wait()
+            if group in self._rewind:
+                self._rewind.discard(group)
+                consumer.rewind_on_assign = True
+                assigned = raw.assignment()
+                if assigned:
+                    await raw.seek_to_beginning(*assigned)
+
+        try:
+            # Bounded as a whole: a broker that accepts connections and never
+            # answers would otherwise keep start() waiting for ever.
+            await _within(s.join_timeout, join())
         except TimeoutError as exc:
-            await raw.stop()
-            raise AdapterError(
-                f"{what}: no partition assignment within {s.join_timeout:.0f}s", retriable=True
+            await _stop_quietly(raw)
+            raise self._lost(
+                AdapterError(
+                    f"{what}: no partition assignment within {s.join_timeout:.0f}s",
+                    retriable=True,
+                    dependency="kafka",
+                )
             ) from exc
         except (KafkaError, OSError) as exc:
-            await raw.stop()
-            raise _error(f"cannot join {what}", exc) from exc
+            await _stop_quietly(raw)
+            raise self._lost(_error(f"cannot join {what}", exc)) from exc
         except BaseException:
-            await raw.stop()
+            await _stop_quietly(raw)
             raise
         self._consumers.add(consumer)
         return consumer
@@ -373,15 +479,85 @@ class KafkaBus(Lifecycle, MessageSizeLimit):
         return consumer
 
 
+# Calls that did not finish in time, kept referenced until they do (or never).
+_ABANDONED: set[asyncio.Future[Any]] = set()
+
+
+async def _within(seconds: float, call: Awaitable[T]) -> T:
+    """Await ``call`` for at most ``seconds``, else raise TimeoutError.
+
+    The call runs as its own task and is cancelled and abandoned (not awaited)
+    when it takes too long: aiokafka does not always let a cancellation
+    through (its stop waits for a coordination task that may be stuck on a
+    coordinator a restarted broker no longer has), so ``asyncio.timeout``
+    alone can wait for ever.
+    """
+    task = asyncio.ensure_future(call)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+    except asyncio.CancelledError:
+        _abandon(task)
+        raise
+    if not done:
+        _abandon(task)
+        raise TimeoutError(f"no answer within {seconds:.0f}s")
+    return task.result()
+
+
+def _abandon(task: asyncio.Future[Any]) -> None:
+    task.cancel()
+    _ABANDONED.add(task)
+    task.add_done_callback(_ABANDONED.discard)
+    # Whatever it ends with was given up on: do not report it as never retrieved.
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+
+async def _stop_within(client: AIOKafkaConsumer | AIOKafkaProducer, timeout: float) -> bool:
+    """``client.stop()``, given up on after ``timeout`` s: True if it finished.
+
+    aiokafka's consumer stop waits for its coordination task, which can be
+    stuck retrying a coordinator that a restarted broker no longer has, and it
+    does not always honour a cancellation; so the stop runs as its own task and
+    is abandoned (not awaited) when it takes too long.
+    """
+    try:
+        await _within(timeout, client.stop())
+    except TimeoutError:
+        return False
+    return True
+
+
+async def _stop_quietly(client: AIOKafkaConsumer | AIOKafkaProducer, timeout: float = 10) -> None:
+    """Stop a client that failed to start; its own errors say nothing new."""
+    try:
+        await _stop_within(client, timeout)
+    except (KafkaError, OSError, TimeoutError):
+        pass
+    except asyncio.CancelledError:
+        if _cancelled():
+            raise  # our own task is being cancelled, not only aiokafka's
+
+
+def _cancelled() -> bool:
+    """Whether the running task itself is being cancelled (a CancelledError can
+    also escape aiokafka from the cancellation of its own background tasks)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 class _Partition:
     """Delivered offsets of one partition not yet committed, and which are done."""
 
-    __slots__ = ("delivered", "done", "next_offset")
+    __slots__ = ("delivered", "done", "generation", "next_offset")
 
-    def __init__(self) -> None:
+    def __init__(self, generation: tuple[int, str]) -> None:
         self.delivered: deque[int] = deque()
         self.done: set[int] = set()
         self.next_offset = -1  # after the last delivered record, for the lag metric
+        # The group generation the records were delivered in: after a rejoin the
+        # partition may be someone else's, or (a broker that lost its data) a
+        # new partition with the same name, and these offsets must not commit.
+        self.generation = generation
 
     def mark_done(self, offset: int) -> None:
         # Offsets below the window were committed already (a duplicate commit).
@@ -412,6 +588,8 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
             self.consumer.notify_rebalance()
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
+        if self.assigned.is_set() and assigned and self.consumer.rewind_on_assign:
+            await self.consumer.raw.seek_to_beginning(*assigned)
         self.assigned.set()  # also when empty: more members than partitions
         if assigned:
             self.consumer.notify_rebalance()
@@ -451,6 +629,10 @@ class KafkaConsumer(ReportsLag, RebalanceHooks):
         self.listener = _Listener(self)
         self.partitions: dict[TopicPartition, _Partition] = {}
         self._closed = False
+        #: read every partition assigned to this member from its start (set when
+        #: it joined after the broker lost its data, until its first commit: the
+        #: group's offsets are trustworthy again from then on)
+        self.rewind_on_assign = False
         self._rebalance_listeners: list[Callable[[], None]] = []
 
     def on_rebalance(self, callback: Callable[[], None]) -> None:
@@ -470,13 +652,21 @@ class KafkaConsumer(ReportsLag, RebalanceHooks):
             batches = await self.raw.getmany(
                 timeout_ms=max(0, int(timeout * 1000)), max_records=max_messages
             )
+        except asyncio.CancelledError as exc:
+            if _cancelled():
+                raise
+            raise AdapterError(
+                f"Kafka group {self.group!r}: the consumer stopped under us",
+                retriable=True,
+                dependency="kafka",
+            ) from exc
         except (KafkaError, OSError) as exc:
-            raise _error(f"cannot poll Kafka group {self.group!r}", exc) from exc
+            raise self._bus._lost(_error(f"cannot poll Kafka group {self.group!r}", exc)) from exc
         out: list[Message] = []
         for tp, records in batches.items():
             track = self.partitions.get(tp)
             if track is None:
-                track = self.partitions[tp] = _Partition()
+                track = self.partitions[tp] = _Partition(self._generation())
             for r in records:
                 track.delivered.append(r.offset)
                 track.next_offset = r.offset + 1
@@ -509,10 +699,11 @@ class KafkaConsumer(ReportsLag, RebalanceHooks):
         if self._closed or not messages or not self.grouped:
             return
         touched: dict[TopicPartition, _Partition] = {}
+        generation = self._generation()
         for m in messages:
             tp = TopicPartition(m.topic, m.partition)
             track = self.partitions.get(tp)
-            if track is None:
+            if track is None or track.generation != generation:
                 continue  # revoked since delivery: its new owner redelivers it
             track.mark_done(m.offset)
             touched[tp] = track
@@ -520,14 +711,57 @@ class KafkaConsumer(ReportsLag, RebalanceHooks):
         if not offsets:
             return
         try:
-            await self.raw.commit(offsets)
-        except (KafkaError, OSError) as exc:
+            await _within(self._bus.settings.commit_timeout, self._commit_once(offsets))
+        except asyncio.CancelledError as exc:
+            if _cancelled():
+                raise
+            raise AdapterError(
+                f"cannot commit offsets of Kafka group {self.group!r}: the consumer stopped",
+                retriable=True,
+                dependency="kafka",
+            ) from exc
+        except (KafkaError, OSError, TimeoutError) as exc:
+            if isinstance(exc, UnknownTopicOrPartitionError):
+                # The topic is gone: the broker lost its data. Whoever joins
+                # this group next starts from the beginning of the new topics.
+                self._bus._rewind.add(self.group)
             topics = sorted({tp.topic for tp in offsets})
-            raise _error(
+            error = _error(
                 f"cannot commit offsets of Kafka group {self.group!r} on {topics}"
                 " (the messages will be delivered again)",
                 exc,
-            ) from exc
+            )
+            # A rebalance or a lost group makes the commit fail: retriable, by
+            # leaving and joining again (the consume loops do).
+            error.retriable = True
+            raise self._bus._lost(error) from exc
+        self.rewind_on_assign = False
+
+    def _generation(self) -> tuple[int, str]:
+        """Which membership delivered a record: the generation and the member id
+        (a broker that restarted numbers generations from 0 again, but hands
+        out new member ids)."""
+        coordinator = getattr(self.raw, "_coordinator", None)
+        generation = int(getattr(coordinator, "generation", 0) or 0)
+        return generation, str(getattr(coordinator, "member_id", "") or "")
+
+    async def _commit_once(self, offsets: dict[TopicPartition, int]) -> None:
+        """One commit request, its failure raised. aiokafka's own ``commit``
+        retries for ever, re-reading the member id each time, so after the
+        broker lost its data (and the member rejoined) a commit begun before it
+        would land on the recreated topic with offsets that skip its messages."""
+        coordinator = getattr(self.raw, "_coordinator", None)
+        subscription = getattr(getattr(self.raw, "_subscription", None), "subscription", None)
+        assignment = getattr(subscription, "assignment", None)
+        commit = getattr(coordinator, "_do_commit_offsets", None)
+        if coordinator is None or commit is None or assignment is None:
+            await self.raw.commit(offsets)  # another aiokafka: its own commit
+            return
+        if any(tp not in assignment.tps for tp in offsets):
+            raise CommitFailedError("partitions were reassigned since delivery")
+        await coordinator.ensure_coordinator_known()
+        async with coordinator._commit_lock:
+            await commit(assignment, commit_structure_validate(offsets))
 
     async def close(self) -> None:
         if self._closed:
@@ -540,6 +774,15 @@ class KafkaConsumer(ReportsLag, RebalanceHooks):
         try:
             # No auto-commit: stopping commits nothing, so whatever was not
             # committed goes back to the group.
-            await self.raw.stop()
-        except (KafkaError, OSError) as exc:
+            if not await _stop_within(self.raw, self._bus.settings.connect_timeout):
+                raise AdapterError(
+                    f"Kafka group {self.group!r}: leaving did not finish within "
+                    f"{self._bus.settings.connect_timeout:.0f}s (abandoned)",
+                    retriable=True,
+                    dependency="kafka",
+                )
+        except asyncio.CancelledError:
+            if _cancelled():
+                raise
+        except (KafkaError, OSError, TimeoutError) as exc:
             raise _error(f"cannot leave Kafka group {self.group!r} cleanly", exc) from exc

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._lifecycle import Lifecycle
+from .base import Counted, CounterKey
 
 
 class MemoryKV(Lifecycle):
@@ -15,6 +16,7 @@ class MemoryKV(Lifecycle):
     def __init__(self, url: str = "memory://", **_: Any) -> None:
         self._values: dict[str, bytes] = {}
         self._hashes: dict[str, dict[str, float]] = {}
+        self._sets: dict[str, set[str]] = {}
         self._expiry: dict[str, float] = {}
 
     def _expired(self, key: str) -> bool:
@@ -22,6 +24,7 @@ class MemoryKV(Lifecycle):
         if deadline is not None and time.monotonic() >= deadline:
             self._values.pop(key, None)
             self._hashes.pop(key, None)
+            self._sets.pop(key, None)
             del self._expiry[key]
             return True
         return False
@@ -61,6 +64,36 @@ class MemoryKV(Lifecycle):
                 counters[field] = value
         return dict(counters)
 
+    async def count_once(
+        self,
+        *,
+        marker: str,
+        seen: str,
+        token: str,
+        keys: Sequence[CounterKey],
+        add: Mapping[str, float],
+        maximum: Mapping[str, float],
+    ) -> Counted | None:
+        self._check_open()
+        self._expired(marker)
+        if marker not in self._values:
+            return None
+        self._expired(seen)
+        members = self._sets.setdefault(seen, set())
+        if token in members:
+            return Counted(False, [await self.get_counters(k.key) for k in keys])
+        members.add(token)
+        counters = [
+            await self.update_counters(k.key, add=add, maximum=maximum, ttl=k.ttl) for k in keys
+        ]
+        return Counted(True, counters)
+
+    async def expire(self, key: str, ttl: float) -> None:
+        self._check_open()
+        self._expired(key)
+        if key in self._values or key in self._hashes or key in self._sets:
+            self._expiry[key] = time.monotonic() + ttl
+
     async def get_counters(self, key: str) -> dict[str, float]:
         self._check_open()
         self._expired(key)
@@ -70,4 +103,5 @@ class MemoryKV(Lifecycle):
         self._check_open()
         self._values.pop(key, None)
         self._hashes.pop(key, None)
+        self._sets.pop(key, None)
         self._expiry.pop(key, None)

@@ -8,7 +8,7 @@ update plus the reply cost one round trip.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -19,6 +19,7 @@ from tickrail.sdk._redact import redact_url
 from tickrail.sdk.errors import AdapterError, ConfigurationError
 
 from .._lifecycle import Lifecycle
+from .base import Counted, CounterKey
 
 # KEYS[1]: the hash. ARGV: ttl in ms ("" for none), number of `add` pairs, then
 # the `add` field/value pairs, then the `maximum` pairs. A missing field counts
@@ -44,6 +45,49 @@ end
 return redis.call('HGETALL', key)
 """
 
+# KEYS: the marker, the seen set, then the counter hashes. ARGV: the token, the
+# number of `add` pairs, one ttl per hash ("" for none), then the `add` pairs,
+# then the `maximum` pairs. Returns nil when the marker is gone, else
+# {counted (0/1), HGETALL of each hash...}. One script, so "counted already?"
+# and the update are one atomic step (keys must share a slot on Redis Cluster:
+# they share the prefix, so use a hash tag in it there).
+_COUNT_ONCE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+    return false
+end
+local hashes = #KEYS - 2
+local counted = redis.call('SADD', KEYS[2], ARGV[1])
+if counted == 1 then
+    local first = 3 + hashes
+    local adds = tonumber(ARGV[2])
+    for h = 1, hashes do
+        local key = KEYS[2 + h]
+        local ttl = ARGV[2 + h]
+        local created = redis.call('EXISTS', key) == 0
+        local i = first
+        for _ = 1, adds do
+            redis.call('HINCRBYFLOAT', key, ARGV[i], ARGV[i + 1])
+            i = i + 2
+        end
+        while i < #ARGV do
+            local current = redis.call('HGET', key, ARGV[i])
+            if not current or tonumber(current) < tonumber(ARGV[i + 1]) then
+                redis.call('HSET', key, ARGV[i], ARGV[i + 1])
+            end
+            i = i + 2
+        end
+        if created and ttl ~= '' and redis.call('EXISTS', key) == 1 then
+            redis.call('PEXPIRE', key, ttl)
+        end
+    end
+end
+local out = {counted}
+for h = 1, hashes do
+    out[h + 1] = redis.call('HGETALL', KEYS[2 + h])
+end
+return out
+"""
+
 # Lost connections, timeouts, and a primary that just failed over.
 _RETRIABLE = (
     aioredis.ConnectionError,
@@ -56,7 +100,9 @@ _RETRIABLE = (
 
 def _error(what: str, exc: Exception) -> AdapterError:
     return AdapterError(
-        f"{what}: {type(exc).__name__}: {exc}", retriable=isinstance(exc, _RETRIABLE)
+        f"{what}: {type(exc).__name__}: {exc}",
+        retriable=isinstance(exc, _RETRIABLE),
+        dependency="redis",
     )
 
 
@@ -98,6 +144,10 @@ class RedisKV(Lifecycle):
         if unknown:
             raise ConfigurationError(f"unknown RedisKV options: {sorted(unknown)}")
         self.prefix = str(options.get("prefix", query.pop("prefix", "tickrail:")))
+        # Bounded by default: a Redis that accepts and never answers must fail
+        # a call into a retry, not hang the control plane.
+        query.setdefault("socket_timeout", "10")
+        query.setdefault("socket_connect_timeout", "5")
         self._url = urlunsplit(parts._replace(query=urlencode(query)))
         try:
             port = parts.port or 6379
@@ -106,6 +156,7 @@ class RedisKV(Lifecycle):
         self.where = f"redis {parts.hostname}:{port}{parts.path or '/0'}"
         self._redis: aioredis.Redis | None = None
         self._update: Any = None
+        self._count_once: Any = None
 
     @property
     def redis(self) -> aioredis.Redis:
@@ -134,9 +185,10 @@ class RedisKV(Lifecycle):
             raise ConfigurationError(f"bad Redis URL for {self.where}: {exc}") from exc
         self._redis = client
         self._update = client.register_script(_UPDATE_COUNTERS)
+        self._count_once = client.register_script(_COUNT_ONCE)
 
     async def _close(self) -> None:
-        client, self._redis, self._update = self._redis, None, None
+        client, self._redis, self._update, self._count_once = self._redis, None, None, None
         if client is not None:
             await client.aclose()
 
@@ -178,6 +230,43 @@ class RedisKV(Lifecycle):
                 f"cannot update counters {self.prefix + key!r} on {self.where}", exc
             ) from exc
         return _counters(flat)
+
+    async def count_once(
+        self,
+        *,
+        marker: str,
+        seen: str,
+        token: str,
+        keys: Sequence[CounterKey],
+        add: Mapping[str, float],
+        maximum: Mapping[str, float],
+    ) -> Counted | None:
+        self._check_open()
+        if self._count_once is None:
+            raise AdapterError("RedisKV used before start()")
+        p = self.prefix
+        args: list[str | int] = [token, len(add)]
+        args += ["" if k.ttl is None else _ttl_ms(k.ttl) for k in keys]
+        for field, value in add.items():
+            args += [field, repr(float(value))]
+        for field, value in maximum.items():
+            args += [field, repr(float(value))]
+        try:
+            reply = await self._count_once(
+                keys=[p + marker, p + seen, *(p + k.key for k in keys)], args=args
+            )
+        except (RedisError, OSError) as exc:
+            raise _error(f"cannot count {token!r} in {p + seen!r} on {self.where}", exc) from exc
+        if reply is None:
+            return None
+        return Counted(bool(int(reply[0])), [_counters(flat) for flat in reply[1:]])
+
+    async def expire(self, key: str, ttl: float) -> None:
+        r = self.redis
+        try:
+            await r.pexpire(self.prefix + key, _ttl_ms(ttl))
+        except (RedisError, OSError) as exc:
+            raise _error(f"cannot expire {self.prefix + key!r} on {self.where}", exc) from exc
 
     async def get_counters(self, key: str) -> dict[str, float]:
         r = self.redis

@@ -173,16 +173,38 @@ ORDER BY l.first_seq DESC
 LIMIT $3
 """
 
-_OWN_OPTIONS = {"schema", "min_size", "max_size", "command_timeout", "runtime_role"}
+_OWN_OPTIONS = {
+    "schema",
+    "min_size",
+    "max_size",
+    "command_timeout",
+    "connect_timeout",
+    "runtime_role",
+}
 #: What the runtime role may do: read and append, nothing else (see docs/deploy.md).
 _RUNTIME_GRANTS = (
     "GRANT USAGE ON SCHEMA {schema} TO {role}",
     "GRANT SELECT, INSERT ON {schema}.executions, {schema}.events, {schema}.lifetimes TO {role}",
     "GRANT SELECT ON {schema}.schema_migrations TO {role}",
 )
+# Without bounds a server that accepts connections and never answers (or a
+# dropped connection nobody closed) hangs a role for ever instead of failing it
+# into a retry.
+DEFAULT_COMMAND_TIMEOUT_S = 60.0
+DEFAULT_CONNECT_TIMEOUT_S = 10.0
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 # SQLSTATEs worth retrying: connection trouble, serialization, overload, shutdown.
 _RETRIABLE_STATES = ("08", "40001", "40P01", "53", "57P01", "57P02", "57P03", "55P03")
+
+
+def newer_than_code(applied: set[int], where: str) -> None:
+    """Refuse a schema migrated by a newer tickrail: no retry can fix that."""
+    newer = sorted(applied - {version for version, _ in MIGRATIONS})
+    if newer:
+        raise ConfigurationError(
+            f"{where} has schema version {newer[-1]}, newer than this tickrail knows "
+            f"({max(v for v, _ in MIGRATIONS)}): upgrade tickrail on this machine"
+        )
 
 
 def _quote(identifier: str) -> str:
@@ -199,9 +221,13 @@ def _error(what: str, exc: BaseException) -> AdapterError:
         # interface errors are misuse and will not.
         retriable = isinstance(
             exc, OSError | TimeoutError | asyncpg.exceptions.ConnectionDoesNotExistError
+        ) or (
+            # "connection is closed", "the connection was lost": the pool
+            # replaces the connection on the next try.
+            isinstance(exc, asyncpg.InterfaceError) and "connection" in str(exc).lower()
         )
         detail = f"{type(exc).__name__}: {exc}"
-    return AdapterError(f"{what}: {detail}", retriable=retriable)
+    return AdapterError(f"{what}: {detail}", retriable=retriable, dependency="postgres")
 
 
 _DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
@@ -217,7 +243,8 @@ class PostgresStore(Lifecycle):
 
     Options (URL query or keyword): ``schema`` (created by ``setup()``, default
     ``tickrail``), ``min_size`` / ``max_size`` (connection pool, 1 / 10),
-    ``command_timeout`` (seconds per statement). Every other query parameter
+    ``command_timeout`` (seconds per statement, 60), ``connect_timeout`` (seconds
+    to open a connection, 10). Every other query parameter
     (``sslmode``, ...) goes to the driver. Put passwords in ``PGPASSWORD`` or
     ``~/.pgpass``, not the URL; error messages never show it.
     """
@@ -248,8 +275,8 @@ class PostgresStore(Lifecycle):
         try:
             self._min_size = int(own.get("min_size", 1))
             self._max_size = int(own.get("max_size", 10))
-            timeout = own.get("command_timeout")
-            self._command_timeout = float(timeout) if timeout is not None else None
+            self._command_timeout = float(own.get("command_timeout", DEFAULT_COMMAND_TIMEOUT_S))
+            self._connect_timeout = float(own.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT_S))
         except ValueError as exc:
             raise ConfigurationError(f"{shown!r}: pool sizes and timeout must be numbers") from exc
         if not 0 <= self._min_size <= self._max_size or self._max_size < 1:
@@ -277,6 +304,7 @@ class PostgresStore(Lifecycle):
                 min_size=self._min_size,
                 max_size=self._max_size,
                 command_timeout=self._command_timeout,
+                timeout=self._connect_timeout,
                 # search_path per connection: unqualified names mean our schema.
                 server_settings={
                     "search_path": _quote(self.schema),
@@ -334,6 +362,7 @@ class PostgresStore(Lifecycle):
                     " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
                 )
                 applied = {r[0] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+                newer_than_code(applied, self.where)
                 for version, sql in MIGRATIONS:
                     if version not in applied:
                         await conn.execute(sql)

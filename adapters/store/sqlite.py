@@ -187,6 +187,12 @@ class SQLiteStore(Lifecycle, UnitOfWork):
                 "(version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
             )
             applied = {row[0] for row in db.execute("SELECT version FROM schema_migrations")}
+            newer = sorted(applied - {version for version, _ in MIGRATIONS})
+            if newer:  # migrated by a newer tickrail: no retry can fix that
+                raise ConfigurationError(
+                    f"SQLite store {self.path} has schema version {newer[-1]}, newer than "
+                    f"this tickrail knows ({MIGRATIONS[-1][0]}): upgrade tickrail"
+                )
             for version, sql in MIGRATIONS:
                 if version in applied:
                     continue
@@ -232,7 +238,9 @@ class SQLiteStore(Lifecycle, UnitOfWork):
                     db.execute("ROLLBACK")
                     raise
             except sqlite3.Error as exc:
-                raise AdapterError(f"SQLite transaction failed: {exc}", retriable=True) from exc
+                raise AdapterError(
+                    f"SQLite transaction failed: {exc}", retriable=True, dependency="sqlite"
+                ) from exc
             finally:
                 self._next = None
                 self._in_unit.reset(token)
@@ -258,7 +266,9 @@ class SQLiteStore(Lifecycle, UnitOfWork):
         try:
             return await self._write(lambda db: self._insert_executions(db, batch))
         except sqlite3.Error as exc:
-            raise AdapterError(f"cannot append executions: {exc}", retriable=True) from exc
+            raise AdapterError(
+                f"cannot append executions: {exc}", retriable=True, dependency="sqlite"
+            ) from exc
 
     def _next_seqs(self, db: sqlite3.Connection) -> list[int]:
         """The next [executions, events] seqs; the caller advances what it takes.
@@ -325,7 +335,9 @@ class SQLiteStore(Lifecycle, UnitOfWork):
         try:
             return await self._write(lambda db: self._insert_events(db, batch))
         except sqlite3.Error as exc:
-            raise AdapterError(f"cannot append events: {exc}", retriable=True) from exc
+            raise AdapterError(
+                f"cannot append events: {exc}", retriable=True, dependency="sqlite"
+            ) from exc
 
     def _insert_events(self, db: sqlite3.Connection, batch: Sequence[NewEvent]) -> list[bool]:
         keys = [(n.lifetime_id, n.event_id) for n in batch]
@@ -368,7 +380,9 @@ class SQLiteStore(Lifecycle, UnitOfWork):
         try:
             return self.db.execute(sql, args).fetchall()
         except sqlite3.Error as exc:
-            raise AdapterError(f"SQLite query failed: {exc}", retriable=True) from exc
+            raise AdapterError(
+                f"SQLite query failed: {exc}", retriable=True, dependency="sqlite"
+            ) from exc
 
     async def get_execution(self, exec_id: str) -> ExecutionRecord | None:
         rows = self._query(f"SELECT {_EXEC_COLUMNS} FROM executions WHERE exec_id = ?", (exec_id,))

@@ -11,11 +11,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
-from tickrail.adapters import Consumer, EventBus, Message, NewEvent, RebalanceHooks, StateStore
+from tickrail.adapters import (
+    Consumer,
+    EventBus,
+    Message,
+    NewEvent,
+    RebalanceHooks,
+    StateStore,
+    Wakeable,
+)
 from tickrail.sdk.errors import AdapterError, EnvelopeError, PolicyError
 from tickrail.sdk.pb import envelope_pb2 as pb
 from tickrail.services import metrics as series
@@ -23,6 +31,7 @@ from tickrail.services import tracing
 from tickrail.services.consume import consume_batches
 from tickrail.services.dispatch import DispatchSigner
 from tickrail.services.metrics import Metrics
+from tickrail.services.retry import Health
 from tickrail.services.topics import Topics, check_envelope, decode, publish_dead_letters
 
 from .admission import refused_event, unanswered
@@ -65,16 +74,6 @@ class Guard(Protocol):
     ) -> Sequence[Verdict]: ...
 
 
-@runtime_checkable
-class RestoresLifetimes(Protocol):
-    """A Guard that keeps per-lifetime aggregates and can rebuild them from the
-    record (the guardrail engine); asked when a lifetime's state is rebuilt."""
-
-    async def restore_lifetime(
-        self, lifetime_id: str, executions: Sequence[pb.ExecutionEnvelope]
-    ) -> None: ...
-
-
 class ControlPlane:
     def __init__(
         self,
@@ -90,6 +89,7 @@ class ControlPlane:
         metrics: Metrics | None = None,
         forward_inputs: Callable[[list[Message]], Awaitable[None]] | None = None,
         observe: Callable[[list[Message]], None] | None = None,
+        health: Health | None = None,
     ) -> None:
         self.bus, self.store, self.topics = bus, store, topics
         self.signer = signer
@@ -103,15 +103,71 @@ class ControlPlane:
         # straight to whoever follows lifetimes here (they still go on the bus).
         self.forward_inputs = forward_inputs
         self.observe = observe
+        self.health = health or Health()
         self._consumer: Consumer | None = None
+        # Loading, routing and recovering never interleave: a state loaded by
+        # one must not overwrite a newer one cached by the other meanwhile.
+        self._lock = asyncio.Lock()
+        # Lifetimes whose batch failed half-way: their decisions may be in the
+        # store without their inputs on the bus, so their pending inputs are
+        # published again with the next batch that gets through.
+        self._suspect: set[str] = set()
+        # Set when the group rebalanced or the consumer rejoined (the broker may
+        # have lost every message): re-dispatch what the store says is pending.
+        self._recover_all = False
+        # Set by a rebalance, which can fire at any await: the cache is cleared
+        # before the next batch, never in the middle of one (a state reloaded
+        # mid-batch would miss the batch's decisions not yet appended).
+        self._stale = False
 
     async def subscribe(self) -> None:
+        self._consumer = await self._join()
+
+    def wakeup(self) -> None:
+        """Cut a poll short (the in-process bus can), so a stop is prompt."""
+        if isinstance(self._consumer, Wakeable):
+            self._consumer.wakeup()
+
+    async def _join(self) -> Consumer:
         topics = [*self.topics.every("persisted"), self.topics.commands()]
-        self._consumer = await self.bus.subscribe(topics, self.group)
+        consumer = await self.bus.subscribe(topics, self.group)
         # With several replicas, a partition can move away and come back; the
         # states cached meanwhile would miss what the other replica decided.
-        if isinstance(self._consumer, RebalanceHooks):
-            self._consumer.on_rebalance(self._states.clear)
+        # A broker that restarted without its data also shows up as a rebalance.
+        if isinstance(consumer, RebalanceHooks):
+            consumer.on_rebalance(self._rebalanced)
+        return consumer
+
+    def _rebalanced(self) -> None:
+        self._stale = True
+        self._recover_all = True
+
+    def _drop_stale(self) -> None:
+        if self._stale:
+            self._stale = False
+            self._states.clear()
+
+    async def _rejoined(self) -> None:
+        self._rebalanced()
+
+    def request_recovery(self) -> None:
+        """Re-dispatch every pending input from the store before the next batch."""
+        self._recover_all = True
+
+    async def _tick(self) -> None:
+        """Between polls: after a rejoin or rebalance, re-dispatch from the store."""
+        if not self._recover_all:
+            return
+        self._recover_all = False
+        try:
+            recovered = await self.recover()
+        except BaseException:
+            self._recover_all = True
+            raise
+        if recovered:
+            log.warning(
+                "re-dispatched %d pending input(s) after the consumer group changed", recovered
+            )
 
     async def run(self, stopping: asyncio.Event) -> None:
         if self._consumer is None:
@@ -125,6 +181,11 @@ class ControlPlane:
             batch_size=self.batch_size,
             metrics=self.metrics,
             dead_letter=self._dead_letter,
+            health=self.health,
+            subscribe=self._join,
+            on_rejoin=self._rejoined,
+            tick=self._tick,
+            what="control plane",
         )
 
     async def _dead_letter(self, message: Message, reason: str) -> None:
@@ -133,10 +194,25 @@ class ControlPlane:
     # ---- one batch ----------------------------------------------------------
 
     async def handle(self, messages: list[Message]) -> None:
+        """Decide and publish one batch; safe to call again with the same batch
+        after it raised (what reached the store is not decided twice, and what
+        may not have reached the bus is published again)."""
         started = self.metrics.clock()
-        outgoing = await self.decide(messages)
-        await self.publish(outgoing)
+        try:
+            outgoing = await self.decide(messages)
+            await self.publish(outgoing)
+        except BaseException:
+            self.forget(m.key for m in messages)
+            raise
         self.metrics.observe_batch(len(messages), len(outgoing.rejected), started)
+
+    def forget(self, lifetime_ids: Iterable[str]) -> None:
+        """A batch touching these lifetimes failed half-way: drop their cached
+        states (they may hold routing the store never got) and re-publish their
+        pending inputs with the next batch that succeeds."""
+        for lifetime_id in lifetime_ids:
+            self._states.pop(lifetime_id, None)
+            self._suspect.add(lifetime_id)
 
     async def decide(self, messages: list[Message]) -> Outgoing:
         """Judge, route and append the decisions for a batch; publish nothing yet.
@@ -144,13 +220,25 @@ class ControlPlane:
         Split from ``publish`` so that, in one process, the data plane can record
         executions and these decisions in a single transaction.
         """
-        try:
-            return await self._decide(messages)
-        except BaseException:
-            # Routing updated cached states in place; the events did not reach the
-            # store. Rebuild from the store, or a retry would find them "seen".
-            self._states.clear()
-            raise
+        async with self._lock:
+            self._drop_stale()
+            try:
+                outgoing = await self._decide(messages)
+            except BaseException:
+                # Routing updated cached states in place; the events did not reach
+                # the store. Rebuild from the store, or a retry would find them "seen".
+                self._states.clear()
+                raise
+            if self._suspect:
+                suspects, self._suspect = self._suspect, set()
+                try:
+                    again = await self._pending_messages(sorted(suspects))
+                except BaseException:
+                    self._suspect |= suspects
+                    raise
+                known = {(m.topic, m.value) for m in outgoing.inputs}
+                outgoing.inputs += [m for m in again if (m.topic, m.value) not in known]
+        return outgoing
 
     async def _decide(self, messages: list[Message]) -> Outgoing:
         decided: list[tuple[LifetimeState, Decision]] = []
@@ -382,6 +470,14 @@ class ControlPlane:
                 )
         if rows:
             await self.store.append_events(rows)
+        ended: Callable[[str], Awaitable[None]] | None = getattr(self.guard, "lifetime_ended", None)
+        for lifetime_id in outgoing.finished:
+            if ended is None:
+                break
+            try:
+                await ended(lifetime_id)
+            except AdapterError as exc:  # only a TTL: never fail the batch for it
+                log.warning("cannot let the aggregates of %s expire: %s", lifetime_id, exc)
         return outgoing
 
     # ---- state --------------------------------------------------------------
@@ -391,6 +487,9 @@ class ControlPlane:
         if cached is not None:
             return cached
         state = await self.load(lifetime_id)
+        cached = self._states.get(lifetime_id)
+        if cached is not None:
+            return cached  # cached while we read the store: it is at least as new
         if state is not None and not state.terminal:
             self._states[lifetime_id] = state
         return state
@@ -405,11 +504,46 @@ class ControlPlane:
             r.exec_id: pb.ExecutionEnvelope.FromString(r.envelope)
             for r in await self.store.executions(lifetime_id)
         }
-        state = rebuild(events, executions)
-        guard = self.guard
-        if state is not None and not state.terminal and isinstance(guard, RestoresLifetimes):
-            await guard.restore_lifetime(lifetime_id, list(executions.values()))
-        return state
+        return rebuild(events, executions)
+
+    async def rebuild_aggregates(self) -> None:
+        """The KV lost the guardrail aggregates: count again every execution this
+        control plane judged, from the store (the guardrails call this, inside a
+        batch, so it must not take the lock).
+
+        Judged means routed: a lifetime's state (cached, so including the batch
+        in hand, else rebuilt from its log) lists them, so an execution that is
+        stored but not yet judged is counted when it is, exactly once.
+        """
+        recount = getattr(self.guard, "recount", None)
+        if recount is None:
+            return
+        from .guardrails import Judged
+
+        started = time.monotonic()
+        judged: list[Judged] = []
+        for summary in await self.store.list_lifetimes(limit=10_000_000):
+            lifetime_id = summary.lifetime_id
+            records = await self.store.executions(lifetime_id)
+            envelopes = {r.exec_id: pb.ExecutionEnvelope.FromString(r.envelope) for r in records}
+            state = self._states.get(lifetime_id)
+            if state is None:
+                events = [
+                    pb.LifetimeEvent.FromString(r.body)
+                    for r in await self.store.events(lifetime_id)
+                ]
+                state = rebuild(events, envelopes)
+            if state is None:
+                continue
+            mine = [envelopes[r.exec_id] for r in records if r.exec_id in state.seen]
+            judged.append(Judged(lifetime_id, mine, ended=state.terminal))
+        counted = await recount(judged)
+        log.warning(
+            "rebuilt guardrail aggregates of %d lifetime(s) from %d execution(s) in %.1f s",
+            len(judged),
+            counted,
+            time.monotonic() - started,
+        )
 
     async def recover(
         self,
@@ -417,7 +551,7 @@ class ControlPlane:
         *,
         graph_ids: Collection[str] | None = None,
     ) -> int:
-        """Re-publish the pending inputs of running lifetimes (after a crash).
+        """Re-publish the pending inputs of running and paused lifetimes (after a crash).
 
         An input may have been dispatched and even executed already; executors
         derive exec ids from input ids, so a second run is deduplicated by the
@@ -425,11 +559,26 @@ class ControlPlane:
         process whose executor serves only them must not claim the others).
         Returns how many inputs were re-published.
         """
-        if lifetime_ids is None:
-            summaries = await self.store.list_lifetimes(
-                status=pb.LIFETIME_STATUS_RUNNING, limit=100_000
-            )
-            lifetime_ids = [s.lifetime_id for s in summaries]
+        async with self._lock:
+            self._drop_stale()
+            if lifetime_ids is None:
+                # PAUSED too: a lifetime whose one branch waits for a person has
+                # other branches in flight, and a paused one finishes what it began.
+                lifetime_ids = [
+                    s.lifetime_id
+                    for status in (pb.LIFETIME_STATUS_RUNNING, pb.LIFETIME_STATUS_PAUSED)
+                    for s in await self.store.list_lifetimes(status=status, limit=100_000)
+                ]
+            out = await self._pending_messages(lifetime_ids, graph_ids)
+        if out:
+            await self.bus.publish(out)
+        return len(out)
+
+    async def _pending_messages(
+        self, lifetime_ids: Iterable[str], graph_ids: Collection[str] | None = None
+    ) -> list[Message]:
+        """The dispatched and unanswered inputs of these lifetimes, under their
+        original input ids (so a run that happened already is deduplicated)."""
         out: list[Message] = []
         for lifetime_id in lifetime_ids:
             state = await self._state(lifetime_id)
@@ -448,6 +597,4 @@ class ControlPlane:
                         self.signer.signed(node_input),
                     )
                 )
-        if out:
-            await self.bus.publish(out)
-        return len(out)
+        return out

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 from tickrail.adapters import (
@@ -24,6 +25,7 @@ from tickrail.adapters import (
     Message,
     NewExecution,
     StateStore,
+    Wakeable,
 )
 from tickrail.adapters.store.base import unit_of_work
 from tickrail.sdk._payload import DEFAULT_OFFLOAD_THRESHOLD
@@ -34,6 +36,7 @@ from tickrail.services.consume import consume_batches
 from tickrail.services.dispatch import DispatchSigner, header_only
 from tickrail.services.metrics import Metrics
 from tickrail.services.offload import offload_large
+from tickrail.services.retry import Health
 from tickrail.services.topics import (
     Topics,
     check_envelope,
@@ -51,6 +54,8 @@ class Downstream(Protocol):
     async def decide(self, messages: list[Message]) -> Any: ...
 
     async def publish(self, outgoing: Any) -> None: ...
+
+    def forget(self, lifetime_ids: Iterable[str]) -> None: ...
 
 
 def execution_row(header: pb.ExecutionHeader, envelope: bytes) -> NewExecution:
@@ -81,6 +86,7 @@ class DataPlane:
         batch_size: int = 500,
         metrics: Metrics | None = None,
         downstream: Downstream | None = None,
+        health: Health | None = None,
     ) -> None:
         self.bus, self.store, self.blobs, self.topics = bus, store, blobs, topics
         self.signer = signer
@@ -91,10 +97,19 @@ class DataPlane:
         # In one process the control plane takes the references directly, and
         # the executions and the decisions they cause commit in one transaction.
         self.downstream = downstream
+        self.health = health or Health()
         self._consumer: Consumer | None = None
 
     async def subscribe(self) -> None:
-        self._consumer = await self.bus.subscribe(self.topics.every("executions"), self.group)
+        self._consumer = await self._join()
+
+    def wakeup(self) -> None:
+        """Cut a poll short (the in-process bus can), so a stop is prompt."""
+        if isinstance(self._consumer, Wakeable):
+            self._consumer.wakeup()
+
+    async def _join(self) -> Consumer:
+        return await self.bus.subscribe(self.topics.every("executions"), self.group)
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Consume until ``stopping`` is set; the batch in hand is finished first."""
@@ -109,6 +124,9 @@ class DataPlane:
             batch_size=self.batch_size,
             metrics=self.metrics,
             dead_letter=self._dead_letter,
+            health=self.health,
+            subscribe=self._join,
+            what="data plane",
         )
 
     async def _dead_letter(self, message: Message, reason: str) -> None:
@@ -158,11 +176,17 @@ class DataPlane:
             self.metrics.inc("envelopes_refused_total", len(notices))
         carriers = spans.carriers(len(rows))
         if self.downstream is not None:
-            async with unit_of_work(self.store):
-                records = await self.store.append_executions(rows) if rows else []
-                refs = self._refs(values, tokens, records, carriers)
-                decided = await self.downstream.decide(refs + notices)
-            await self.downstream.publish(decided)
+            try:
+                async with unit_of_work(self.store):
+                    records = await self.store.append_executions(rows) if rows else []
+                    refs = self._refs(values, tokens, records, carriers)
+                    decided = await self.downstream.decide(refs + notices)
+                await self.downstream.publish(decided)
+            except BaseException:
+                # Rolled back or half published: the control plane must not keep
+                # routing it did in memory only (the batch is handled again).
+                self.downstream.forget(m.key for m in messages)
+                raise
         else:
             records = await self.store.append_executions(rows) if rows else []
             await self.bus.publish(self._refs(values, tokens, records, carriers) + notices)

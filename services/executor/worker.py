@@ -4,6 +4,12 @@ Each input runs as its own asyncio task (bounded by ``concurrency``), so a
 slow Task never holds up others. Attempts are retried per the node's Retry
 policy; every attempt is published (failed ones as RETRYING), and the input
 is committed only after its last envelope was accepted by the bus.
+
+Task inputs and Plan inputs are read by separate consumer groups
+(``{group}-tasks``, ``{group}-plans``), so restarting the executors of one kind
+never stalls the other kind's partitions in a rebalance. A bus or blob store
+that goes away is waited for (services/retry.py); the node is not run again
+for it, only its envelope is published again.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import re
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
-from tickrail.adapters import BlobStore, Consumer, EventBus, Message
+from tickrail.adapters import BlobStore, Consumer, EventBus, Message, Wakeable
 from tickrail.sdk._envelope import header_of, kind_of, telemetry_of
 from tickrail.sdk._payload import DEFAULT_OFFLOAD_THRESHOLD
 from tickrail.sdk.errors import AdapterError, EnvelopeError, TickrailError
@@ -24,8 +30,18 @@ from tickrail.sdk.graph import AgentGraph
 from tickrail.sdk.node import Plan, Task
 from tickrail.sdk.pb import envelope_pb2 as pb
 from tickrail.services import tracing
+from tickrail.services.consume import close_quietly, rejoin
 from tickrail.services.metrics import Metrics
 from tickrail.services.offload import offload_large
+from tickrail.services.retry import (
+    DEFAULT_BACKOFF,
+    Backoff,
+    Health,
+    Stopped,
+    dependency_of,
+    pause,
+    retrying,
+)
 from tickrail.services.topics import Topics, decode, publish_dead_letters
 
 from ._batching import Batcher
@@ -55,6 +71,7 @@ class Executor:
         process_pool_size: int = 0,
         recorded_spec: Callable[[str], Awaitable[pb.GraphSpec | None]] | None = None,
         observe: Callable[[list[Message]], None] | None = None,
+        health: Health | None = None,
     ) -> None:
         """``blocking_pool_size`` threads run plain ``def`` nodes (0: ``concurrency``);
         ``process_pool_size`` processes run ``pool = "process"`` Tasks (0: CPUs).
@@ -72,8 +89,12 @@ class Executor:
                 kind = "task" if isinstance(node, Task) else "plan"
                 if serve_tasks if kind == "task" else serve_plans:
                     self.metrics.declare_node(graph.graph_id, name, kind)
+        self.health = health or Health()
         self._slots = asyncio.Semaphore(concurrency)
-        self._consumer: Consumer | None = None
+        self._consumers: dict[str, Consumer] = {}
+        # Consumers whose commit failed: their offsets are suspect, so the poll
+        # loop leaves the group and joins again.
+        self._broken: dict[int, AdapterError] = {}
         self._running: set[asyncio.Task[None]] = set()
         self._by_lifetime: dict[str, set[asyncio.Task[None]]] = {}
         self._threads = ThreadPoolExecutor(
@@ -106,25 +127,31 @@ class Executor:
         if self._processes is not None:
             self._processes.shutdown(wait=False, cancel_futures=True)
 
+    def _kinds(self) -> list[str]:
+        return [k for k, on in (("tasks", self.serve_tasks), ("plans", self.serve_plans)) if on]
+
+    async def _join(self, kind: str) -> Consumer:
+        topic = "task-inputs" if kind == "tasks" else "plan-inputs"
+        return await self.bus.subscribe(self.topics.every(topic), f"{self.group}-{kind}")
+
     async def subscribe(self) -> None:
-        topics: list[str] = []
-        if self.serve_tasks:
-            topics += self.topics.every("task-inputs")
-        if self.serve_plans:
-            topics += self.topics.every("plan-inputs")
-        self._consumer = await self.bus.subscribe(topics, self.group)
+        for kind in self._kinds():
+            self._consumers[kind] = await self._join(kind)
+
+    def wakeup(self) -> None:
+        """Cut a poll short (the in-process bus can), so a stop is prompt."""
+        for consumer in self._consumers.values():
+            if isinstance(consumer, Wakeable):
+                consumer.wakeup()
 
     async def run(self, stopping: asyncio.Event, grace: float = 30.0) -> None:
         """Consume until ``stopping``; then let in-flight nodes finish within ``grace`` s."""
-        if self._consumer is None:
+        if not self._consumers:
             await self.subscribe()
-        consumer = self._consumer
-        assert consumer is not None
         try:
-            while not stopping.is_set():
-                messages = await consumer.poll(500, timeout=0.2)
-                self.metrics.report_lag(consumer)
-                await self.submit(messages, consumer)
+            async with asyncio.TaskGroup() as group:
+                for kind in self._kinds():
+                    group.create_task(self._consume(kind, stopping))
             if self._running:
                 _, late = await asyncio.wait(self._running, timeout=grace)
                 for task in late:
@@ -137,8 +164,54 @@ class Executor:
         finally:
             await self._publishes.drain()
             await self._commits.drain()
-            await consumer.close()
+            for consumer in self._consumers.values():
+                await close_quietly(consumer)
+            self._consumers.clear()
             self.close_pools()
+
+    async def _consume(
+        self, kind: str, stopping: asyncio.Event, backoff: Backoff = DEFAULT_BACKOFF
+    ) -> None:
+        what = f"executor ({kind})"
+        failures = 0
+        try:
+            while not stopping.is_set():
+                try:
+                    consumer = self._consumers.get(kind)
+                    if consumer is None:
+                        consumer = await rejoin(
+                            functools.partial(self._join, kind),
+                            what=what,
+                            health=self.health,
+                            stopping=stopping,
+                        )
+                        self._consumers[kind] = consumer
+                    broken = self._broken.pop(id(consumer), None)
+                    if broken is not None:
+                        raise broken
+                    messages = await consumer.poll(500, timeout=0.2)
+                    self.metrics.report_lag(consumer)
+                    await self.submit(messages, consumer)
+                    if failures:
+                        self.health.recovered("kafka")
+                    failures = 0
+                except AdapterError as exc:
+                    if not exc.retriable:
+                        raise
+                    # Inputs in flight on the old member are redelivered to the new
+                    # one; running them again yields the same exec ids (deduplicated).
+                    self.metrics.inc("errors_total")
+                    self.health.failing(dependency_of(exc), str(exc))
+                    delay = backoff.delay(failures)
+                    failures += 1
+                    log.warning("%s: %s; rejoining in %.1f s", what, exc, delay)
+                    dropped = self._consumers.pop(kind, None)
+                    if dropped is not None:
+                        self._broken.pop(id(dropped), None)
+                        await close_quietly(dropped)
+                    await pause(stopping, delay)
+        except Stopped:
+            pass
 
     async def submit(self, messages: list[Message], consumer: Consumer | None = None) -> None:
         """Start running these inputs; each is committed on ``consumer`` when done."""
@@ -184,7 +257,12 @@ class Executor:
                     log.exception("cannot run input on %s offset %s", message.topic, message.offset)
                 await publish_dead_letters(self.bus, self.topics, [(message, str(exc))])
             if consumer is not None:
-                await self._commits.submit([(consumer, message)])
+                try:
+                    await self._commits.submit([(consumer, message)])
+                except AdapterError as exc:
+                    if not exc.retriable:
+                        raise
+                    self._broken[id(consumer)] = exc  # the poll loop rejoins
             self.metrics.inc("messages_processed_total")
         except asyncio.CancelledError:
             raise
@@ -211,7 +289,11 @@ class Executor:
             await self._publish(envelope, batch)
             return [envelope]
         try:
-            prepared = await prepare(node_input, self.blobs)
+            prepared = await retrying(
+                lambda: prepare(node_input, self.blobs),
+                what=f"executor: reading the input of {node_input.input_id}",
+                health=self.health,
+            )
         except TickrailError as exc:  # e.g. an upstream blob is missing or corrupt
             envelope = failed_before_running(
                 node_input, f"cannot read the node's input: {exc}", qualname(exc)
@@ -289,6 +371,15 @@ class Executor:
         return self._drift[key]
 
     async def _publish(self, envelope: pb.ExecutionEnvelope, batch: bool) -> None:
+        """Publish one envelope, waiting out a bus or blob store outage: the node
+        ran and its result must not be lost (nor the node run again for it)."""
+        await retrying(
+            lambda: self._send(envelope, batch),
+            what=f"executor: publishing {header_of(envelope).exec_id}",
+            health=self.health,
+        )
+
+    async def _send(self, envelope: pb.ExecutionEnvelope, batch: bool) -> None:
         await offload_large(envelope, self.blobs, self.offload_threshold)
         header = header_of(envelope)
         message = Message(

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import uuid
 from collections.abc import AsyncGenerator, Callable, Collection, Iterator
@@ -48,6 +49,7 @@ from tickrail.sdk.pb import lifecycle_pb2 as api
 from tickrail.services.control_plane.fork import fork_lifetime, history_length
 from tickrail.services.control_plane.projection import rebuild
 from tickrail.services.control_plane.replay import replay_lifetime
+from tickrail.services.retry import retrying
 from tickrail.services.runtime import Runtime
 from tickrail.services.usage import usage_rows
 
@@ -455,7 +457,12 @@ class LifecycleService:
                         # a role of this process that dies ends the watch, named
                         await self.runtime.unless_failed(wake.wait())
                 wake.clear()  # before the read: a publish during it wakes the next wait
-                records = await self.store.events(lifetime_id, after_seq=after)
+                # A follower outlives a store outage (docs/deploy.md, "Outages").
+                records = await retrying(
+                    functools.partial(self.store.events, lifetime_id, after_seq=after),
+                    what=f"following {lifetime_id}",
+                    health=self.runtime.health,
+                )
 
     async def execution(
         self, tenant: str, request: api.GetExecutionRequest

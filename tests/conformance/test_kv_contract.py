@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tickrail.adapters import KVStore
+from tickrail.adapters.kv.base import CounterKey
 from tickrail.adapters.registry import open_kv
 from tickrail.sdk.errors import AdapterClosedError
 
@@ -71,6 +72,55 @@ async def test_counter_ttl_is_set_when_created_only(kv: KVStore) -> None:
     await asyncio.sleep(0.35)
     assert await kv.get_counters("window") == {}
     assert await kv.update_counters("window", add={"n": 1}) == {"n": 1.0}
+
+
+async def test_count_once_counts_each_token_once_in_every_hash(kv: KVStore) -> None:
+    keys = [CounterKey("lt"), CounterKey("tenant"), CounterKey("day", ttl=60)]
+    once = {"marker": "gen", "seen": "lt:counted", "keys": keys}
+    # No marker: the aggregates were lost (or never built); nothing changes.
+    assert await kv.count_once(token="x1", add={"n": 1}, maximum={}, **once) is None  # type: ignore[arg-type]
+    assert await kv.get_counters("lt") == {}
+    await kv.set("gen", b"1")
+    first = await kv.count_once(token="x1", add={"n": 1}, maximum={"peak": 3}, **once)  # type: ignore[arg-type]
+    assert first is not None and first.counted
+    assert first.counters == [{"n": 1.0, "peak": 3.0}] * 3
+    again = await kv.count_once(token="x1", add={"n": 1}, maximum={"peak": 9}, **once)  # type: ignore[arg-type]
+    assert again is not None and not again.counted
+    assert again.counters == first.counters
+    other = await kv.count_once(token="x2", add={"n": 2}, maximum={"peak": 1}, **once)  # type: ignore[arg-type]
+    assert other is not None and other.counted
+    assert other.counters == [{"n": 3.0, "peak": 3.0}] * 3
+
+
+async def test_count_once_is_exact_under_concurrent_redelivery(kv: KVStore) -> None:
+    await kv.set("gen", b"1")
+
+    async def one(i: int) -> bool:
+        done = await kv.count_once(
+            marker="gen",
+            seen="s",
+            token=f"exec-{i % 10}",
+            keys=[CounterKey("sum")],
+            add={"tokens": 5},
+            maximum={},
+        )
+        assert done is not None
+        return done.counted
+
+    counted = await asyncio.gather(*(one(i) for i in range(60)))
+    assert sum(counted) == 10
+    assert await kv.get_counters("sum") == {"tokens": 50.0}
+
+
+async def test_expire_removes_a_key_later_and_ignores_absent_ones(kv: KVStore) -> None:
+    await kv.expire("absent", 0.05)
+    await kv.update_counters("h", add={"n": 1})
+    await kv.expire("h", 0.05)
+    deadline = asyncio.get_running_loop().time() + 10
+    while await kv.get_counters("h"):
+        assert asyncio.get_running_loop().time() < deadline, "the hash never expired"
+        await asyncio.sleep(0.02)
+    assert await kv.update_counters("h", add={"n": 1}) == {"n": 1.0}
 
 
 async def test_namespaces_are_isolated(kv_namespace: Callable[[], str]) -> None:

@@ -20,7 +20,7 @@ from ._aggregates import (
     tenant_key,
 )
 from ._context import EvaluationContext
-from ._engine import Guardrails, what_if
+from ._engine import Guardrails, Judged, what_if
 from ._model import (
     ABORT_LIFETIME,
     ACTIONS,
@@ -46,6 +46,7 @@ __all__ = [
     "SEVERITY",
     "EvaluationContext",
     "Guardrails",
+    "Judged",
     "Match",
     "PolicySet",
     "PolicyWatcher",

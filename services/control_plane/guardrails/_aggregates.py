@@ -5,6 +5,16 @@ Key layout (``prefix`` defaults to ``guardrails``)::
     {prefix}:lifetime:{lifetime_id}               all executions of the lifetime
     {prefix}:tenant:{tenant_id}                   all executions of the tenant, all time
     {prefix}:tenant:{tenant_id}:day:{YYYY-MM-DD}  the same for one UTC day (TTL 2 days)
+    {prefix}:lifetime:{lifetime_id}:counted       set of exec ids already counted
+    {prefix}:generation                           written when the aggregates were
+                                                  (re)built from the store
+
+An execution is counted in all three hashes in one atomic step, and only if
+its exec id was not in the lifetime's ``counted`` set yet, so a redelivered or
+re-evaluated execution is counted once. A missing ``generation`` marker means
+the KV lost its data (a Redis restarted without persistence) or was never
+filled: the control plane then rebuilds every aggregate from the store before
+counting anything. A lifetime's two keys expire an hour after it ends.
 
 Fields of each hash (node and metric names percent-encoded, so ``/`` in a
 name cannot be confused with the separator)::
@@ -35,6 +45,8 @@ from tickrail.sdk.pb import envelope_pb2
 
 DEFAULT_PREFIX = "guardrails"
 DAY_TTL_S = 2 * 86400.0
+# Long enough that a late redelivery after the end is still recognised.
+ENDED_LIFETIME_TTL_S = 3600.0
 BUILTIN_METRICS = ("tokens_in", "tokens_out", "tokens_used", "cost_usd", "latency_ms")
 # Read back as CEL ints so `lifetime.sum.tokens_used > 10000` and integer
 # arithmetic work; everything else is a double.
@@ -136,6 +148,14 @@ def _day_name(days: int) -> str:
 
 def lifetime_key(lifetime_id: str, prefix: str = DEFAULT_PREFIX) -> str:
     return f"{prefix}:lifetime:{lifetime_id}"
+
+
+def counted_key(lifetime_id: str, prefix: str = DEFAULT_PREFIX) -> str:
+    return f"{prefix}:lifetime:{lifetime_id}:counted"
+
+
+def generation_key(prefix: str = DEFAULT_PREFIX) -> str:
+    return f"{prefix}:generation"
 
 
 def tenant_key(tenant_id: str, prefix: str = DEFAULT_PREFIX) -> str:

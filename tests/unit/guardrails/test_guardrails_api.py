@@ -20,6 +20,7 @@ def test_public_names_are_curated() -> None:
             "SEVERITY",
             "EvaluationContext",
             "Guardrails",
+            "Judged",
             "Match",
             "PolicySet",
             "PolicyWatcher",

@@ -22,7 +22,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from tickrail.adapters import EventRecord, ExecutionRecord, LifetimeSummary
 from tickrail.sdk._redact import redact_url
 from tickrail.sdk.client import LifetimeDetail, TickrailClient
 from tickrail.sdk.errors import AdapterError, ConfigurationError, LifetimeStateError, OwnerError
@@ -41,10 +40,7 @@ from .console_out import Lines
 from .progress import Progress
 from .tables import Column, print_table
 
-EXIT_CODES: dict[int, int] = {
-    pb.LIFETIME_STATUS_COMPLETED: 0,
-    pb.LIFETIME_STATUS_PAUSED: 3,
-}
+EXIT_CODES: dict[str, int] = {"COMPLETED": 0, "PAUSED": 3}
 #: ``run --timeout`` passed: the lifetime was aborted with reason ``timeout``.
 EXIT_TIMEOUT = 4
 TERMINAL = {"completed", "failed", "aborted"}
@@ -148,51 +144,6 @@ async def _follow_for(
     return None, True
 
 
-def _records(
-    detail: LifetimeDetail,
-) -> tuple[LifetimeSummary, list[ExecutionRecord], list[EventRecord]]:
-    """The client's answer as the store's records, which the renderers take."""
-    info = detail.info
-    summary = LifetimeSummary(
-        lifetime_id=info.lifetime_id,
-        tenant_id=info.tenant_id,
-        graph_id=info.graph_id,
-        status=pb.LifetimeStatus.Value(f"LIFETIME_STATUS_{info.status}"),
-        started_at=info.started_at.timestamp(),
-        updated_at=info.updated_at.timestamp(),
-        events=info.events,
-    )
-    executions = [
-        ExecutionRecord(
-            seq=e.seq,
-            exec_id=e.header.exec_id,
-            lifetime_id=e.header.lifetime_id,
-            tenant_id=e.header.tenant_id,
-            name=e.header.name,
-            kind=e.header.kind,
-            status=e.header.status,
-            created_at=e.header.created_at.ToNanoseconds() / 1e9,
-            envelope=e.envelope.SerializeToString(),
-        )
-        for e in detail.executions
-    ]
-    events = [
-        EventRecord(
-            seq=e.seq,
-            event_id=e.event_id,
-            lifetime_id=e.lifetime_id,
-            tenant_id=e.tenant_id,
-            graph_id=summary.graph_id,
-            kind=e.WhichOneof("kind") or "",
-            status=summary.status,
-            created_at=e.created_at.ToNanoseconds() / 1e9,
-            body=e.SerializeToString(),
-        )
-        for e in detail.events
-    ]
-    return summary, executions, events
-
-
 def _waiting(detail: LifetimeDetail) -> dict[str, str]:
     """Executions WAITING for a person: exec id -> node name (from the record)."""
     waiting: dict[str, str] = {}
@@ -216,20 +167,19 @@ async def _finish(
     timed_out: float | None = None,
 ) -> int:
     detail = await client.get(lifetime_id)
-    summary, executions, _ = _records(detail)
-    status = summary.status
+    status = detail.info.status
     kind = final.WhichOneof("kind") if final is not None else None
     out: dict[str, Any] = {
         "lifetime_id": lifetime_id,
-        "status": render.LIFETIME[status],
+        "status": status,
         "wall_time_s": round(wall, 4),
-        **render.totals(executions),
+        **render.totals(detail.executions),
     }
     if final is not None and kind == "completed":
         out["output"] = render.payload_json(final.completed.output)
     elif final is not None and kind in {"failed", "aborted", "paused"}:
         out["reason"] = render.describe_event(final)
-    waiting = _waiting(detail) if status == pb.LIFETIME_STATUS_PAUSED else {}
+    waiting = _waiting(detail) if status == "PAUSED" else {}
     if waiting:
         out["waiting"] = [{"exec_id": k, "name": v} for k, v in waiting.items()]
     if as_json:
@@ -247,13 +197,13 @@ async def _finish(
         )
         if "reason" in out:
             print(f"  {out['reason']}")
-        if status == pb.LIFETIME_STATUS_PAUSED:
+        if status == "PAUSED":
             for hint in _continue_hints(lifetime_id, waiting):
                 print(f"  continue with: {hint}")
         print(f"  details: tickrail lifetimes show {lifetime_id}")
     if timed_out is not None:
         return EXIT_TIMEOUT
-    return EXIT_CODES.get(int(status), 1)
+    return EXIT_CODES.get(status, 1)
 
 
 def _continue_hints(lifetime_id: str, waiting: dict[str, str]) -> list[str]:
@@ -479,16 +429,12 @@ def _token_reference(item: str) -> tuple[str, str]:
 async def cmd_lifetimes_show(args: argparse.Namespace) -> int:
     settings = _settings(args)
     async with _session(args, settings, Purpose.READ) as session:
-        summary, executions, events = _records(await session.client.get(args.lifetime_id))
+        detail = await session.client.get(args.lifetime_id)
     if args.json:
-        print(
-            json.dumps(
-                render.lifetime_json(summary, executions, events), indent=2, ensure_ascii=False
-            )
-        )
+        print(json.dumps(render.lifetime_json(detail), indent=2, ensure_ascii=False))
     else:
         lines = Lines(sys.stdout)  # statuses coloured on a terminal, unless NO_COLOR
-        for line in render.lifetime_table(summary, executions, events).split("\n"):
+        for line in render.lifetime_table(detail).split("\n"):
             lines.write(line)
     return 0
 
@@ -550,9 +496,7 @@ async def cmd_lifetimes_watch(args: argparse.Namespace) -> int:
                 f"continue it with: tickrail lifetimes resume {args.lifetime_id}",
                 file=sys.stderr,
             )
-            return EXIT_CODES.get(
-                pb.LifetimeStatus.Value(f"LIFETIME_STATUS_{detail.info.status}"), 1
-            )
+            return EXIT_CODES.get(detail.info.status, 1)
         async for event in client.watch(args.lifetime_id):
             progress.on_event(event)
     return 0

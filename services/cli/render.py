@@ -13,9 +13,9 @@ from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message as ProtoMessage
 from rich.cells import cell_len
 
-from tickrail.adapters import EventRecord, ExecutionRecord, LifetimeSummary
-from tickrail.sdk._envelope import execution_of, kind_of, telemetry_of
+from tickrail.sdk._envelope import execution_of, kind_of
 from tickrail.sdk._payload import decode_bytes
+from tickrail.sdk.client import Execution, LifetimeDetail
 from tickrail.sdk.pb import envelope_pb2 as pb
 
 PREVIEW_BYTES = 4096
@@ -24,6 +24,7 @@ STATUS = {v: k.removeprefix("EXECUTION_STATUS_") for k, v in pb.ExecutionStatus.
 LIFETIME = {v: k.removeprefix("LIFETIME_STATUS_") for k, v in pb.LifetimeStatus.items()}
 KIND = {v: k.removeprefix("NODE_KIND_").lower() for k, v in pb.NodeKind.items()}
 EDGE = {v: k.removeprefix("EDGE_KIND_") for k, v in pb.EdgeKind.items() if v}
+QUIET_EVENTS = {"routed", "started"}  # every step has one: the table already shows them
 LIFETIME_WORDS = {
     "completed": "COMPLETED",
     "failed": "FAILED",
@@ -95,13 +96,12 @@ def _fix_values(message: ProtoMessage, out: dict[str, Any]) -> None:
             _fix_values(value, out[key])
 
 
-def execution_json(record: ExecutionRecord) -> dict[str, Any]:
-    envelope = pb.ExecutionEnvelope.FromString(record.envelope)
-    which = kind_of(envelope)
-    execution = execution_of(envelope)
-    body = message_json(execution)
+def execution_json(execution: Execution) -> dict[str, Any]:
+    which = kind_of(execution.envelope)
+    node = execution_of(execution.envelope)
+    body = message_json(node)
     # Usage is always there, as numbers, so programs need no default for zero.
-    telemetry = execution.telemetry
+    telemetry = node.telemetry
     body["telemetry"] = {
         **body.get("telemetry", {}),
         "tokens_in": int(telemetry.tokens_in),
@@ -109,42 +109,37 @@ def execution_json(record: ExecutionRecord) -> dict[str, Any]:
         "cost_usd": float(telemetry.cost_usd),
         "latency_ms": float(telemetry.latency_ms),
     }
-    return {"seq": record.seq, "kind": which, **body}
+    return {"seq": execution.seq, "kind": which, **body}
 
 
-def event_json(record: EventRecord) -> dict[str, Any]:
-    event = pb.LifetimeEvent.FromString(record.body)
+def event_json(event: pb.LifetimeEvent) -> dict[str, Any]:
     out = message_json(event)
-    out["seq"] = record.seq
-    out["kind"] = record.kind
+    out["seq"] = event.seq
+    out["kind"] = event.WhichOneof("kind") or ""
     return out
 
 
-def lifetime_json(
-    summary: LifetimeSummary, executions: Sequence[ExecutionRecord], events: Sequence[EventRecord]
-) -> dict[str, Any]:
-    started = next(
-        (pb.LifetimeEvent.FromString(e.body) for e in events if e.kind == "started"), None
-    )
+def lifetime_json(detail: LifetimeDetail) -> dict[str, Any]:
+    info = detail.info
+    started = next((e for e in detail.events if e.WhichOneof("kind") == "started"), None)
     graph = started.started.graph if started else pb.GraphSpec()
     return {
-        "lifetime_id": summary.lifetime_id,
-        "tenant_id": summary.tenant_id,
+        "lifetime_id": info.lifetime_id,
+        "tenant_id": info.tenant_id,
         "graph": {"id": graph.graph_id, "version": graph.version},
-        "status": LIFETIME[summary.status],
-        "started_at": iso(summary.started_at),
-        "updated_at": iso(summary.updated_at),
-        "totals": totals(executions),
-        "executions": [execution_json(r) for r in executions],
-        "events": [event_json(r) for r in events],
+        "status": info.status,
+        "started_at": iso(info.started_at.timestamp()),
+        "updated_at": iso(info.updated_at.timestamp()),
+        "totals": totals(detail.executions),
+        "executions": [execution_json(e) for e in detail.executions],
+        "events": [event_json(e) for e in detail.events],
     }
 
 
-def totals(executions: Sequence[ExecutionRecord]) -> dict[str, Any]:
+def totals(executions: Sequence[Execution]) -> dict[str, Any]:
     tokens, cost = 0, 0.0
-    for record in executions:
-        envelope = pb.ExecutionEnvelope.FromString(record.envelope)
-        telemetry = telemetry_of(envelope)
+    for execution in executions:
+        telemetry = execution.telemetry
         tokens += telemetry.tokens_in + telemetry.tokens_out
         cost += telemetry.cost_usd
     return {"executions": len(executions), "tokens": tokens, "cost_usd": round(cost, 6)}
@@ -191,25 +186,24 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]], *, right: str = 
     return [line(header), *(line(r) for r in rows)]
 
 
-def lifetime_table(
-    summary: LifetimeSummary, executions: Sequence[ExecutionRecord], events: Sequence[EventRecord]
-) -> str:
+def lifetime_table(detail: LifetimeDetail) -> str:
     """The human view of ``lifetimes show``: one line per execution, with the exec id
     that ``lifetimes resume --exec`` and ``fork --from`` take."""
-    data = lifetime_json(summary, [], events)
-    t = totals(executions)
+    info = detail.info
+    started = next((e for e in detail.events if e.WhichOneof("kind") == "started"), None)
+    graph = started.started.graph if started else pb.GraphSpec()
+    t = totals(detail.executions)
     lines = [
-        f"lifetime {summary.lifetime_id}  {data['status']}",
-        f"  graph {data['graph']['id']}@{data['graph']['version']}  tenant {summary.tenant_id}  "
-        f"started {data['started_at']}",
+        f"lifetime {info.lifetime_id}  {info.status}",
+        f"  graph {graph.graph_id}@{graph.version}  tenant {info.tenant_id}  "
+        f"started {iso(info.started_at.timestamp())}",
         f"  {t['executions']} executions, {t['tokens']:,} tokens, ${t['cost_usd']:.4f}",
         "",
     ]
-    t0 = summary.started_at
+    t0 = info.started_at.timestamp()
     rows = []
-    for record in executions:
-        envelope = pb.ExecutionEnvelope.FromString(record.envelope)
-        ex = execution_of(envelope)
+    for record in detail.executions:
+        ex = execution_of(record.envelope)
         h, tel = ex.header, ex.telemetry
         if isinstance(ex, pb.TaskExecution):
             result = f"error: {ex.result.error}" if ex.result.error else preview(ex.result.output)
@@ -242,13 +236,14 @@ def lifetime_table(
     lines += [
         "  " + line for line in table([*header, "result"], rows, right=">>" + "<" * 4 + ">" * 4)
     ]
-    notable = [e for e in events if e.kind not in {"routed", "started"}]
+    notable = [
+        (kind, e) for e in detail.events if (kind := e.WhichOneof("kind") or "") not in QUIET_EVENTS
+    ]
     if notable:
         lines += ["", "  decisions:"]
-    width = max((len(e.kind) for e in notable), default=0)
-    for event_record in notable:
-        event = pb.LifetimeEvent.FromString(event_record.body)
-        lines.append(f"    {event_record.kind:<{width}}  {describe_event(event)}")
+    width = max((len(kind) for kind, _ in notable), default=0)
+    for kind, event in notable:
+        lines.append(f"    {kind:<{width}}  {describe_event(event)}")
     return "\n".join(lines)
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from tickrail.adapters import EventRecord, ExecutionRecord, LifetimeSummary
 from tickrail.sdk._payload import encode
+from tickrail.sdk.client import Execution, LifetimeDetail, LifetimeInfo
 from tickrail.sdk.pb import envelope_pb2 as pb
 from tickrail.services.cli import render
 from tickrail.services.cli.main import main
@@ -16,7 +17,7 @@ from tickrail.services.cli.main import main
 LONG = "summarize_every_quarterly_report_in_the_archive"  # longer than any fixed column
 
 
-def execution(seq: int, name: str, exec_id: str, tokens: int, status: int) -> ExecutionRecord:
+def execution(seq: int, name: str, exec_id: str, tokens: int, status: int) -> Execution:
     envelope = pb.ExecutionEnvelope(
         task=pb.TaskExecution(
             header=pb.ExecutionHeader(
@@ -33,37 +34,39 @@ def execution(seq: int, name: str, exec_id: str, tokens: int, status: int) -> Ex
             result=pb.TaskResult(output=encode({"ok": True})),
         )
     )
-    return ExecutionRecord(
-        seq=seq,
-        exec_id=exec_id,
-        lifetime_id="L",
-        tenant_id="a-tenant-with-a-long-name",
-        name=name,
-        kind=pb.NODE_KIND_TASK,
-        status=status,
-        created_at=1.0,
-        envelope=envelope.SerializeToString(),
-    )
+    return Execution(seq=seq, envelope=envelope)
 
 
-def started() -> EventRecord:
+def started() -> pb.LifetimeEvent:
     event = pb.LifetimeEvent(
         event_id="L/started",
         lifetime_id="L",
         started=pb.LifetimeStarted(graph=pb.GraphSpec(graph_id="g", version="1.0.0")),
     )
-    return EventRecord(1, "L/started", "L", "t", "g", "started", 1, 1.0, event.SerializeToString())
+    event.seq = 1
+    return event
 
 
-SUMMARY = LifetimeSummary("L", "a-tenant-with-a-long-name", "g", 3, 1.0, 2.0, 1)
-RECORDS = [
-    execution(2, "a", "L.1.1", 7, pb.EXECUTION_STATUS_SUCCEEDED),
-    execution(3, LONG, "L.12345.10", 123_456, pb.EXECUTION_STATUS_FAILED),
-]
+DETAIL = LifetimeDetail(
+    info=LifetimeInfo(
+        lifetime_id="L",
+        tenant_id="a-tenant-with-a-long-name",
+        graph_id="g",
+        status="FAILED",
+        started_at=datetime.fromtimestamp(1.0, UTC),
+        updated_at=datetime.fromtimestamp(2.0, UTC),
+        events=1,
+    ),
+    executions=[
+        execution(2, "a", "L.1.1", 7, pb.EXECUTION_STATUS_SUCCEEDED),
+        execution(3, LONG, "L.12345.10", 123_456, pb.EXECUTION_STATUS_FAILED),
+    ],
+    events=[started()],
+)
 
 
 def test_show_prints_every_exec_id_and_full_node_names_in_aligned_columns() -> None:
-    text = render.lifetime_table(SUMMARY, RECORDS, [started()])
+    text = render.lifetime_table(DETAIL)
     lines = text.splitlines()
     header = next(i for i, line in enumerate(lines) if "exec id" in line)
     rows = lines[header + 1 : header + 3]
@@ -80,7 +83,7 @@ def test_show_prints_every_exec_id_and_full_node_names_in_aligned_columns() -> N
 
 
 def test_json_renders_64_bit_integers_as_numbers() -> None:
-    shown = render.lifetime_json(SUMMARY, RECORDS, [started()])
+    shown = render.lifetime_json(DETAIL)
     telemetry = [e["telemetry"] for e in shown["executions"]]
     assert [t["tokens_in"] for t in telemetry] == [7, 123_456]
     assert all(t["tokens_out"] == 2**40 and isinstance(t["tokens_out"], int) for t in telemetry)

@@ -35,6 +35,35 @@ ROLES: dict[str, tuple[str, ...]] = {
 
 
 class FaultDeployment(Deployment):
+    """Each start of a role logs to a file of its own (``NAME.N.log``), so a
+    relaunch never overwrites what the previous process said before a fault."""
+
+    def __init__(self, config: Path, logs: Path) -> None:
+        super().__init__(config, logs)
+        self.starts: dict[str, int] = {}
+
+    def start(self, name: str, *argv: str) -> None:
+        self.starts[name] = self.starts.get(name, 0) + 1
+        super().start(f"{name}.{self.starts[name]}", *argv)
+        self.procs[name] = self.procs.pop(f"{name}.{self.starts[name]}")
+
+    def log_files(self, name: str) -> list[Path]:
+        return [self.logs / f"{name}.{n}.log" for n in range(1, self.starts.get(name, 0) + 1)]
+
+    def log(self, name: str) -> str:
+        """The tail of the current process's log."""
+        files = self.log_files(name)
+        return files[-1].read_text(errors="replace")[-4000:] if files else ""
+
+    def tails(self, chars: int = 6000) -> str:
+        """The tail of every start's log of every role, for a failure report."""
+        out = []
+        for name in self.starts:
+            for path in self.log_files(name):
+                text = path.read_text(errors="replace") if path.exists() else ""
+                out.append(f"===== {path.name} (last {chars} chars) =====\n{text[-chars:]}")
+        return "\n".join(out)
+
     def terminate(self, names: list[str], timeout: float = 60) -> dict[str, int | None]:
         """SIGTERM these roles together; their exit codes (None: had to be killed)."""
         for name in names:

@@ -189,3 +189,8 @@ class OwnBroker:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+    def tail(self, chars: int = 4000) -> str:
+        path = self.workdir / "tansu.log"
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return f"===== tansu.log (last {chars} chars) =====\n{text[-chars:]}"

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -45,6 +47,8 @@ from .._lifecycle import Lifecycle
 from .base import Consumer, Message, MessageSizeLimit, RebalanceHooks, ReportsLag
 
 T = TypeVar("T")
+
+log = logging.getLogger("tickrail.bus.kafka")
 
 # Record batch and request framing on top of the largest message value.
 _FRAMING = 64 * 1024
@@ -236,8 +240,12 @@ class KafkaBus(Lifecycle, MessageSizeLimit):
         """After a failure, trust nothing cached about the broker: it may have
         restarted without its data, so topics are checked (and created) again."""
         if error.retriable:
-            self._known_topics.clear()
+            self.forget_topics()
         return error
+
+    def forget_topics(self) -> None:
+        """Look every topic up again before its next use (the broker may have lost it)."""
+        self._known_topics.clear()
 
     async def _close(self) -> None:
         await asyncio.gather(*(c.close() for c in list(self._consumers)), return_exceptions=True)
@@ -580,6 +588,10 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         self.assigned = asyncio.Event()
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
+        # A rebalance is also how a broker that restarted (maybe without its
+        # data) first shows: trust no cached topic until it is looked up again,
+        # or a publish could go to a topic the broker no longer has.
+        self.consumer._bus.forget_topics()
         # The new owner resumes from the committed offset, so forget what this
         # member delivered; late commits for these partitions are skipped.
         for tp in revoked:
@@ -593,6 +605,21 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         self.assigned.set()  # also when empty: more members than partitions
         if assigned:
             self.consumer.notify_rebalance()
+
+
+def _position(raw: AIOKafkaConsumer, tp: TopicPartition) -> int | None:
+    """The member's fetch position in ``tp`` (None while it is being reset)."""
+    assignment = getattr(getattr(raw, "_subscription", None), "subscription", None)
+    state = getattr(getattr(assignment, "assignment", None), "state_value", lambda _tp: None)(tp)
+    if state is None or not state.has_valid_position:
+        return None
+    return int(state.position)
+
+
+def _beyond_highwater(raw: AIOKafkaConsumer, tp: TopicPartition) -> bool:
+    highwater = raw.highwater(tp)
+    position = _position(raw, tp)
+    return highwater is not None and position is not None and position > highwater
 
 
 def _leave_generation_zero(raw: AIOKafkaConsumer) -> None:
@@ -634,6 +661,9 @@ class KafkaConsumer(ReportsLag, RebalanceHooks):
         #: group's offsets are trustworthy again from then on)
         self.rewind_on_assign = False
         self._rebalance_listeners: list[Callable[[], None]] = []
+        # When a partition standing below this member's position may next be
+        # checked against the broker (see _rewind_recreated).
+        self._next_shortness_check = 0.0
 
     def on_rebalance(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` whenever this member's partitions change (optional
@@ -662,8 +692,11 @@ class KafkaConsumer(ReportsLag, RebalanceHooks):
             ) from exc
         except (KafkaError, OSError) as exc:
             raise self._bus._lost(_error(f"cannot poll Kafka group {self.group!r}", exc)) from exc
+        rewound = await self._rewind_recreated()
         out: list[Message] = []
         for tp, records in batches.items():
+            if tp in rewound:
+                continue  # read again from the partition's start
             track = self.partitions.get(tp)
             if track is None:
                 track = self.partitions[tp] = _Partition(self._generation())
@@ -681,6 +714,55 @@ class KafkaConsumer(ReportsLag, RebalanceHooks):
                     )
                 )
         return out
+
+    async def _rewind_recreated(self) -> set[TopicPartition]:
+        """Read again from its start every partition that is now shorter than
+        where this member stands in it: the broker lost it and it was created
+        anew (a broker without durable storage that restarted). Returns them.
+
+        A Kafka answers a fetch past a partition's end with OffsetOutOfRange,
+        and aiokafka then resets to the earliest offset (auto_offset_reset).
+        A broker that answers such a fetch with nothing instead (Tansu) leaves
+        the member waiting below every message published since, and skipping
+        them once the partition grows past its position. The same holds for a
+        position taken from an offset committed before the loss. The cheap
+        sign (the position above the last fetch's high watermark) is confirmed
+        against the partition's end offset, at most once a second, because a
+        high watermark can lag for a moment after a leader change.
+        """
+        suspects = [tp for tp in self.raw.assignment() if _beyond_highwater(self.raw, tp)]
+        now = time.monotonic()
+        if not suspects or now < self._next_shortness_check:
+            return set()
+        self._next_shortness_check = now + 1.0
+        try:
+            ends = await _within(self._bus.settings.connect_timeout, self.raw.end_offsets(suspects))
+        except (KafkaError, OSError, TimeoutError) as exc:
+            raise self._bus._lost(
+                _error(f"cannot read the end offsets of Kafka group {self.group!r}", exc)
+            ) from exc
+        shorter = {
+            tp
+            for tp in suspects
+            if (position := _position(self.raw, tp)) is not None
+            and tp in ends
+            and position > ends[tp]
+        }
+        if not shorter:
+            return set()
+        log.warning(
+            "Kafka group %r: %d partition(s) are shorter than this member's position "
+            "(the broker lost them); reading them again from the start: %s",
+            self.group,
+            len(shorter),
+            sorted(f"{tp.topic}[{tp.partition}]" for tp in shorter),
+        )
+        for tp in shorter:
+            self.partitions.pop(tp, None)  # offsets delivered before the loss never commit
+        await _within(self._bus.settings.connect_timeout, self.raw.seek_to_beginning(*shorter))
+        self._bus.forget_topics()
+        self.notify_rebalance()  # what the broker held is gone: recover from the store
+        return shorter
 
     def lag(self) -> int:
         """Messages on this member's partitions not yet delivered (for the

@@ -1,0 +1,312 @@
+"""A member of a Kafka consumer group (or a watcher outside any): polls, commits by
+hand past the longest run of finished deliveries, follows rebalances, and reads
+again a partition that the broker lost and created anew."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError, UnknownTopicOrPartitionError
+from aiokafka.util import commit_structure_validate
+
+from tickrail.sdk.errors import AdapterError
+
+from ._kafka_calls import cancelled, kafka_error, stop_within, within
+from ._kafka_offsets import PartitionOffsets, beyond_highwater, position_of
+from .base import Message, RebalanceHooks, ReportsLag
+
+if TYPE_CHECKING:
+    from .kafka import KafkaBus
+
+log = logging.getLogger("tickrail.bus.kafka")
+
+# Seconds to look a partition's end up, or rewind it, before rejoining instead.
+_LOOKUP_TIMEOUT = 5.0
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, consumer: KafkaConsumer) -> None:
+        self.consumer = consumer
+        self.assigned = asyncio.Event()
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        # A rebalance is also how a broker that restarted (maybe without its
+        # data) first shows: trust no cached topic until it is looked up again,
+        # or a publish could go to a topic the broker no longer has.
+        self.consumer._bus.forget_topics()
+        # The new owner resumes from the committed offset, so forget what this
+        # member delivered; late commits for these partitions are skipped.
+        for tp in revoked:
+            self.consumer.partitions.pop(tp, None)
+        if revoked:
+            self.consumer.notify_rebalance()
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        if self.assigned.is_set() and assigned and self.consumer.rewind_on_assign:
+            await self.consumer.raw.seek_to_beginning(*assigned)
+        self.assigned.set()  # also when empty: more members than partitions
+        if assigned:
+            self.consumer.notify_rebalance()
+
+
+def leave_generation_zero(raw: AIOKafkaConsumer) -> None:
+    """Make ``stop()`` send LeaveGroup even when the group is in generation 0.
+
+    aiokafka 0.14 leaves only if ``generation > 0``, but Tansu numbers a
+    group's first generation 0. Without LeaveGroup the broker keeps the gone
+    member (as leader) until its session times out, and the next member's
+    join stalls for about 11 s instead of 3. LeaveGroup carries no generation,
+    so bumping it just before ``stop()`` (heartbeats stopped by then) is safe.
+    """
+    coordinator = getattr(raw, "_coordinator", None)
+    leave = getattr(coordinator, "_maybe_leave_group", None)
+    if coordinator is None or leave is None:
+        return
+
+    async def leave_even_generation_zero() -> None:
+        if coordinator.generation == 0:
+            coordinator.generation = 1
+        await leave()
+
+    coordinator._maybe_leave_group = leave_even_generation_zero
+
+
+class KafkaConsumer(ReportsLag, RebalanceHooks):
+    """One member of a consumer group; made by ``KafkaBus.subscribe``."""
+
+    raw: AIOKafkaConsumer
+
+    def __init__(self, bus: KafkaBus, group: str, *, grouped: bool = True) -> None:
+        self._bus = bus
+        self.group = group
+        self.grouped = grouped  # False: a watcher outside any group (nothing to commit)
+        self.listener = _Listener(self)
+        self.partitions: dict[TopicPartition, PartitionOffsets] = {}
+        self._closed = False
+        #: read every partition assigned to this member from its start (set when
+        #: it joined after the broker lost its data, until its first commit: the
+        #: group's offsets are trustworthy again from then on)
+        self.rewind_on_assign = False
+        self._rebalance_listeners: list[Callable[[], None]] = []
+        # When a partition standing below this member's position may next be
+        # checked against the broker (see _rewind_recreated).
+        self._next_shortness_check = 0.0
+
+    def on_rebalance(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` whenever this member's partitions change (optional
+        capability: a role that caches per-key state must drop it then)."""
+        self._rebalance_listeners.append(callback)
+
+    def notify_rebalance(self) -> None:
+        for callback in self._rebalance_listeners:
+            callback()
+
+    async def poll(self, max_messages: int = 500, timeout: float = 1.0) -> list[Message]:
+        if self._closed:
+            return []
+        self._bus._check_open()
+        try:
+            batches = await self.raw.getmany(
+                timeout_ms=max(0, int(timeout * 1000)), max_records=max_messages
+            )
+        except asyncio.CancelledError as exc:
+            if cancelled():
+                raise
+            raise AdapterError(
+                f"Kafka group {self.group!r}: the consumer stopped under us",
+                retriable=True,
+                dependency="kafka",
+            ) from exc
+        except (KafkaError, OSError) as exc:
+            raise self._bus.lost(
+                kafka_error(f"cannot poll Kafka group {self.group!r}", exc)
+            ) from exc
+        rewound = await self._rewind_recreated()
+        out: list[Message] = []
+        for tp, records in batches.items():
+            if tp in rewound:
+                continue  # read again from the partition's start
+            track = self.partitions.get(tp)
+            if track is None:
+                track = self.partitions[tp] = PartitionOffsets(self._generation())
+            for r in records:
+                track.delivered.append(r.offset)
+                track.next_offset = r.offset + 1
+                out.append(
+                    Message(
+                        topic=r.topic,
+                        key=r.key.decode(errors="replace") if r.key is not None else "",
+                        value=r.value if r.value is not None else b"",
+                        headers={k: v.decode(errors="replace") for k, v in r.headers},
+                        partition=r.partition,
+                        offset=r.offset,
+                    )
+                )
+        return out
+
+    async def _rewind_recreated(self) -> set[TopicPartition]:
+        """Read again from its start every partition that is now shorter than
+        where this member stands in it: the broker lost it and it was created
+        anew (a broker without durable storage that restarted). Returns them.
+
+        A Kafka answers a fetch past a partition's end with OffsetOutOfRange,
+        and aiokafka then resets to the earliest offset (auto_offset_reset).
+        A broker that answers such a fetch with nothing instead (Tansu) leaves
+        the member waiting below every message published since, and skipping
+        them once the partition grows past its position. The same holds for a
+        position taken from an offset committed before the loss. The cheap
+        sign (the position above the last fetch's high watermark) is confirmed
+        against the partition's end offset, at most once a second, because a
+        high watermark can lag for a moment after a leader change.
+        """
+        suspects = [tp for tp in self.raw.assignment() if beyond_highwater(self.raw, tp)]
+        now = time.monotonic()
+        if not suspects or now < self._next_shortness_check:
+            return set()
+        self._next_shortness_check = now + 1.0
+        # aiokafka waits for a leader of each partition: a topic the broker no
+        # longer has has none, and rejoining (which creates it) is what helps.
+        bound = min(_LOOKUP_TIMEOUT, self._bus.settings.connect_timeout)
+        try:
+            ends = await within(bound, self.raw.end_offsets(suspects))
+        except (KafkaError, OSError, TimeoutError) as exc:
+            raise self._bus.lost(
+                kafka_error(f"cannot read the end offsets of Kafka group {self.group!r}", exc)
+            ) from exc
+        shorter = {
+            tp
+            for tp in suspects
+            if (position := position_of(self.raw, tp)) is not None
+            and tp in ends
+            and position > ends[tp]
+        }
+        if not shorter:
+            return set()
+        log.warning(
+            "Kafka group %r: %d partition(s) are shorter than this member's position "
+            "(the broker lost them); reading them again from the start: %s",
+            self.group,
+            len(shorter),
+            sorted(f"{tp.topic}[{tp.partition}]" for tp in shorter),
+        )
+        for tp in shorter:
+            self.partitions.pop(tp, None)  # offsets delivered before the loss never commit
+        try:
+            await within(bound, self.raw.seek_to_beginning(*shorter))
+        except (KafkaError, OSError, TimeoutError) as exc:
+            raise self._bus.lost(
+                kafka_error(f"cannot rewind Kafka group {self.group!r}", exc)
+            ) from exc
+        self._bus.forget_topics()
+        self.notify_rebalance()  # what the broker held is gone: recover from the store
+        return shorter
+
+    def lag(self) -> int:
+        """Messages on this member's partitions not yet delivered (for the
+        consumer_lag metric): the high watermark from the last fetch minus the
+        next offset to deliver."""
+        total = 0
+        for tp in self.raw.assignment():
+            highwater = self.raw.highwater(tp)
+            track = self.partitions.get(tp)
+            if highwater is None or track is None or track.next_offset < 0:
+                continue
+            total += max(0, highwater - track.next_offset)
+        return total
+
+    async def commit(self, messages: Sequence[Message]) -> None:
+        if self._closed or not messages or not self.grouped:
+            return
+        touched: dict[TopicPartition, PartitionOffsets] = {}
+        generation = self._generation()
+        for m in messages:
+            tp = TopicPartition(m.topic, m.partition)
+            track = self.partitions.get(tp)
+            if track is None or track.generation != generation:
+                continue  # revoked since delivery: its new owner redelivers it
+            track.mark_done(m.offset)
+            touched[tp] = track
+        offsets = {tp: off for tp, track in touched.items() if (off := track.advance()) is not None}
+        if not offsets:
+            return
+        try:
+            await within(self._bus.settings.commit_timeout, self._commit_once(offsets))
+        except asyncio.CancelledError as exc:
+            if cancelled():
+                raise
+            raise AdapterError(
+                f"cannot commit offsets of Kafka group {self.group!r}: the consumer stopped",
+                retriable=True,
+                dependency="kafka",
+            ) from exc
+        except (KafkaError, OSError, TimeoutError) as exc:
+            if isinstance(exc, UnknownTopicOrPartitionError):
+                # The topic is gone: the broker lost its data. Whoever joins
+                # this group next starts from the beginning of the new topics.
+                self._bus.rewind_next_member(self.group)
+            topics = sorted({tp.topic for tp in offsets})
+            error = kafka_error(
+                f"cannot commit offsets of Kafka group {self.group!r} on {topics}"
+                " (the messages will be delivered again)",
+                exc,
+            )
+            # A rebalance or a lost group makes the commit fail: retriable, by
+            # leaving and joining again (the consume loops do).
+            error.retriable = True
+            raise self._bus.lost(error) from exc
+        self.rewind_on_assign = False
+
+    def _generation(self) -> tuple[int, str]:
+        """Which membership delivered a record: the generation and the member id
+        (a broker that restarted numbers generations from 0 again, but hands
+        out new member ids)."""
+        coordinator = getattr(self.raw, "_coordinator", None)
+        generation = int(getattr(coordinator, "generation", 0) or 0)
+        return generation, str(getattr(coordinator, "member_id", "") or "")
+
+    async def _commit_once(self, offsets: dict[TopicPartition, int]) -> None:
+        """One commit request, its failure raised. aiokafka's own ``commit``
+        retries for ever, re-reading the member id each time, so after the
+        broker lost its data (and the member rejoined) a commit begun before it
+        would land on the recreated topic with offsets that skip its messages."""
+        coordinator = getattr(self.raw, "_coordinator", None)
+        subscription = getattr(getattr(self.raw, "_subscription", None), "subscription", None)
+        assignment = getattr(subscription, "assignment", None)
+        commit = getattr(coordinator, "_do_commit_offsets", None)
+        if coordinator is None or commit is None or assignment is None:
+            await self.raw.commit(offsets)  # another aiokafka: its own commit
+            return
+        if any(tp not in assignment.tps for tp in offsets):
+            raise CommitFailedError("partitions were reassigned since delivery")
+        await coordinator.ensure_coordinator_known()
+        async with coordinator._commit_lock:
+            await commit(assignment, commit_structure_validate(offsets))
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._bus.closed(self)
+        self.partitions.clear()
+        if self.grouped:
+            leave_generation_zero(self.raw)
+        try:
+            # No auto-commit: stopping commits nothing, so whatever was not
+            # committed goes back to the group.
+            if not await stop_within(self.raw, self._bus.settings.connect_timeout):
+                raise AdapterError(
+                    f"Kafka group {self.group!r}: leaving did not finish within "
+                    f"{self._bus.settings.connect_timeout:.0f}s (abandoned)",
+                    retriable=True,
+                    dependency="kafka",
+                )
+        except asyncio.CancelledError:
+            if cancelled():
+                raise
+        except (KafkaError, OSError, TimeoutError) as exc:
+            raise kafka_error(f"cannot leave Kafka group {self.group!r} cleanly", exc) from exc

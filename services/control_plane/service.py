@@ -41,6 +41,14 @@ from .state import LifetimeState
 
 log = logging.getLogger("tickrail.control_plane")
 
+# After the consumer group changed (a rebalance or a rejoin: maybe a broker that
+# lost its data), every pending input is re-dispatched at once, and those still
+# pending then are re-dispatched again this many seconds later: a broker that
+# restarted can lose or hide what was published in its first moments (Tansu
+# keeps records written before a topic is created again out of consumers'
+# sight), and no later message would bring them back. Repeats are absorbed.
+RECHECK_AFTER_S = (10.0, 30.0, 90.0)
+
 
 @dataclass(slots=True)
 class Outgoing:
@@ -119,6 +127,12 @@ class ControlPlane:
         # before the next batch, never in the middle of one (a state reloaded
         # mid-batch would miss the batch's decisions not yet appended).
         self._stale = False
+        # Follow-up passes after a group change (RECHECK_AFTER_S): when each is
+        # due (monotonic), and the input ids the previous pass re-dispatched.
+        self._rechecks: list[float] = []
+        self._redispatched: set[str] = set()
+        self._group_changed = False
+        self.monotonic: Callable[[], float] = time.monotonic  # when rechecks are due
 
     async def subscribe(self) -> None:
         self._consumer = await self._join()
@@ -141,6 +155,7 @@ class ControlPlane:
     def _rebalanced(self) -> None:
         self._stale = True
         self._recover_all = True
+        self._group_changed = True
 
     def _drop_stale(self) -> None:
         if self._stale:
@@ -155,19 +170,44 @@ class ControlPlane:
         self._recover_all = True
 
     async def _tick(self) -> None:
-        """Between polls: after a rejoin or rebalance, re-dispatch from the store."""
-        if not self._recover_all:
-            return
-        self._recover_all = False
-        try:
-            recovered = await self.recover()
-        except BaseException:
-            self._recover_all = True
-            raise
-        if recovered:
+        """Between polls: after a rejoin or rebalance, re-dispatch from the store
+        (and again later what is still pending then, see RECHECK_AFTER_S)."""
+        if self._recover_all:
+            self._recover_all = False
+            try:
+                recovered = await self._recover_pending()
+            except BaseException:
+                self._recover_all = True
+                raise
+            if self._group_changed:
+                self._group_changed = False
+                self._redispatched = {input_id for input_id, _ in recovered}
+                started = self.monotonic()
+                self._rechecks = [started + after for after in RECHECK_AFTER_S]
+            if recovered:
+                log.warning(
+                    "re-dispatched %d pending input(s) after the consumer group changed",
+                    len(recovered),
+                )
+        elif self._rechecks and self.monotonic() >= self._rechecks[0]:
+            await self._recheck()
+
+    async def _recheck(self) -> None:
+        """Re-dispatch what the last pass re-dispatched and is still pending."""
+        async with self._lock:
+            self._drop_stale()
+            pending = await self._pending_inputs(await self._open_lifetimes())
+        again = [message for input_id, message in pending if input_id in self._redispatched]
+        if again:
+            await self.bus.publish(again)
             log.warning(
-                "re-dispatched %d pending input(s) after the consumer group changed", recovered
+                "re-dispatched %d input(s) still pending since the consumer group changed",
+                len(again),
             )
+        self._rechecks.pop(0)
+        self._redispatched = {input_id for input_id, _ in pending}
+        if not again:
+            self._rechecks.clear()  # every one came through: nothing is hidden
 
     async def run(self, stopping: asyncio.Event) -> None:
         if self._consumer is None:
@@ -559,27 +599,45 @@ class ControlPlane:
         process whose executor serves only them must not claim the others).
         Returns how many inputs were re-published.
         """
+        return len(await self._recover_pending(lifetime_ids, graph_ids=graph_ids))
+
+    async def _recover_pending(
+        self,
+        lifetime_ids: Sequence[str] | None = None,
+        *,
+        graph_ids: Collection[str] | None = None,
+    ) -> list[tuple[str, Message]]:
+        """``recover``, returning the (input id, message) pairs it re-published."""
         async with self._lock:
             self._drop_stale()
             if lifetime_ids is None:
-                # PAUSED too: a lifetime whose one branch waits for a person has
-                # other branches in flight, and a paused one finishes what it began.
-                lifetime_ids = [
-                    s.lifetime_id
-                    for status in (pb.LIFETIME_STATUS_RUNNING, pb.LIFETIME_STATUS_PAUSED)
-                    for s in await self.store.list_lifetimes(status=status, limit=100_000)
-                ]
-            out = await self._pending_messages(lifetime_ids, graph_ids)
+                lifetime_ids = await self._open_lifetimes()
+            out = await self._pending_inputs(lifetime_ids, graph_ids)
         if out:
-            await self.bus.publish(out)
-        return len(out)
+            await self.bus.publish([message for _, message in out])
+        return out
+
+    async def _open_lifetimes(self) -> list[str]:
+        # PAUSED too: a lifetime whose one branch waits for a person has
+        # other branches in flight, and a paused one finishes what it began.
+        return [
+            s.lifetime_id
+            for status in (pb.LIFETIME_STATUS_RUNNING, pb.LIFETIME_STATUS_PAUSED)
+            for s in await self.store.list_lifetimes(status=status, limit=100_000)
+        ]
 
     async def _pending_messages(
         self, lifetime_ids: Iterable[str], graph_ids: Collection[str] | None = None
     ) -> list[Message]:
         """The dispatched and unanswered inputs of these lifetimes, under their
         original input ids (so a run that happened already is deduplicated)."""
-        out: list[Message] = []
+        return [message for _, message in await self._pending_inputs(lifetime_ids, graph_ids)]
+
+    async def _pending_inputs(
+        self, lifetime_ids: Iterable[str], graph_ids: Collection[str] | None = None
+    ) -> list[tuple[str, Message]]:
+        """``_pending_messages`` with the input id of each."""
+        out: list[tuple[str, Message]] = []
         for lifetime_id in lifetime_ids:
             state = await self._state(lifetime_id)
             if state is None or state.terminal:
@@ -590,11 +648,10 @@ class ControlPlane:
             for node_input in state.pending.values():
                 if node_input.input_id in asked:
                     continue
-                out.append(
-                    Message(
-                        self.topics.inputs(node_input.kind, state.tenant_id),
-                        lifetime_id,
-                        self.signer.signed(node_input),
-                    )
+                message = Message(
+                    self.topics.inputs(node_input.kind, state.tenant_id),
+                    lifetime_id,
+                    self.signer.signed(node_input),
                 )
+                out.append((node_input.input_id, message))
         return out

@@ -109,6 +109,12 @@ class Settings:
     executor_serves: str = "all"
     """What an executor process runs: all, tasks or plans (to scale them apart)."""
 
+    executor_group_per_graph: bool = False
+    """Executors read inputs in one consumer group per set of graphs they serve
+    (``{prefix}executor-tasks-{graph ids}``) instead of one per kind, and run only
+    their graphs' inputs: deploy executors per graph, and restarting one graph's
+    never stalls another's. Every executor of a deployment must then use it."""
+
     dispatch_secret_env: str = "TICKRAIL_DISPATCH_SECRET"
     """Name of the environment variable holding the secret that signs dispatched inputs
     (required by the cloud profile; the embedded one keeps its own in ``home``)."""

@@ -203,6 +203,7 @@ class Runtime:
                 group=self.topics.group("executor"),
                 serve_tasks=s.executor_serves in ("all", "tasks"),
                 serve_plans=s.executor_serves in ("all", "plans"),
+                group_per_graph=s.executor_group_per_graph,
                 concurrency=s.executor_concurrency,
                 offload_threshold=s.offload_threshold,
                 blocking_pool_size=s.blocking_pool_size,

@@ -72,17 +72,23 @@ class Executor:
         recorded_spec: Callable[[str], Awaitable[pb.GraphSpec | None]] | None = None,
         observe: Callable[[list[Message]], None] | None = None,
         health: Health | None = None,
+        group_per_graph: bool = False,
     ) -> None:
         """``blocking_pool_size`` threads run plain ``def`` nodes (0: ``concurrency``);
         ``process_pool_size`` processes run ``pool = "process"`` Tasks (0: CPUs).
         ``recorded_spec(lifetime_id)`` reads the graph a lifetime was recorded
-        with, to name what changed when code drifted from it."""
+        with, to name what changed when code drifted from it.
+        ``group_per_graph``: join a group of the graphs served
+        (``{group}-{kind}-{graph ids}``), which reads every input and runs only
+        those graphs' (the others are committed unrun: their own group runs them),
+        so restarting the executors of one graph never stalls another's."""
         self.bus, self.blobs, self.topics = bus, blobs, topics
         self.observe = observe  # streamed output, handed to this process's watchers
         self.graphs = {g.graph_id: g for g in graphs}
         self.serve_tasks, self.serve_plans = serve_tasks, serve_plans
         self.offload_threshold = offload_threshold
         self.group = group
+        self.group_per_graph = group_per_graph
         self.metrics = metrics or Metrics("executor")
         for graph in self.graphs.values():
             for name, node in graph.nodes.items():
@@ -132,7 +138,13 @@ class Executor:
 
     async def _join(self, kind: str) -> Consumer:
         topic = "task-inputs" if kind == "tasks" else "plan-inputs"
-        return await self.bus.subscribe(self.topics.every(topic), f"{self.group}-{kind}")
+        return await self.bus.subscribe(self.topics.every(topic), self.group_of(kind))
+
+    def group_of(self, kind: str) -> str:
+        """The consumer group this executor reads ``kind`` (tasks, plans) inputs in."""
+        if not self.group_per_graph:
+            return f"{self.group}-{kind}"
+        return f"{self.group}-{kind}-{'+'.join(sorted(self.graphs))}"
 
     async def subscribe(self) -> None:
         for kind in self._kinds():
@@ -243,10 +255,13 @@ class Executor:
         try:
             try:
                 node_input = check_input(decode(pb.NodeInput, message))
-                # Inputs from a bus consumer share produce requests; inputs handed
-                # over in this process (consumer None) publish at once: batching
-                # an in-process hand-off only adds a loop turn and a task.
-                await self.execute(node_input, batch=consumer is not None)
+                if self.group_per_graph and node_input.graph_id not in self.graphs:
+                    pass  # another graph's: its own group's executors run it
+                else:
+                    # Inputs from a bus consumer share produce requests; inputs
+                    # handed over in this process (consumer None) publish at once:
+                    # batching an in-process hand-off only adds a loop turn and a task.
+                    await self.execute(node_input, batch=consumer is not None)
             except AdapterError:
                 raise
             except Exception as exc:

@@ -204,10 +204,10 @@ class ControlPlane:
                 "re-dispatched %d input(s) still pending since the consumer group changed",
                 len(again),
             )
+        # Every pass runs, even one that found nothing to repeat: an input
+        # dispatched after the previous pass can be the one hidden.
         self._rechecks.pop(0)
         self._redispatched = {input_id for input_id, _ in pending}
-        if not again:
-            self._rechecks.clear()  # every one came through: nothing is hidden
 
     async def run(self, stopping: asyncio.Event) -> None:
         if self._consumer is None:

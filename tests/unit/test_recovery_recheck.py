@@ -62,6 +62,27 @@ async def test_inputs_still_pending_after_a_group_change_are_dispatched_again() 
         assert dispatched(bus) == []  # a bounded number of passes
 
 
+async def test_a_pass_that_repeats_nothing_still_lets_the_next_one_run() -> None:
+    """An input dispatched after the group change may be the one a restarted broker
+    hid: a pass with nothing to repeat must not end the follow-ups."""
+    clock = Clock()
+    topics = Topics()
+    async with FlakyBus() as bus, MemoryStore() as store:
+        bus.published = []
+        plane = ControlPlane(bus, store, topics, signer=DispatchSigner(b"k" * 32))
+        plane.monotonic = clock
+        plane._rebalanced()
+        await plane._tick()  # nothing pending yet
+        await plane.handle([start_message(topics, "lt-late")])
+        assert dispatched(bus) == ["lt-late.1"]
+        clock.now += RECHECK_AFTER_S[0]
+        await plane._tick()
+        assert dispatched(bus) == []  # it was not pending at the first pass
+        clock.now += RECHECK_AFTER_S[1]
+        await plane._tick()
+        assert dispatched(bus) == ["lt-late.1"]
+
+
 async def test_start_up_recovery_arms_no_recheck() -> None:
     clock = Clock()
     topics = Topics()

@@ -193,7 +193,7 @@ class ControlPlane:
             await self._recheck()
 
     async def _recheck(self) -> None:
-        """Re-dispatch what the last pass re-dispatched and is still pending."""
+        """Re-dispatch the inputs that were pending at the previous pass and still are."""
         async with self._lock:
             self._drop_stale()
             pending = await self._pending_inputs(await self._open_lifetimes())

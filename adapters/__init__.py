@@ -6,6 +6,7 @@ One small async Protocol per kind, implementations chosen by URL scheme::
         await store.setup()
 """
 
+from ._capability import offers
 from .blob.base import BlobStore
 from .bus.base import (
     Consumer,
@@ -48,5 +49,6 @@ __all__ = [
     "open_blob_store",
     "open_bus",
     "open_kv",
+    "offers",
     "open_store",
 ]

@@ -19,7 +19,6 @@ the cloud profile requires the variable.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import os
 import secrets
@@ -32,6 +31,8 @@ from tickrail.sdk.pb import envelope_pb2 as pb
 MAX_ATTEMPT = 1000
 MIN_SECRET_BYTES = 16
 _SECRET_FILE = "dispatch.secret"
+#: Tokens remembered per signer (inputs in flight at once, with room to spare).
+_RECENT_TOKENS = 4096
 
 
 class DispatchSigner:
@@ -43,11 +44,19 @@ class DispatchSigner:
                 f"the dispatch secret must be at least {MIN_SECRET_BYTES} bytes long"
             )
         self._key = secret
+        # Each input's token is computed when it is dispatched and again by the
+        # data plane and the control plane checking its envelope; in one process
+        # those are the same fields, so recent tokens are remembered (keyed by
+        # every signed field: the answer is the HMAC's, only not recomputed).
+        self._recent: dict[tuple[str, str, str, str, str, str, int], str] = {}
 
     def _mac(self, purpose: bytes, *parts: str) -> str:
         # Length-prefixed fields: no two different tuples serialize alike.
-        data = b"".join(len(p.encode()).to_bytes(4, "big") + p.encode() for p in parts)
-        return hmac.new(self._key, purpose + b"\0" + data, hashlib.sha256).hexdigest()
+        data = [purpose, b"\0"]
+        for part in parts:
+            raw = part.encode()
+            data += (len(raw).to_bytes(4, "big"), raw)
+        return hmac.digest(self._key, b"".join(data), "sha256").hex()
 
     def _input_mac(
         self,
@@ -59,16 +68,24 @@ class DispatchSigner:
         name: str,
         kind: int,
     ) -> str:
-        return self._mac(
-            b"tickrail-dispatch-v1",
-            input_id,
-            lifetime_id,
-            tenant_id,
-            graph_id,
-            graph_version,
-            name,
-            str(kind),
-        )
+        key = (input_id, lifetime_id, tenant_id, graph_id, graph_version, name, kind)
+        recent = self._recent
+        token = recent.get(key)
+        if token is None:
+            token = self._mac(
+                b"tickrail-dispatch-v1",
+                input_id,
+                lifetime_id,
+                tenant_id,
+                graph_id,
+                graph_version,
+                name,
+                str(kind),
+            )
+            if len(recent) >= _RECENT_TOKENS:
+                del recent[next(iter(recent))]  # the oldest
+            recent[key] = token
+        return token
 
     def notice(self, header: pb.ExecutionHeader, reason: str) -> str:
         """Signs the data plane's word that it refused an envelope (see ExecutionRef.refused),

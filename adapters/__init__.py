@@ -46,9 +46,9 @@ __all__ = [
     "StateStore",
     "UnitOfWork",
     "Wakeable",
+    "offers",
     "open_blob_store",
     "open_bus",
     "open_kv",
-    "offers",
     "open_store",
 ]

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from tickrail.sdk._envelope import execution_of
+from tickrail.sdk._timestamps import timestamp
 from tickrail.sdk.choice import choice_problem, sends_of
 from tickrail.sdk.pb import envelope_pb2 as pb
 
@@ -37,9 +38,7 @@ class Decision:
 
 
 def _ts(now: float) -> Timestamp:
-    ts = Timestamp()
-    ts.FromNanoseconds(int(now * 1e9))
-    return ts
+    return timestamp(int(now * 1e9))
 
 
 def _event(state: LifetimeState, suffix: str, now: float, **kind: object) -> pb.LifetimeEvent:

@@ -24,6 +24,7 @@ from tickrail.adapters import (
     StateStore,
     Wakeable,
 )
+from tickrail.sdk._timestamps import seconds_of
 from tickrail.sdk.errors import AdapterError, EnvelopeError, PolicyError
 from tickrail.sdk.pb import envelope_pb2 as pb
 from tickrail.services import metrics as series
@@ -258,7 +259,7 @@ class ControlPlane:
                         outcome = await self._reference(message, ref, rejected)
                         if outcome is not None and outcome[1].dispatch:
                             finished = check_envelope(ref.envelope).finished_at
-                            caused_at.append(finished.ToNanoseconds() / 1e9)
+                            caused_at.append(seconds_of(finished))
             except EnvelopeError as exc:
                 rejected.append((message, str(exc)))
                 continue
@@ -443,7 +444,7 @@ class ControlPlane:
                         graph_id=state.graph_id,
                         kind=event.WhichOneof("kind") or "",
                         status=state.status,
-                        created_at=event.created_at.ToNanoseconds() / 1e9,
+                        created_at=seconds_of(event.created_at),
                         body=body,
                     )
                 )

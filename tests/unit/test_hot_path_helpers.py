@@ -1,0 +1,170 @@
+"""The hot path's shortcuts give the answers of the long way round.
+
+Each shortcut (remembered dispatch tokens, integer timestamps, a shared poll
+timer, capability checks per class, the quick legal-choice check) is checked
+against what it replaces, including the cases it must not take.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import time
+
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from tickrail.adapters import Message, ReportsLag, UnitOfWork, offers
+from tickrail.adapters.bus.memory import MemoryBus
+from tickrail.sdk._timestamps import seconds_of, stamp, timestamp
+from tickrail.sdk.choice import choice_problem
+from tickrail.sdk.pb import envelope_pb2 as pb
+from tickrail.services import dispatch
+from tickrail.services.dispatch import DispatchSigner
+
+
+def _reference_token(key: bytes, *fields: str) -> str:
+    data = b"".join(len(f.encode()).to_bytes(4, "big") + f.encode() for f in fields)
+    return hmac.new(key, b"tickrail-dispatch-v1\0" + data, hashlib.sha256).hexdigest()
+
+
+def _input(**fields: object) -> pb.NodeInput:
+    base: dict[str, object] = dict(
+        input_id="l1.1",
+        lifetime_id="l1",
+        tenant_id="acme",
+        graph_id="g",
+        graph_version="1.0.0",
+        name="act",
+        kind=pb.NODE_KIND_TASK,
+    )
+    base.update(fields)
+    return pb.NodeInput(**base)  # type: ignore[arg-type]
+
+
+def test_remembered_tokens_are_the_hmac_of_every_signed_field() -> None:
+    key = b"k" * 32
+    signer = DispatchSigner(key)
+    first = _input()
+    expected = _reference_token(key, "l1.1", "l1", "acme", "g", "1.0.0", "act", "1")
+    assert signer.token(first) == expected
+    assert signer.token(first) == expected  # remembered: the same answer
+    # Any signed field changed gives another token, remembered or not.
+    for change in (
+        {"input_id": "l1.2"},
+        {"tenant_id": "other"},
+        {"graph_version": "1.0.1"},
+        {"name": "decide"},
+        {"kind": pb.NODE_KIND_PLAN},
+    ):
+        assert signer.token(_input(**change)) != expected
+    header = pb.ExecutionHeader(
+        input_id="l1.1",
+        lifetime_id="l1",
+        tenant_id="acme",
+        graph_id="g",
+        graph_version="1.0.0",
+        name="act",
+        kind=pb.NODE_KIND_TASK,
+        attempt=1,
+        exec_id="l1.1.1",
+    )
+    assert signer.check(header, expected, "task") == ""
+    assert "does not match" in signer.check(header, "0" * 64, "task")
+    # Another secret never reuses what this signer remembered.
+    assert DispatchSigner(b"x" * 32).token(first) != expected
+
+
+def test_remembered_tokens_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dispatch, "_RECENT_TOKENS", 8)
+    signer = DispatchSigner(b"k" * 32)
+    tokens = [signer.token(_input(input_id=f"l1.{i}")) for i in range(50)]
+    assert len(signer._recent) <= 8
+    assert [signer.token(_input(input_id=f"l1.{i}")) for i in range(50)] == tokens
+
+
+@pytest.mark.parametrize("ns", [0, 1, 999_999_999, 1_000_000_000, time.time_ns(), -1, -(10**9) - 7])
+def test_integer_timestamps_match_protobufs_own_conversions(ns: int) -> None:
+    ours, theirs = timestamp(ns), Timestamp()
+    theirs.FromNanoseconds(ns)
+    assert (ours.seconds, ours.nanos) == (theirs.seconds, theirs.nanos)
+    inside = pb.ExecutionHeader()
+    stamp(inside.started_at, ns)
+    assert inside.started_at == theirs
+    assert seconds_of(theirs) == theirs.ToNanoseconds() / 1e9
+
+
+def test_a_poll_times_out_whatever_timer_an_earlier_poll_armed() -> None:
+    async def long_then_short() -> None:
+        async with MemoryBus() as bus:
+            consumer = await bus.subscribe(["t"], "g")
+            waiting = asyncio.create_task(consumer.poll(10, timeout=5.0))
+            await asyncio.sleep(0.01)
+            consumer.wakeup()  # type: ignore[attr-defined]
+            assert await waiting == []
+            # The 5 s timer is still armed; a sooner deadline must not wait for it.
+            started = time.monotonic()
+            assert await consumer.poll(10, timeout=0.05) == []
+            assert time.monotonic() - started < 4.0
+            await bus.publish([Message("t", "k", b"v")])
+            assert [m.value for m in await consumer.poll(10, timeout=5.0)] == [b"v"]
+
+    asyncio.run(long_then_short())
+
+
+def test_a_poll_on_a_new_event_loop_does_not_wait_on_the_old_loops_timer() -> None:
+    bus = MemoryBus()
+
+    async def first() -> None:
+        await bus.__aenter__()
+        consumer = await bus.subscribe(["t"], "g")
+        assert await consumer.poll(10, timeout=0.01) == []
+        # This loop ends with a shared timer armed on it, due in 0.3 s: it never fires.
+        task = asyncio.create_task(consumer.poll(10, timeout=0.3))
+        await asyncio.sleep(0.01)
+        task.cancel()
+
+    async def second() -> None:
+        consumer = await bus.subscribe(["t"], "g")
+        started = time.monotonic()
+        async with asyncio.timeout(5):  # a later deadline than the dead timer's
+            assert await consumer.poll(10, timeout=0.5) == []
+        assert time.monotonic() - started < 4.0
+        await bus.__aexit__(None, None, None)
+
+    asyncio.run(first())
+    asyncio.run(second())
+
+
+def test_capabilities_are_answered_as_isinstance_would() -> None:
+    class Lagging(ReportsLag):
+        def lag(self) -> int:
+            return 3
+
+    class Plain:
+        pass
+
+    for _ in range(2):  # the second answer is the remembered one
+        assert offers(Lagging(), ReportsLag)  # type: ignore[type-abstract]
+        assert not offers(Plain(), ReportsLag)  # type: ignore[type-abstract]
+        assert not offers(Plain(), UnitOfWork)  # type: ignore[type-abstract]
+
+
+def _choose(*sends: pb.TaskSend) -> pb.PlanResult:
+    return pb.PlanResult(sends=list(sends))
+
+
+def _problem(result: pb.PlanResult, max_fanout: int = 4) -> str:
+    edges = {"act": pb.EDGE_KIND_NORMAL}
+    return choice_problem("p", result, edges, has_final=False, max_fanout=max_fanout)
+
+
+def test_the_quick_choice_check_refuses_what_the_full_one_refuses() -> None:
+    assert _problem(_choose(pb.TaskSend(task="act"))) == ""
+    unknown = _problem(_choose(pb.TaskSend(task="nope")))
+    assert "is not a target of its edges" in unknown and "act (NORMAL)" in unknown
+    assert "waits for 'x'" in _problem(_choose(pb.TaskSend(task="act", after=["x"])))
+    own = _problem(_choose(pb.TaskSend(task="act", id="a", after=["a"])))
+    assert "waits for itself" in own
+    assert "max_fanout" in _problem(_choose(pb.TaskSend(task="act")), max_fanout=0)

@@ -24,6 +24,7 @@ from tickrail.adapters import (
     StateStore,
     Wakeable,
 )
+from tickrail.sdk._envelope import execution_of
 from tickrail.sdk._timestamps import seconds_of
 from tickrail.sdk.errors import AdapterError, EnvelopeError, PolicyError
 from tickrail.sdk.pb import envelope_pb2 as pb
@@ -258,7 +259,8 @@ class ControlPlane:
                         ref = decode(pb.ExecutionRef, message)
                         outcome = await self._reference(message, ref, rejected)
                         if outcome is not None and outcome[1].dispatch:
-                            finished = check_envelope(ref.envelope).finished_at
+                            # checked by _reference already
+                            finished = execution_of(ref.envelope).header.finished_at
                             caused_at.append(seconds_of(finished))
             except EnvelopeError as exc:
                 rejected.append((message, str(exc)))

@@ -453,7 +453,11 @@ class ControlPlane:
                 outgoing.events.append(Message(events_topic, state.lifetime_id, body))
             for node_input in decision.dispatch:
                 # Signed on the published copy only: the recorded one carries no token.
-                value, headers = tracing.input_message(self.signer.sign(node_input))
+                value, headers = (
+                    tracing.input_message(self.signer.sign(node_input))
+                    if tracing.enabled()
+                    else (self.signer.signed(node_input), {})
+                )
                 outgoing.inputs.append(
                     Message(
                         self.topics.inputs(node_input.kind, state.tenant_id),

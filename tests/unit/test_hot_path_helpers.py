@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import hmac
 import time
+from pathlib import Path
 
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -168,3 +169,46 @@ def test_the_quick_choice_check_refuses_what_the_full_one_refuses() -> None:
     own = _problem(_choose(pb.TaskSend(task="act", id="a", after=["a"])))
     assert "waits for itself" in own
     assert "max_fanout" in _problem(_choose(pb.TaskSend(task="act")), max_fanout=0)
+
+
+def test_sqlite_units_of_work_take_turns_and_map_sqlite_errors(tmp_path: Path) -> None:
+    from tickrail.adapters import NewEvent, open_store
+    from tickrail.adapters.store.base import unit_of_work
+    from tickrail.sdk.errors import AdapterError
+
+    def event(event_id: str, lifetime: str) -> NewEvent:
+        return NewEvent(event_id, lifetime, "t", "g", "started", 1, 1.0, b"x")
+
+    async def scenario() -> None:
+        async with open_store(f"sqlite:///{tmp_path}/state.db") as store:
+            await store.setup()
+            order: list[str] = []
+
+            async def unit(name: str) -> None:
+                async with unit_of_work(store):
+                    order.append(f"{name} in")
+                    await store.append_events([event(f"{name}/started", name)])
+                    await asyncio.sleep(0.01)  # the other unit must wait for this one
+                    order.append(f"{name} out")
+
+            await asyncio.gather(unit("A"), unit("B"))
+            assert order == ["A in", "A out", "B in", "B out"]
+            with pytest.raises(AdapterError, match="SQLite transaction failed"):
+                async with unit_of_work(store):
+                    await store.append_events([event("C/started", "C")])
+                    store.db.execute("SELECT * FROM no_such_table")  # type: ignore[attr-defined]
+            assert await store.events("C") == []  # rolled back
+            await unit("D")  # and the lock was released
+            assert [r.event_id for r in await store.events("D")] == ["D/started"]
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("length", [16, 63, 64, 65, 200])
+def test_the_signers_hmac_is_rfc_2104_hmac_sha256_for_any_secret_length(length: int) -> None:
+    key = bytes(range(256))[:length] if length <= 256 else b"s" * length
+    signer = DispatchSigner(key)
+    for parts in [("a",), ("input", "lifetime", "tenant", "g", "1.0.0", "node", "1"), ("é" * 50,)]:
+        data = b"".join(len(p.encode()).to_bytes(4, "big") + p.encode() for p in parts)
+        expected = hmac.new(key, b"purpose\0" + data, hashlib.sha256).hexdigest()
+        assert signer._mac(b"purpose", *parts) == expected

@@ -94,11 +94,13 @@ def route(
         return decision  # late work of a finished lifetime is recorded, not routed
     state.seen.add(header.exec_id)
 
-    for verdict, suffix in zip(guardrails, _unique(v.rule for v in guardrails), strict=True):
-        decision.events.append(
-            _event(state, f"guardrail/{header.exec_id}/{suffix}", now, guardrail=verdict)
-        )
-    strongest = max(guardrails, key=lambda v: _SEVERITY.get(v.action, 0), default=None)
+    strongest: pb.GuardrailDecision | None = None
+    if guardrails:  # none, mostly: then nothing below applies
+        for verdict, suffix in zip(guardrails, _unique(v.rule for v in guardrails), strict=True):
+            decision.events.append(
+                _event(state, f"guardrail/{header.exec_id}/{suffix}", now, guardrail=verdict)
+            )
+        strongest = max(guardrails, key=lambda v: _SEVERITY.get(v.action, 0))
     action = strongest.action if strongest is not None else ""
     if action == ABORT:
         _terminate(state, decision, now, header.exec_id, aborted=_why(strongest))

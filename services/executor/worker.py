@@ -421,12 +421,18 @@ def check_input(node_input: pb.NodeInput) -> pb.NodeInput:
     The executor cannot verify the dispatch token (it never holds the secret),
     but an input without a well-formed one cannot come from the control plane.
     """
-    missing = [
-        f
-        for f in ("input_id", "lifetime_id", "tenant_id", "graph_id", "name")
-        if not getattr(node_input, f)
-    ]
-    if missing:
+    if not (
+        node_input.input_id
+        and node_input.lifetime_id
+        and node_input.tenant_id
+        and node_input.graph_id
+        and node_input.name
+    ):
+        missing = [
+            f
+            for f in ("input_id", "lifetime_id", "tenant_id", "graph_id", "name")
+            if not getattr(node_input, f)
+        ]
         raise EnvelopeError(f"node input lacks {', '.join(missing)}")
     if node_input.kind not in (pb.NODE_KIND_TASK, pb.NODE_KIND_PLAN):
         raise EnvelopeError(f"node input {node_input.input_id!r} has no node kind")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import json
 import time
 from pathlib import Path
 
@@ -212,3 +213,39 @@ def test_the_signers_hmac_is_rfc_2104_hmac_sha256_for_any_secret_length(length: 
         data = b"".join(len(p.encode()).to_bytes(4, "big") + p.encode() for p in parts)
         expected = hmac.new(key, b"purpose\0" + data, hashlib.sha256).hexdigest()
         assert signer._mac(b"purpose", *parts) == expected
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'{"a":1.5,"b":[1,2,"\xc3\xa9"]}',
+        '{"x":null}',
+        b"\xef\xbb\xbf[1]",
+        "[1e5]",
+        b"\xff\xfe[\x001\x00]\x00",
+    ],
+)
+def test_the_shared_json_decoder_reads_what_json_loads_reads(data: str | bytes) -> None:
+    from tickrail.sdk._payload import loads_json
+
+    assert loads_json(data) == json.loads(data)
+
+
+@pytest.mark.parametrize("data", [b"NaN", b"[1e999]", "\ufeff[1]", b"[-Infinity]", b"{"])
+def test_the_shared_json_decoder_refuses_what_is_not_standard_json(data: str | bytes) -> None:
+    from tickrail.sdk._payload import loads_json
+
+    with pytest.raises(ValueError):
+        loads_json(data)
+
+
+def test_the_shared_json_encoder_writes_what_json_dumps_wrote() -> None:
+    from tickrail.sdk._payload import encode
+
+    value = {"a": [1, "é", None, 2.5], "b": {"c": True}}
+    expected = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    assert encode(value).inline == expected.encode()
+    with pytest.raises(ValueError, match="NaN or Infinity"):
+        encode([float("inf")])
+    with pytest.raises(TypeError, match="cannot encode a object"):
+        encode(object())

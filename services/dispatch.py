@@ -49,7 +49,6 @@ class DispatchSigner:
             raise ConfigurationError(
                 f"the dispatch secret must be at least {MIN_SECRET_BYTES} bytes long"
             )
-        self._key = secret
         # HMAC-SHA256 (RFC 2104) from two SHA-256 states keyed once: copying them
         # per MAC is a third of the cost of hmac.digest, which sets up OpenSSL's
         # HMAC on every call (and every step signs an input).

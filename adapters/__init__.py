@@ -6,6 +6,7 @@ One small async Protocol per kind, implementations chosen by URL scheme::
         await store.setup()
 """
 
+from ._capability import offers
 from .blob.base import BlobStore
 from .bus.base import (
     Consumer,
@@ -45,6 +46,7 @@ __all__ = [
     "StateStore",
     "UnitOfWork",
     "Wakeable",
+    "offers",
     "open_blob_store",
     "open_bus",
     "open_kv",

@@ -285,6 +285,10 @@ def _row(name: str, samples: list[Sample], base: list[Sample] | None) -> str:
     return text
 
 
+def _median_cpu(samples: list[Sample]) -> float:
+    return statistics.median(s.cpu / s.steps for s in samples)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 rounds, 200 lifetimes")
@@ -327,6 +331,9 @@ def main() -> None:
     )
     for name, samples in chains.items():
         print(_row(name, samples, None if name == "tickrail" else chains["tickrail"]))
+    if "langgraph/none" in chains:
+        ratio = _median_cpu(chains["tickrail"]) / _median_cpu(chains["langgraph/none"])
+        print(f"  tickrail CPU per step / LangGraph's without persistence: {ratio:.2f}x")
     print(f"\n{lifetimes} concurrent {SHORT}-step lifetimes, {rounds} rounds:")
     for name, samples in many.items():
         print(_row(name, samples, None if name == "tickrail" else many["tickrail"]))

@@ -38,7 +38,7 @@ def encode(value: Any) -> pb.Payload:
     try:
         # allow_nan=False: NaN and Infinity are not JSON, and a record other tools
         # cannot parse is no record; they are refused rather than stored.
-        data = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        data = _ENCODER.encode(value)
     except ValueError as exc:
         raise ValueError(
             "cannot encode the result: it contains NaN or Infinity, which JSON cannot "
@@ -63,9 +63,22 @@ def _finite(text: str) -> float:
     return value
 
 
+#: json.dumps / json.loads with options build an encoder / decoder per call; these
+#: are built once (every step encodes a result and decodes an input).
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)
+
+
 def loads_json(data: str | bytes) -> Any:
-    """Standard JSON only: NaN, Infinity and numbers that overflow are a ValueError."""
-    return json.loads(data, parse_constant=_no_constant, parse_float=_finite)
+    """Standard JSON only: NaN, Infinity and numbers that overflow are a ValueError.
+
+    What ``json.loads(data, parse_constant=..., parse_float=...)`` does, with one decoder."""
+    if isinstance(data, str):
+        if data.startswith("\ufeff"):
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", data, 0)
+    else:
+        data = data.decode(json.detect_encoding(data), "surrogatepass")
+    return _DECODER.decode(data)
 
 
 def decode_bytes(content_type: str, data: bytes) -> Any:

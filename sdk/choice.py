@@ -53,16 +53,21 @@ def choice_problem(
             )
         return ""
     sends = sends_of(result)
-    choice = describe(sends)
-    allowed = ", ".join(f"{t} ({_edge(k)})" for t, k in edges.items()) or "none"
+    if len(sends) == 1:
+        # The common choice, one Task along one of its edges, is legal on its own:
+        # no send ids to check, nothing to wait for (and no message to build).
+        only = sends[0]
+        if not only.id and not only.after and only.task in edges and max_fanout >= 1:
+            return ""
 
     def refused(reason: str) -> str:
-        return f"Plan {plan!r} chose {choice}: {reason}"
+        return f"Plan {plan!r} chose {describe(sends)}: {reason}"
 
     if not sends:
         return refused("it chose no Task (return Finish(...) to end the lifetime)")
     unknown = sorted({s.task for s in sends if s.task not in edges})
     if unknown:
+        allowed = ", ".join(f"{t} ({_edge(k)})" for t, k in edges.items()) or "none"
         return refused(
             f"{', '.join(map(repr, unknown))} is not a target of its edges; its edges "
             f"allow: {allowed}"

@@ -74,7 +74,7 @@ class Next:
         sends: list[Send]
         if isinstance(tasks, str | Send):
             sends = [_as_send(tasks)]
-        elif isinstance(tasks, Mapping):
+        elif type(tasks) is dict or isinstance(tasks, Mapping):  # a dict skips the ABC check
             sends = [Send(str(name), value) for name, value in tasks.items()]
         elif isinstance(tasks, Sequence):
             sends = [_as_send(item) for item in tasks]
@@ -137,6 +137,8 @@ def _as_send(item: Any) -> Send:
 
 def check_sends(sends: Sequence[Send]) -> list[str]:
     """What is wrong with this list of sends on its own (no graph needed)."""
+    if len(sends) == 1 and not sends[0].id and not sends[0].after:
+        return []  # one run, nothing to wait for: the common choice is fine on its own
     problems: list[str] = []
     if not sends:
         problems.append("it chooses no Task (return Finish(...) to end the lifetime)")

@@ -52,7 +52,7 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from tickrail.adapters import ReportsLag
+from tickrail.adapters import ReportsLag, offers
 from tickrail.sdk.pb import envelope_pb2 as pb
 
 __all__ = [
@@ -193,7 +193,7 @@ class Metrics:
 
     def report_lag(self, consumer: object) -> None:
         """Record the consumer's lag, where the bus can tell it (ReportsLag)."""
-        if isinstance(consumer, ReportsLag):
+        if offers(consumer, ReportsLag):  # type: ignore[type-abstract]
             self._lag.set(float(consumer.lag()))
 
     def observe_batch(self, messages: int, rejected: int, started: float) -> None:

@@ -26,6 +26,8 @@ async def offload_large(envelope: pb.ExecutionEnvelope, blobs: BlobWriter, thres
 
     Keys are ``tenant/lifetime/exec_id/part`` so a tenant's blobs share a prefix.
     """
+    if envelope.ByteSize() <= threshold:
+        return False  # no payload inside can be larger than the whole (the usual case)
     header = header_of(envelope)
     moved = False
     for part, payload in _payloads(envelope):

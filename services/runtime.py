@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
@@ -552,21 +552,21 @@ class _Named:
         self.role, self.plane = role, plane
 
     async def decide(self, messages: list[Message]) -> Any:
-        with self._named():
-            return await self.plane.decide(messages)
-
-    async def publish(self, outgoing: Any) -> None:
-        with self._named():
-            await self.plane.publish(outgoing)
-
-    def forget(self, lifetime_ids: Iterable[str]) -> None:
-        self.plane.forget(lifetime_ids)
-
-    @contextlib.contextmanager
-    def _named(self) -> Iterator[None]:
         try:
-            yield
+            return await self.plane.decide(messages)
         except (AdapterError, RoleFailedError):
             raise
         except Exception as exc:
             raise RoleFailedError(self.role, exc) from exc
+
+    async def publish(self, outgoing: Any) -> None:
+        # try/except inline, not a contextmanager: this runs on every step.
+        try:
+            await self.plane.publish(outgoing)
+        except (AdapterError, RoleFailedError):
+            raise
+        except Exception as exc:
+            raise RoleFailedError(self.role, exc) from exc
+
+    def forget(self, lifetime_ids: Iterable[str]) -> None:
+        self.plane.forget(lifetime_ids)

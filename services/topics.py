@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from math import isfinite
 from typing import TypeVar
 
 from google.protobuf.message import DecodeError
 from google.protobuf.message import Message as ProtoMessage
 
 from tickrail.adapters import EventBus, Message
-from tickrail.sdk._envelope import header_of, telemetry_of
+from tickrail.sdk._envelope import execution_of
 from tickrail.sdk.errors import EnvelopeError
 from tickrail.sdk.pb import envelope_pb2 as pb
 from tickrail.services.metrics import dead_lettered
@@ -131,21 +131,29 @@ def encode_ref(seq: int, duplicate: bool, envelope: bytes, token: str = "") -> b
 
 def check_envelope(envelope: pb.ExecutionEnvelope) -> pb.ExecutionHeader:
     """The header, after checking the fields every consumer relies on."""
-    header = header_of(envelope)  # EnvelopeError when it holds neither kind
-    missing = [
-        f
-        for f in ("exec_id", "input_id", "lifetime_id", "tenant_id", "name")
-        if not getattr(header, f)
-    ]
-    if missing:
+    execution = execution_of(envelope)  # EnvelopeError when it holds neither kind
+    header = execution.header
+    if (
+        not (header.exec_id and header.input_id and header.lifetime_id and header.tenant_id)
+        or not header.name
+    ):
+        missing = [
+            f
+            for f in ("exec_id", "input_id", "lifetime_id", "tenant_id", "name")
+            if not getattr(header, f)
+        ]
         raise EnvelopeError(f"execution envelope header lacks {', '.join(missing)}")
     if header.status == pb.EXECUTION_STATUS_UNSPECIFIED:
         raise EnvelopeError(f"execution {header.exec_id} has no status")
-    telemetry = telemetry_of(envelope)
-    numbers = [telemetry.cost_usd, telemetry.latency_ms, *telemetry.metrics.values()]
+    telemetry = execution.telemetry
+    cost = telemetry.cost_usd
+    metrics = telemetry.metrics
     if (
-        not all(math.isfinite(n) for n in numbers)
-        or min(telemetry.tokens_in, telemetry.tokens_out, telemetry.cost_usd, 0) < 0
+        not (isfinite(cost) and isfinite(telemetry.latency_ms))
+        or (metrics and not all(isfinite(n) for n in metrics.values()))
+        or telemetry.tokens_in < 0
+        or telemetry.tokens_out < 0
+        or cost < 0
     ):
         # Guardrails sum these: a NaN or a negative would defeat every budget.
         raise EnvelopeError(

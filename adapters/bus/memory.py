@@ -22,12 +22,14 @@ from .base import Consumer, Message, ReportsLag, Wakeable
 
 
 class _GroupQueue:
-    __slots__ = ("pending", "topics", "waiters")
+    __slots__ = ("pending", "timer", "timer_loop", "topics", "waiters")
 
     def __init__(self) -> None:
         self.pending: deque[Message] = deque()
         self.topics: set[str] = set()
         self.waiters: list[asyncio.Future[None]] = []
+        self.timer: asyncio.TimerHandle | None = None  # ends the waits due first
+        self.timer_loop: asyncio.AbstractEventLoop | None = None  # the loop it runs on
 
     def push(self, message: Message) -> None:
         self.pending.append(message)
@@ -40,21 +42,26 @@ class _GroupQueue:
                 waiter.set_result(None)
 
     async def wait(self, timeout: float) -> None:
-        # A bare future and one timer: asyncio.timeout() costs several times more,
-        # and this wait sits on the hot path of every step.
+        """Until a message comes or ``timeout`` s pass; maybe sooner (pollers
+        then find nothing and poll again, as after a wakeup)."""
+        # A bare future, and one timer shared by consecutive waits: a busy
+        # consumer polls once per step, and arming and cancelling a timer for
+        # each poll cost more than the rest of the wait. A timer due no later
+        # than this wait's deadline serves it; only a later one is replaced.
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
         self.waiters.append(waiter)
-        timer = loop.call_later(timeout, _expire, waiter)
-        try:
-            await waiter
-        finally:
-            timer.cancel()
+        timer = self.timer
+        deadline = loop.time() + timeout
+        if timer is None or timer.when() > deadline or self.timer_loop is not loop:
+            if timer is not None:
+                timer.cancel()
+            self.timer, self.timer_loop = loop.call_at(deadline, self._expire), loop
+        await waiter
 
-
-def _expire(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
+    def _expire(self) -> None:
+        self.timer = None
+        self.wake()
 
 
 class MemoryBus(Lifecycle):

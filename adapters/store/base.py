@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
 
+from .._capability import offers
+
 
 @dataclass(frozen=True, slots=True)
 class NewExecution:
@@ -201,6 +203,6 @@ def unit_of_work(store: StateStore) -> contextlib.AbstractAsyncContextManager[No
     correct; the embedded profile uses it to record an execution and the
     decisions it caused with one commit instead of two.
     """
-    if isinstance(store, UnitOfWork):
+    if offers(store, UnitOfWork):  # type: ignore[type-abstract]
         return store.unit_of_work()
     return contextlib.nullcontext()

@@ -17,7 +17,7 @@ import contextlib
 import contextvars
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -220,30 +220,9 @@ class SQLiteStore(Lifecycle, UnitOfWork):
             raise AdapterError(f"cannot migrate SQLite store {self.path}: {exc}") from exc
         return done
 
-    @contextlib.asynccontextmanager
-    async def unit_of_work(self) -> AsyncIterator[None]:
+    def unit_of_work(self) -> contextlib.AbstractAsyncContextManager[None]:
         """Appends inside the block commit together (see ``store.base.unit_of_work``)."""
-        if self._in_unit.get():
-            yield
-            return
-        db = self.db
-        async with self._write_lock:
-            token = self._in_unit.set(True)
-            try:
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield
-                    db.execute("COMMIT")
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise AdapterError(
-                    f"SQLite transaction failed: {exc}", retriable=True, dependency="sqlite"
-                ) from exc
-            finally:
-                self._next = None
-                self._in_unit.reset(token)
+        return _Unit(self)
 
     async def _write(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
         """Run ``work`` in its own transaction, or in the caller's unit of work."""
@@ -420,6 +399,66 @@ class SQLiteStore(Lifecycle, UnitOfWork):
             (tenant_id, status, limit),
         )
         return [LifetimeSummary(*r) for r in rows]
+
+
+class _Unit:
+    """One write transaction around a block (a class: this runs once per step,
+    and an ``asynccontextmanager`` generator costs several times more)."""
+
+    __slots__ = ("_nested", "_store", "_token")
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self._store = store
+        self._nested = False
+        self._token: contextvars.Token[bool] | None = None
+
+    async def __aenter__(self) -> None:
+        store = self._store
+        if store._in_unit.get():
+            self._nested = True  # part of the enclosing unit
+            return
+        await store._write_lock.acquire()
+        self._token = store._in_unit.set(True)
+        try:
+            store.db.execute("BEGIN IMMEDIATE")
+        except BaseException as exc:
+            self._end()
+            if isinstance(exc, sqlite3.Error):
+                raise _failed(exc) from exc
+            raise
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        if self._nested:
+            return
+        db = self._store.db
+        try:
+            if exc_type is None:
+                db.execute("COMMIT")
+            else:
+                db.execute("ROLLBACK")
+        except sqlite3.Error as error:
+            if exc_type is None:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+            raise _failed(error) from error
+        finally:
+            self._end()
+        if isinstance(exc, sqlite3.Error):
+            raise _failed(exc) from exc
+
+    def _end(self) -> None:
+        store = self._store
+        store._next = None
+        if self._token is not None:
+            store._in_unit.reset(self._token)
+            self._token = None
+        store._write_lock.release()
+
+
+def _failed(exc: sqlite3.Error) -> AdapterError:
+    return AdapterError(f"SQLite transaction failed: {exc}", retriable=True, dependency="sqlite")
 
 
 def _first_of_each(batch: Sequence[_R], keys: Sequence[Hashable]) -> Sequence[_R]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 
+from tickrail.sdk._timestamps import seconds_of
 from tickrail.sdk.pb import envelope_pb2 as pb
 
 from .routing import Decision, abort, fail, pause, resume, route, start
@@ -17,7 +18,7 @@ from .state import LifetimeState
 
 
 def event_time(event: pb.LifetimeEvent) -> float:
-    return float(event.created_at.ToNanoseconds()) / 1e9
+    return seconds_of(event.created_at)
 
 
 def rebuild(

@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from tickrail.sdk._envelope import execution_of
+from tickrail.sdk._timestamps import stamp
 from tickrail.sdk.choice import choice_problem, sends_of
 from tickrail.sdk.pb import envelope_pb2 as pb
 
@@ -36,20 +35,15 @@ class Decision:
         self.dispatch.extend(other.dispatch)
 
 
-def _ts(now: float) -> Timestamp:
-    ts = Timestamp()
-    ts.FromNanoseconds(int(now * 1e9))
-    return ts
-
-
 def _event(state: LifetimeState, suffix: str, now: float, **kind: object) -> pb.LifetimeEvent:
-    return pb.LifetimeEvent(
+    event = pb.LifetimeEvent(
         event_id=f"{state.lifetime_id}/{suffix}",
         lifetime_id=state.lifetime_id,
         tenant_id=state.tenant_id,
-        created_at=_ts(now),
         **kind,  # type: ignore[arg-type]
     )
+    stamp(event.created_at, int(now * 1e9))  # in place: a Timestamp passed in is copied
+    return event
 
 
 # ---- starting -------------------------------------------------------------
@@ -100,11 +94,13 @@ def route(
         return decision  # late work of a finished lifetime is recorded, not routed
     state.seen.add(header.exec_id)
 
-    for verdict, suffix in zip(guardrails, _unique(v.rule for v in guardrails), strict=True):
-        decision.events.append(
-            _event(state, f"guardrail/{header.exec_id}/{suffix}", now, guardrail=verdict)
-        )
-    strongest = max(guardrails, key=lambda v: _SEVERITY.get(v.action, 0), default=None)
+    strongest: pb.GuardrailDecision | None = None
+    if guardrails:  # none, mostly: then nothing below applies
+        for verdict, suffix in zip(guardrails, _unique(v.rule for v in guardrails), strict=True):
+            decision.events.append(
+                _event(state, f"guardrail/{header.exec_id}/{suffix}", now, guardrail=verdict)
+            )
+        strongest = max(guardrails, key=lambda v: _SEVERITY.get(v.action, 0))
     action = strongest.action if strongest is not None else ""
     if action == ABORT:
         _terminate(state, decision, now, header.exec_id, aborted=_why(strongest))
@@ -595,37 +591,32 @@ def _dispatch(
     state.steps += 1
     input_id = f"{state.lifetime_id}.{state.next_step}"
     state.next_step += 1
-    node_input = pb.NodeInput(
-        input_id=input_id,
-        lifetime_id=state.lifetime_id,
-        tenant_id=state.tenant_id,
-        graph_id=spec.graph_id,
-        graph_version=spec.version,
-        name=name,
-        kind=state.graph.kinds[name],
-        iteration=iteration,
-        edge_taken=edge,
-        parent_exec_ids=[u.exec_id for u in upstream],
-        branch=branch,
-        upstream=upstream,
-        created_at=_ts(now),
-        from_node=source,
-        from_exec_id=cause if source else "",
-        graph_digest=state.graph.digest,
-    )
-    if routed is not None:
-        routed.routed.dispatched.append(node_input)
-        node_input = routed.routed.dispatched[-1]  # keep editing the recorded copy
-    else:
-        decision.events.append(
-            _event(
-                state,
-                f"routed/{cause}",
-                now,
-                routed=pb.ExecutionRouted(exec_id="", name="", dispatched=[node_input]),
-            )
-        )
-        node_input = decision.events[-1].routed.dispatched[-1]
+    if routed is None:
+        routed = _event(state, f"routed/{cause}", now)
+        routed.routed.SetInParent()
+        decision.events.append(routed)
+    # Built in place in the recorded event (a NodeInput built apart and appended
+    # would be copied whole, its upstream results with it).
+    node_input = routed.routed.dispatched.add()
+    node_input.input_id = input_id
+    node_input.lifetime_id = state.lifetime_id
+    node_input.tenant_id = state.tenant_id
+    node_input.graph_id = spec.graph_id
+    node_input.graph_version = spec.version
+    node_input.name = name
+    node_input.kind = state.graph.kinds[name]
+    node_input.iteration = iteration
+    node_input.edge_taken = edge
+    if upstream:
+        node_input.parent_exec_ids.extend([u.exec_id for u in upstream])
+        node_input.upstream.extend(upstream)
+    if branch:
+        node_input.branch.extend(branch)
+    stamp(node_input.created_at, int(now * 1e9))
+    if source:
+        node_input.from_node = source
+        node_input.from_exec_id = cause
+    node_input.graph_digest = state.graph.digest
     state.pending[input_id] = node_input
     decision.dispatch.append(node_input)
     return node_input
@@ -642,6 +633,8 @@ def _iteration_so_far(state: LifetimeState, name: str, branch: Sequence[pb.Branc
     inputs makes N runs of one iteration (of it and of the nodes after it in
     each branch), and ``max_iterations`` still catches a loop inside a branch.
     """
+    if not branch:
+        return state.iterations.get((name, ()), 0)
     path = _path(branch)
     return max(state.iterations.get((name, path[:k]), 0) for k in range(len(path) + 1))
 
@@ -668,19 +661,20 @@ def _routed(
     suffix: str = "routed",
 ) -> pb.LifetimeEvent:
     kind = "deferred" if deferred else suffix
-    return _event(
-        state,
-        f"{kind}/{header.exec_id}",
-        now,
-        routed=pb.ExecutionRouted(
-            exec_id=header.exec_id,
-            name=header.name,
-            status=header.status,
-            edge=edge,
-            note=note,
-            deferred=deferred,
-        ),
-    )
+    event = _event(state, f"{kind}/{header.exec_id}", now)
+    # Set in place: an ExecutionRouted passed to the constructor would be copied.
+    routed = event.routed
+    routed.SetInParent()
+    routed.exec_id = header.exec_id
+    routed.name = header.name
+    routed.status = header.status
+    if edge:
+        routed.edge = edge
+    if note:
+        routed.note = note
+    if deferred:
+        routed.deferred = deferred
+    return event
 
 
 def _complete(
@@ -791,4 +785,6 @@ def _is_deferred(state: LifetimeState, exec_id: str) -> bool:
 
 
 def _undefer(state: LifetimeState, exec_id: str) -> None:
+    if not state.deferred:
+        return
     state.deferred = [e for e in state.deferred if execution_of(e).header.exec_id != exec_id]

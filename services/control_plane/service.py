@@ -24,6 +24,8 @@ from tickrail.adapters import (
     StateStore,
     Wakeable,
 )
+from tickrail.sdk._envelope import execution_of
+from tickrail.sdk._timestamps import seconds_of
 from tickrail.sdk.errors import AdapterError, EnvelopeError, PolicyError
 from tickrail.sdk.pb import envelope_pb2 as pb
 from tickrail.services import metrics as series
@@ -297,8 +299,9 @@ class ControlPlane:
                         ref = decode(pb.ExecutionRef, message)
                         outcome = await self._reference(message, ref, rejected)
                         if outcome is not None and outcome[1].dispatch:
-                            finished = check_envelope(ref.envelope).finished_at
-                            caused_at.append(finished.ToNanoseconds() / 1e9)
+                            # checked by _reference already
+                            finished = execution_of(ref.envelope).header.finished_at
+                            caused_at.append(seconds_of(finished))
             except EnvelopeError as exc:
                 rejected.append((message, str(exc)))
                 continue
@@ -483,14 +486,18 @@ class ControlPlane:
                         graph_id=state.graph_id,
                         kind=event.WhichOneof("kind") or "",
                         status=state.status,
-                        created_at=event.created_at.ToNanoseconds() / 1e9,
+                        created_at=seconds_of(event.created_at),
                         body=body,
                     )
                 )
                 outgoing.events.append(Message(events_topic, state.lifetime_id, body))
             for node_input in decision.dispatch:
                 # Signed on the published copy only: the recorded one carries no token.
-                value, headers = tracing.input_message(self.signer.sign(node_input))
+                value, headers = (
+                    tracing.input_message(self.signer.sign(node_input))
+                    if tracing.enabled()
+                    else (self.signer.signed(node_input), {})
+                )
                 outgoing.inputs.append(
                     Message(
                         self.topics.inputs(node_input.kind, state.tenant_id),

@@ -29,6 +29,7 @@ from tickrail.adapters import (
 )
 from tickrail.adapters.store.base import unit_of_work
 from tickrail.sdk._payload import DEFAULT_OFFLOAD_THRESHOLD
+from tickrail.sdk._timestamps import seconds_of
 from tickrail.sdk.errors import AdapterError, EnvelopeError
 from tickrail.sdk.pb import envelope_pb2 as pb
 from tickrail.services import tracing
@@ -67,7 +68,7 @@ def execution_row(header: pb.ExecutionHeader, envelope: bytes) -> NewExecution:
         name=header.name,
         kind=header.kind,
         status=header.status,
-        created_at=header.created_at.ToNanoseconds() / 1e9,
+        created_at=seconds_of(header.created_at),
         envelope=envelope,
     )
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from tickrail.adapters import Message
 from tickrail.sdk._payload import encode
+from tickrail.sdk._timestamps import stamp
 from tickrail.sdk.context import OutputSink
 from tickrail.sdk.pb import envelope_pb2 as pb
 
@@ -86,7 +87,7 @@ class OutputStream:
             tenant_id=node_input.tenant_id,
             output=output,
         )
-        event.created_at.FromNanoseconds(time.time_ns())
+        stamp(event.created_at, time.time_ns())
         return Message(self.topic, node_input.lifetime_id, event.SerializeToString())
 
     def _add(self, message: Message) -> None:
@@ -110,6 +111,10 @@ class OutputStream:
                 self._observe(batch)
 
     async def drain(self) -> None:
+        if not self.emitted:
+            # Nothing was emitted (emit counts before it schedules anything, and
+            # a thread's emits happen before its node returns): no loop turn.
+            return
         # Chunks a thread emitted just before returning were scheduled with
         # call_soon_threadsafe ahead of the thread's own completion, so they
         # are already queued; one pass of the loop lets them land.

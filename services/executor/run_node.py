@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tickrail.sdk._payload import BlobReader, encode, read_value
+from tickrail.sdk._timestamps import stamp
 from tickrail.sdk.context import (
     _NO_ANSWER,
     HumanInputRequired,
@@ -189,8 +190,8 @@ async def attempt(
     header.attempt = attempt_no
     header.iteration = node_input.iteration
     header.created_at.CopyFrom(node_input.created_at)
-    header.started_at.FromNanoseconds(int(started_wall * 1e9))
-    header.finished_at.FromNanoseconds(int((started_wall + latency_ms / 1000) * 1e9))
+    stamp(header.started_at, int(started_wall * 1e9))
+    stamp(header.finished_at, int((started_wall + latency_ms / 1000) * 1e9))
     header.status = status
     header.edge_taken = node_input.edge_taken
     header.parent_exec_ids.extend(node_input.parent_exec_ids)

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 from tickrail.adapters import BlobStore, Consumer, EventBus, Message, Wakeable
-from tickrail.sdk._envelope import header_of, kind_of, telemetry_of
+from tickrail.sdk._envelope import execution_of, header_of
 from tickrail.sdk._payload import DEFAULT_OFFLOAD_THRESHOLD
 from tickrail.sdk.errors import AdapterError, EnvelopeError, TickrailError
 from tickrail.sdk.graph import AgentGraph
@@ -231,11 +231,12 @@ class Executor:
             await self._slots.acquire()
             task = asyncio.create_task(self._handle(consumer, message))
             self._running.add(task)
-            task.add_done_callback(self._running.discard)
             self._by_lifetime.setdefault(message.key, set()).add(task)
+            # One callback (each is a loop callback of its own when the task ends).
             task.add_done_callback(functools.partial(self._forget, message.key))
 
     def _forget(self, lifetime_id: str, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
         tasks = self._by_lifetime.get(lifetime_id)
         if tasks is not None:
             tasks.discard(task)
@@ -396,7 +397,8 @@ class Executor:
 
     async def _send(self, envelope: pb.ExecutionEnvelope, batch: bool) -> None:
         await offload_large(envelope, self.blobs, self.offload_threshold)
-        header = header_of(envelope)
+        execution = execution_of(envelope)
+        header = execution.header
         message = Message(
             self.topics.executions(header.tenant_id),
             header.lifetime_id,
@@ -410,9 +412,9 @@ class Executor:
         self.metrics.observe_execution(
             header.graph_id,
             header.name,
-            kind_of(envelope),
+            "task" if isinstance(execution, pb.TaskExecution) else "plan",
             header.status,
-            telemetry_of(envelope).latency_ms / 1000,
+            execution.telemetry.latency_ms / 1000,
         )
 
 
@@ -434,12 +436,18 @@ def check_input(node_input: pb.NodeInput) -> pb.NodeInput:
     The executor cannot verify the dispatch token (it never holds the secret),
     but an input without a well-formed one cannot come from the control plane.
     """
-    missing = [
-        f
-        for f in ("input_id", "lifetime_id", "tenant_id", "graph_id", "name")
-        if not getattr(node_input, f)
-    ]
-    if missing:
+    if not (
+        node_input.input_id
+        and node_input.lifetime_id
+        and node_input.tenant_id
+        and node_input.graph_id
+        and node_input.name
+    ):
+        missing = [
+            f
+            for f in ("input_id", "lifetime_id", "tenant_id", "graph_id", "name")
+            if not getattr(node_input, f)
+        ]
         raise EnvelopeError(f"node input lacks {', '.join(missing)}")
     if node_input.kind not in (pb.NODE_KIND_TASK, pb.NODE_KIND_PLAN):
         raise EnvelopeError(f"node input {node_input.input_id!r} has no node kind")

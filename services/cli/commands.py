@@ -18,13 +18,20 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from tickrail.sdk._redact import redact_url
 from tickrail.sdk.client import LifetimeDetail, TickrailClient
-from tickrail.sdk.errors import AdapterError, ConfigurationError, LifetimeStateError, OwnerError
+from tickrail.sdk.errors import (
+    AdapterError,
+    ConfigurationError,
+    LifetimeStateError,
+    OwnerError,
+    UnavailableError,
+)
 from tickrail.sdk.graph import AgentGraph
 from tickrail.sdk.loading import load_graph
 from tickrail.sdk.pb import envelope_pb2 as pb
@@ -44,6 +51,10 @@ EXIT_CODES: dict[str, int] = {"COMPLETED": 0, "PAUSED": 3}
 #: ``run --timeout`` passed: the lifetime was aborted with reason ``timeout``.
 EXIT_TIMEOUT = 4
 TERMINAL = {"completed", "failed", "aborted"}
+#: How long ``run`` keeps waiting for the control plane to record its start
+#: (without ``--timeout``): long enough for a control plane that is restarting
+#: or rejoining its consumer group to come back.
+START_PATIENCE_S = 120.0
 #: How long an aborted (timed-out) lifetime gets to record its end.
 ABORT_WAIT_S = 30.0
 
@@ -293,8 +304,36 @@ async def cmd_run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     async with _session(args, settings, Purpose.RUN, [graph]) as session, _interrupted(session):
         client = session.client
-        lifetime_id = await client.start(graph, value, labels=labels)
+        patience = args.timeout if args.timeout is not None else START_PATIENCE_S
+        lifetime_id = await _start_patiently(client, graph, value, labels, patience)
         return await _follow_to_the_end(args, session, lifetime_id, progress, started)
+
+
+async def _start_patiently(
+    client: TickrailClient,
+    graph: AgentGraph,
+    value: Any,
+    labels: dict[str, str],
+    patience: float,
+) -> str:
+    """Start the lifetime, asking again under the same id while the control plane has
+    not recorded it (it may be restarting): a repeated start is recorded once."""
+    lifetime_id = uuid.uuid4().hex[:20]
+    deadline = time.monotonic() + patience
+    told = False
+    while True:
+        try:
+            return await client.start(graph, value, labels=labels, lifetime_id=lifetime_id)
+        except UnavailableError:
+            if time.monotonic() >= deadline:
+                raise
+            if not told:
+                print(
+                    f"tickrail: the control plane has not recorded the start of {lifetime_id} "
+                    "yet (is it running, or restarting?); still waiting",
+                    file=sys.stderr,
+                )
+                told = True
 
 
 async def _run_detached(

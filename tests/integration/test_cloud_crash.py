@@ -44,6 +44,30 @@ def start_run(config: Path) -> subprocess.Popen[str]:
     )
 
 
+async def lifetime_ids(config: Path) -> set[str]:
+    settings = Settings(**yaml.safe_load(config.read_text())).resolved()
+    async with open_store(settings.store_url) as store:
+        return {info.lifetime_id for info in await store.list_lifetimes(limit=1000)}
+
+
+async def wait_until_recorded(
+    config: Path, name: str, known: set[str], timeout: float = 120
+) -> None:
+    """Until a lifetime not in ``known`` has an execution of node ``name`` in the store."""
+    settings = Settings(**yaml.safe_load(config.read_text())).resolved()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    async with open_store(settings.store_url) as store:
+        while loop.time() < deadline:
+            for info in await store.list_lifetimes(limit=10):
+                if info.lifetime_id in known:
+                    continue
+                if any(r.name == name for r in await store.executions(info.lifetime_id)):
+                    return
+            await asyncio.sleep(0.1)  # poll interval; the bound is the deadline
+    raise AssertionError(f"no {name!r} execution was recorded within {timeout:.0f}s")
+
+
 async def check_one_record_each(config: Path, lifetime_id: str) -> None:
     settings = Settings(**yaml.safe_load(config.read_text())).resolved()
     async with open_store(settings.store_url) as store:
@@ -62,9 +86,11 @@ async def check_one_record_each(config: Path, lifetime_id: str) -> None:
 async def test_a_role_killed_mid_lifetime_and_restarted_loses_nothing(
     victim: str, role: str, deployment: Deployment
 ) -> None:
+    known = await lifetime_ids(deployment.config)
     run = start_run(deployment.config)
     try:
-        await asyncio.sleep(2.0)  # the planner has fanned out; the three tools are sleeping
+        # The planner has fanned out; the three tools (1 s each) are running.
+        await wait_until_recorded(deployment.config, "planner", known)
         deployment.kill(victim)
         await asyncio.sleep(1.5)  # the tools finish (or die with the executor) while it is down
         deployment.restart(victim, role)
@@ -74,6 +100,30 @@ async def test_a_role_killed_mid_lifetime_and_restarted_loses_nothing(
             run.kill()
             run.communicate()
     assert run.returncode == 0, err + out
+    summary = json.loads(out)
+    assert summary["status"] == "COMPLETED" and summary["executions"] == 6
+    await check_one_record_each(deployment.config, summary["lifetime_id"])
+
+
+async def test_a_run_started_while_the_control_plane_is_down_waits_for_it(
+    deployment: Deployment,
+) -> None:
+    """``tickrail run`` publishes its start and keeps asking (same lifetime id) until a
+    control plane records it, however long the control plane takes to come back
+    (longer than the lifecycle layer's 10 s per attempt here)."""
+    deployment.kill("control-plane")
+    run = start_run(deployment.config)
+    try:
+        await asyncio.sleep(12.0)  # the outage being tested: the run must outlast it
+        deployment.restart("control-plane", "control-plane")
+        out, err = run.communicate(timeout=180)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+    assert run.returncode == 0, err + out
+    assert "has not recorded the start" in err  # said once, not per attempt
+    assert err.count("still waiting") == 1
     summary = json.loads(out)
     assert summary["status"] == "COMPLETED" and summary["executions"] == 6
     await check_one_record_each(deployment.config, summary["lifetime_id"])

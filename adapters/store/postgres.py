@@ -233,6 +233,16 @@ def _error(what: str, exc: BaseException) -> AdapterError:
 _DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """What a connection needs on its way back to the pool: nothing more.
+
+    asyncpg rolls back an open transaction before calling this either way; its
+    default then sends ``RESET ALL; UNLISTEN *; CLOSE ALL; ...``, a round trip
+    after every statement, for session state this store never creates (no
+    LISTEN, no cursors, no session SET or advisory lock outside a transaction).
+    """
+
+
 def _redact(url: str) -> str:
     """The URL for messages: the password and secret parameters replaced by ***."""
     return redact_url(url)
@@ -310,6 +320,7 @@ class PostgresStore(Lifecycle):
                     "search_path": _quote(self.schema),
                     "application_name": "tickrail",
                 },
+                reset=_keep_session,
             )
         except ValueError as exc:  # includes asyncpg's ClientConfigurationError
             raise ConfigurationError(f"bad Postgres URL for {self.where}: {exc}") from exc

@@ -97,8 +97,10 @@ _EVENT_COLUMNS = "seq, event_id, lifetime_id, tenant_id, graph_id, kind, status,
 # The batch arrives as parallel arrays. `first` keeps the first occurrence of
 # each id (duplicates inside a batch), inserted in input order so seq follows
 # it. The outer SELECT cannot see rows the CTE inserted, so it takes new rows
-# from RETURNING and earlier rows from the table.
-_APPEND_EXECUTIONS = f"""
+# from RETURNING and earlier rows from the table. A row inserted here comes
+# back without its envelope (NULL): the caller has it, and sending every
+# envelope back was most of the bytes of the answer.
+_APPEND_EXECUTIONS = """
 WITH input AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int4[],
                          $6::int4[], $7::float8[], $8::bytea[]) WITH ORDINALITY
@@ -111,13 +113,13 @@ ins AS (
     SELECT exec_id, lifetime_id, tenant_id, name, kind, status, created_at, envelope
     FROM first ORDER BY ord
     ON CONFLICT (exec_id) DO NOTHING
-    RETURNING {_EXEC_COLUMNS}
+    RETURNING seq, exec_id, lifetime_id, tenant_id, name, kind, status, created_at
 )
 SELECT COALESCE(ins.seq, e.seq), i.exec_id,
        COALESCE(ins.lifetime_id, e.lifetime_id), COALESCE(ins.tenant_id, e.tenant_id),
        COALESCE(ins.name, e.name), COALESCE(ins.kind, e.kind),
        COALESCE(ins.status, e.status), COALESCE(ins.created_at, e.created_at),
-       COALESCE(ins.envelope, e.envelope),
+       e.envelope,
        (ins.seq IS NOT NULL AND f.ord = i.ord) AS created
 FROM input AS i
 JOIN first AS f ON f.exec_id = i.exec_id
@@ -411,7 +413,17 @@ class PostgresStore(Lifecycle):
         )
         try:
             rows = await pool.fetch(_APPEND_EXECUTIONS, *columns)
-            records = [ExecutionRecord(*r) if r[0] is not None else None for r in rows]
+            first: dict[str, bytes] = {}
+            for n in batch:
+                first.setdefault(n.exec_id, n.envelope)
+            records = [
+                None
+                if r[0] is None
+                else ExecutionRecord(*r)
+                if r[8] is not None
+                else ExecutionRecord(*r[:8], first[r[1]], r[9])
+                for r in rows
+            ]
             if None in records:
                 # Another writer committed the same exec id after this
                 # statement's snapshot was taken; a fresh statement sees it.

@@ -232,6 +232,14 @@ def _error(what: str, exc: BaseException) -> AdapterError:
     return AdapterError(f"{what}: {detail}", retriable=retriable, dependency="postgres")
 
 
+def _record(row: Any, inserted: dict[str, bytes]) -> ExecutionRecord:
+    """A row of _APPEND_EXECUTIONS; one inserted by it has the batch's envelope."""
+    envelope = row[8] if row[8] is not None else inserted[row[1]]
+    return ExecutionRecord(
+        row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], envelope, row[9]
+    )
+
+
 _DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
 
@@ -416,14 +424,7 @@ class PostgresStore(Lifecycle):
             first: dict[str, bytes] = {}
             for n in batch:
                 first.setdefault(n.exec_id, n.envelope)
-            records = [
-                None
-                if r[0] is None
-                else ExecutionRecord(*r)
-                if r[8] is not None
-                else ExecutionRecord(*r[:8], first[r[1]], r[9])
-                for r in rows
-            ]
+            records = [None if r[0] is None else _record(r, first) for r in rows]
             if None in records:
                 # Another writer committed the same exec id after this
                 # statement's snapshot was taken; a fresh statement sees it.

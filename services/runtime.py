@@ -44,7 +44,7 @@ from tickrail.sdk.errors import (
 )
 from tickrail.sdk.graph import AgentGraph
 from tickrail.sdk.pb import envelope_pb2 as pb
-from tickrail.services import logs, metrics, tracing
+from tickrail.services import gc_tuning, logs, metrics, tracing
 from tickrail.services.config import Settings
 from tickrail.services.control_plane.service import ControlPlane, Guard
 from tickrail.services.data_plane.service import DataPlane
@@ -194,6 +194,8 @@ class Runtime:
 
     async def _start_roles(self) -> None:
         s = self.settings
+        if self.roles:
+            gc_tuning.tune()  # many live lifetimes: see services/gc_tuning.py
         # On the in-process bus nobody else could consume what one role hands the
         # next, so roles in this process call each other directly: the same
         # batches in the same order, and one transaction per step (see DataPlane).

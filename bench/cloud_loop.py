@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import secrets
 import shlex
 import signal
 import socket
@@ -210,6 +211,9 @@ def main() -> None:
         procs: dict[str, subprocess.Popen[bytes]] = {}
         try:
             cfg = config(work, env, args.bus_options)
+            # The roles verify each other's dispatch tokens with one shared secret
+            # (the cloud profile refuses to start without it); never printed.
+            env.setdefault("TICKRAIL_DISPATCH_SECRET", secrets.token_hex(32))
             os.environ.update(env)
             settings = Settings(**yaml.safe_load(cfg.read_text()))
             procs = start_roles(cfg, env, work)

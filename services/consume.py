@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from tickrail.adapters import Consumer, Message
@@ -25,6 +26,9 @@ log = logging.getLogger("tickrail.consume")
 
 Subscribe = Callable[[], Awaitable[Consumer]]
 DeadLetter = Callable[[Message, str], Awaitable[None]]
+
+#: How long handled offsets may wait to be committed together (seconds).
+COMMIT_INTERVAL_S = 0.1
 
 
 async def close_quietly(consumer: Consumer | None, timeout: float = 10.0) -> None:
@@ -79,6 +83,7 @@ async def consume_batches(
     tick: Callable[[], Awaitable[None]] | None = None,
     what: str = "consumer",
     backoff: Backoff = DEFAULT_BACKOFF,
+    commit_interval: float = COMMIT_INTERVAL_S,
 ) -> None:
     """Poll, handle, commit, until ``stopping``; then finish what was already delivered.
 
@@ -96,6 +101,11 @@ async def consume_batches(
     isolated: the batch is handled again message by message (handlers are
     idempotent on exec and event ids), and a message that fails on its own is
     dead-lettered, so one message never stops the role.
+
+    Offsets of handled batches are committed together, at most once per
+    ``commit_interval`` (and always before a clean stop): a commit is a broker
+    round trip, and one per batch was most of what a small batch cost. Waiting
+    only widens what a crash redelivers, never what it loses.
     """
 
     async def handle_safely(batch: list[Message]) -> None:
@@ -117,6 +127,19 @@ async def consume_batches(
     health = health or Health()
     current: Consumer | None = consumer
     failures = 0
+    # Handled (durable) but not yet committed; redelivered if the member leaves first.
+    handled: list[Message] = []
+    committed_at = time.monotonic()
+
+    async def commit(due: bool) -> None:
+        nonlocal handled, committed_at
+        if not handled or not (due or time.monotonic() - committed_at >= commit_interval):
+            return
+        assert current is not None
+        done, handled = handled, []
+        committed_at = time.monotonic()
+        await current.commit(done)
+
     try:
         while not stopping.is_set():
             try:
@@ -134,7 +157,8 @@ async def consume_batches(
                         health=health,
                         stopping=stopping,
                     )
-                    await current.commit(messages)
+                    handled += messages
+                await commit(due=False)
                 if tick is not None:
                     await retrying(tick, what=what, health=health, stopping=stopping)
                 if failures:
@@ -152,9 +176,11 @@ async def consume_batches(
                 log.warning("%s: %s; rejoining in %.1f s", what, exc, delay)
                 await close_quietly(current)
                 current = None
+                handled = []  # the group hands them out again
                 await pause(stopping, delay)
         if current is not None:
             with contextlib.suppress(AdapterError):
+                await commit(due=True)
                 while messages := await current.poll(batch_size, timeout=0):
                     await handle_safely(messages)
                     await current.commit(messages)

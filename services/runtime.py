@@ -44,7 +44,7 @@ from tickrail.sdk.errors import (
 )
 from tickrail.sdk.graph import AgentGraph
 from tickrail.sdk.pb import envelope_pb2 as pb
-from tickrail.services import logs, metrics, tracing
+from tickrail.services import gc_tuning, logs, metrics, tracing
 from tickrail.services.config import Settings
 from tickrail.services.control_plane.service import ControlPlane, Guard
 from tickrail.services.data_plane.service import DataPlane
@@ -111,6 +111,10 @@ class Runtime:
         self.started = False
         self._phase = "not started"  # what startup is doing (named if it times out)
         self._failure: asyncio.Future[RoleFailedError] | None = None
+        # Waits in unless_failed, woken when a role fails: one set, not one done
+        # callback each on ``_failure`` (removing one of n callbacks costs O(n),
+        # and 10,000 concurrent waits made every finished lifetime pay for that).
+        self._failure_waits: set[asyncio.Future[None]] = set()
         self._stopping_roles: asyncio.Task[None] | None = None
         self.health = Health()  # dependencies the roles are waiting for (readiness)
 
@@ -121,6 +125,7 @@ class Runtime:
             "tickrail" if len(self.roles) != 1 else f"tickrail-{self.roles[0].replace('_', '-')}"
         )
         self._failure = asyncio.get_running_loop().create_future()
+        self._failure.add_done_callback(self._wake_failure_waits)
         deadline = asyncio.timeout(self.settings.start_timeout_s)
         try:
             async with deadline:
@@ -189,6 +194,8 @@ class Runtime:
 
     async def _start_roles(self) -> None:
         s = self.settings
+        if self.roles:
+            gc_tuning.tune()  # many live lifetimes: see services/gc_tuning.py
         # On the in-process bus nobody else could consume what one role hands the
         # next, so roles in this process call each other directly: the same
         # batches in the same order, and one transaction per step (see DataPlane).
@@ -320,6 +327,11 @@ class Runtime:
         failure = self._failure
         return failure.result() if failure is not None and failure.done() else None
 
+    def _wake_failure_waits(self, _: object) -> None:
+        waits, self._failure_waits = self._failure_waits, set()
+        for woken in waits:
+            _wake(woken)
+
     async def failed(self) -> RoleFailedError:
         """Wait until a role fails; returns its error (role processes wait on this)."""
         if self._failure is None:
@@ -335,10 +347,16 @@ class Runtime:
         failure = self._failure
         task = asyncio.ensure_future(waiter)
         if failure is not None:
+            woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            wake = partial(_wake, woken)
+            task.add_done_callback(wake)
+            self._failure_waits.add(woken)
             try:
-                either: set[asyncio.Future[Any]] = {task, failure}
-                await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+                if not failure.done():
+                    await woken
             finally:
+                self._failure_waits.discard(woken)
+                task.remove_done_callback(wake)
                 answered = task.done()
                 if not answered:
                     task.cancel()
@@ -534,6 +552,11 @@ class Runtime:
     def rearm(self, lifetime_id: str) -> None:
         """Wait again after a pause (e.g. before resuming)."""
         self._stops[lifetime_id] = asyncio.get_running_loop().create_future()
+
+
+def _wake(woken: asyncio.Future[None], _: object = None) -> None:
+    if not woken.done():
+        woken.set_result(None)
 
 
 def _scheme(url: str) -> str:

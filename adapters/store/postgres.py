@@ -97,8 +97,10 @@ _EVENT_COLUMNS = "seq, event_id, lifetime_id, tenant_id, graph_id, kind, status,
 # The batch arrives as parallel arrays. `first` keeps the first occurrence of
 # each id (duplicates inside a batch), inserted in input order so seq follows
 # it. The outer SELECT cannot see rows the CTE inserted, so it takes new rows
-# from RETURNING and earlier rows from the table.
-_APPEND_EXECUTIONS = f"""
+# from RETURNING and earlier rows from the table. A row inserted here comes
+# back without its envelope (NULL): the caller has it, and sending every
+# envelope back was most of the bytes of the answer.
+_APPEND_EXECUTIONS = """
 WITH input AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int4[],
                          $6::int4[], $7::float8[], $8::bytea[]) WITH ORDINALITY
@@ -111,13 +113,13 @@ ins AS (
     SELECT exec_id, lifetime_id, tenant_id, name, kind, status, created_at, envelope
     FROM first ORDER BY ord
     ON CONFLICT (exec_id) DO NOTHING
-    RETURNING {_EXEC_COLUMNS}
+    RETURNING seq, exec_id, lifetime_id, tenant_id, name, kind, status, created_at
 )
 SELECT COALESCE(ins.seq, e.seq), i.exec_id,
        COALESCE(ins.lifetime_id, e.lifetime_id), COALESCE(ins.tenant_id, e.tenant_id),
        COALESCE(ins.name, e.name), COALESCE(ins.kind, e.kind),
        COALESCE(ins.status, e.status), COALESCE(ins.created_at, e.created_at),
-       COALESCE(ins.envelope, e.envelope),
+       e.envelope,
        (ins.seq IS NOT NULL AND f.ord = i.ord) AS created
 FROM input AS i
 JOIN first AS f ON f.exec_id = i.exec_id
@@ -230,7 +232,25 @@ def _error(what: str, exc: BaseException) -> AdapterError:
     return AdapterError(f"{what}: {detail}", retriable=retriable, dependency="postgres")
 
 
+def _record(row: Any, inserted: dict[str, bytes]) -> ExecutionRecord:
+    """A row of _APPEND_EXECUTIONS; one inserted by it has the batch's envelope."""
+    envelope = row[8] if row[8] is not None else inserted[row[1]]
+    return ExecutionRecord(
+        row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], envelope, row[9]
+    )
+
+
 _DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """What a connection needs on its way back to the pool: nothing more.
+
+    asyncpg rolls back an open transaction before calling this either way; its
+    default then sends ``RESET ALL; UNLISTEN *; CLOSE ALL; ...``, a round trip
+    after every statement, for session state this store never creates (no
+    LISTEN, no cursors, no session SET or advisory lock outside a transaction).
+    """
 
 
 def _redact(url: str) -> str:
@@ -310,6 +330,7 @@ class PostgresStore(Lifecycle):
                     "search_path": _quote(self.schema),
                     "application_name": "tickrail",
                 },
+                reset=_keep_session,
             )
         except ValueError as exc:  # includes asyncpg's ClientConfigurationError
             raise ConfigurationError(f"bad Postgres URL for {self.where}: {exc}") from exc
@@ -400,7 +421,10 @@ class PostgresStore(Lifecycle):
         )
         try:
             rows = await pool.fetch(_APPEND_EXECUTIONS, *columns)
-            records = [ExecutionRecord(*r) if r[0] is not None else None for r in rows]
+            first: dict[str, bytes] = {}
+            for n in batch:
+                first.setdefault(n.exec_id, n.envelope)
+            records = [None if r[0] is None else _record(r, first) for r in rows]
             if None in records:
                 # Another writer committed the same exec id after this
                 # statement's snapshot was taken; a fresh statement sees it.

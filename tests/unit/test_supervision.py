@@ -63,6 +63,40 @@ async def test_a_role_that_raises_makes_wait_fail_naming_it(
             await asyncio.gather(*(t for _, _, t in rt._running.values()), return_exceptions=True)
 
 
+async def test_many_concurrent_waits_all_end_when_a_role_fails_and_leave_nothing_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every pending wait hears of a failure at once; finished, timed-out and
+    cancelled waits unregister themselves (no per-wait state is left to scan)."""
+    failing = asyncio.Event()
+
+    async def fails_when_told(self: ControlPlane, stopping: asyncio.Event) -> None:
+        await failing.wait()
+        raise RuntimeError("told to fail")
+
+    monkeypatch.setattr(ControlPlane, "run", fails_when_told)
+    async with Runtime(settings(tmp_path), [loop_graph(1)]) as rt:
+        done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        done.set_result("answered")
+        assert await rt.unless_failed(done) == "answered"
+        with pytest.raises(TimeoutError):
+            await rt.wait("never-started", timeout=0.01)
+        cancelled = asyncio.ensure_future(rt.wait("never-started-either"))
+        await asyncio.sleep(0)
+        cancelled.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+        assert not rt._failure_waits
+
+        waits = [asyncio.ensure_future(rt.wait(f"lifetime-{i}", timeout=60)) for i in range(500)]
+        await asyncio.sleep(0)
+        assert len(rt._failure_waits) == 500
+        failing.set()
+        results = await asyncio.wait_for(asyncio.gather(*waits, return_exceptions=True), 30)
+        assert all(isinstance(r, RoleFailedError) and r.role == "control_plane" for r in results)
+        assert not rt._failure_waits
+
+
 async def test_a_role_that_dies_on_its_own_is_named(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

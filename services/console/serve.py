@@ -29,6 +29,8 @@ from tickrail.services.lifecycle import Purpose, Session, local_client, open_ses
 from .auth import ConsoleAuth
 from .client import LifecycleClient
 
+#: How long open requests (event streams above all) get after SIGTERM.
+SHUTDOWN_GRACE_S = 5
 log = logging.getLogger("tickrail.console")
 
 
@@ -110,7 +112,15 @@ async def run_console(
         clients = Clients(session)
         server = _server_class()(
             uvicorn.Config(
-                create_app(auth, clients), host=host, port=port, log_level="warning", lifespan="off"
+                create_app(auth, clients),
+                host=host,
+                port=port,
+                log_level="warning",
+                lifespan="off",
+                # A page following a lifetime holds an event stream open for as
+                # long as the lifetime runs; without a bound, SIGTERM would wait
+                # for every such page to be closed.
+                timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
             )
         )
         loop = asyncio.get_running_loop()

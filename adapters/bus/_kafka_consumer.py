@@ -16,7 +16,7 @@ from aiokafka.util import commit_structure_validate
 
 from tickrail.sdk.errors import AdapterError
 
-from ._kafka_calls import cancelled, kafka_error, stop_within, within
+from ._kafka_calls import cancelled, kafka_error, stop_quietly, stop_within, within
 from ._kafka_offsets import PartitionOffsets, beyond_highwater, position_of
 from .base import Message, RebalanceHooks, ReportsLag
 
@@ -35,6 +35,9 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         self.assigned = asyncio.Event()
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
+        # aiokafka calls this as every (re)join begins: until the join
+        # completes, this member may be elected the group's leader.
+        self.consumer.joined = False
         # A rebalance is also how a broker that restarted (maybe without its
         # data) first shows: trust no cached topic until it is looked up again,
         # or a publish could go to a topic the broker no longer has.
@@ -47,6 +50,12 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
             self.consumer.notify_rebalance()
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
+        # aiokafka keeps the group's subscription only on the member that
+        # computed the assignment: the leader.
+        coordinator = getattr(self.consumer.raw, "_coordinator", None)
+        if getattr(coordinator, "_group_subscription", None) is not None:
+            self.consumer.led = True
+        self.consumer.joined = True
         if self.assigned.is_set() and assigned and self.consumer.rewind_on_assign:
             await self.consumer.raw.seek_to_beginning(*assigned)
         self.assigned.set()  # also when empty: more members than partitions
@@ -54,26 +63,35 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
             self.consumer.notify_rebalance()
 
 
-def leave_generation_zero(raw: AIOKafkaConsumer) -> None:
-    """Make ``stop()`` send LeaveGroup even when the group is in generation 0.
+def leave_only_as_follower(consumer: KafkaConsumer) -> None:
+    """Make ``stop()`` send LeaveGroup only from a member that is a follower
+    with its join complete; any other member leaves by its session timing out.
 
-    aiokafka 0.14 leaves only if ``generation > 0``, but Tansu numbers a
-    group's first generation 0. Without LeaveGroup the broker keeps the gone
-    member (as leader) until its session times out, and the next member's
-    join stalls for about 11 s instead of 3. LeaveGroup carries no generation,
-    so bumping it just before ``stop()`` (heartbeats stopped by then) is safe.
+    Tansu (0.6) keeps a leader that leaves while its group is forming (a
+    member joined or left, the leader has not synced yet) as the group's
+    leader for ever: every later member is told to wait for that leader's
+    assignment, which never comes, so the group never gets an assignment
+    again (seen after a broker restart with two executors in one group: both
+    retried their join for ever). A member that times out is dropped as
+    leader too, so a new one is elected. A follower leaving is safe (and
+    prompt: its partitions go to the others at once), also in generation 0,
+    which is Tansu's first: aiokafka leaves only if the generation is above
+    0, so that is raised just before (LeaveGroup carries no generation).
     """
-    coordinator = getattr(raw, "_coordinator", None)
+    coordinator = getattr(consumer.raw, "_coordinator", None)
     leave = getattr(coordinator, "_maybe_leave_group", None)
     if coordinator is None or leave is None:
         return
 
-    async def leave_even_generation_zero() -> None:
+    async def leave_if_follower() -> None:
+        if consumer.led or not consumer.joined:
+            coordinator.reset_generation()  # what leaving does, minus the request
+            return
         if coordinator.generation == 0:
             coordinator.generation = 1
         await leave()
 
-    coordinator._maybe_leave_group = leave_even_generation_zero
+    coordinator._maybe_leave_group = leave_if_follower
 
 
 class KafkaConsumer(ReportsLag, RebalanceHooks):
@@ -88,6 +106,10 @@ class KafkaConsumer(ReportsLag, RebalanceHooks):
         self.listener = _Listener(self)
         self.partitions: dict[TopicPartition, PartitionOffsets] = {}
         self._closed = False
+        #: whether this member was ever elected its group's leader, and whether
+        #: its last join completed (see leave_only_as_follower)
+        self.led = False
+        self.joined = False
         #: read every partition assigned to this member from its start (set when
         #: it joined after the broker lost its data, until its first commit: the
         #: group's offsets are trustworthy again from then on)
@@ -287,6 +309,11 @@ class KafkaConsumer(ReportsLag, RebalanceHooks):
         async with coordinator._commit_lock:
             await commit(assignment, commit_structure_validate(offsets))
 
+    async def abandon(self) -> None:
+        """Stop a member whose join failed (it never became this bus's consumer)."""
+        leave_only_as_follower(self)
+        await stop_quietly(self.raw)
+
     async def close(self) -> None:
         if self._closed:
             return
@@ -294,7 +321,7 @@ class KafkaConsumer(ReportsLag, RebalanceHooks):
         self._bus.closed(self)
         self.partitions.clear()
         if self.grouped:
-            leave_generation_zero(self.raw)
+            leave_only_as_follower(self)
         try:
             # No auto-commit: stopping commits nothing, so whatever was not
             # committed goes back to the group.

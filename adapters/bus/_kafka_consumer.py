@@ -27,6 +27,10 @@ log = logging.getLogger("tickrail.bus.kafka")
 
 # Seconds to look a partition's end up, or rewind it, before rejoining instead.
 _LOOKUP_TIMEOUT = 5.0
+# Seconds between checks of partitions that stand below this member's position
+# (doubling while the broker only serves records past its end, up to the cap).
+_SHORTNESS_INTERVAL = 1.0
+_SHORTNESS_INTERVAL_MAX = 8.0
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -46,6 +50,7 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         # member delivered; late commits for these partitions are skipped.
         for tp in revoked:
             self.consumer.partitions.pop(tp, None)
+            self.consumer.forget_shortness(tp)
         if revoked:
             self.consumer.notify_rebalance()
 
@@ -116,8 +121,17 @@ class KafkaConsumer(ReportsLag, RebalanceHooks):
         self.rewind_on_assign = False
         self._rebalance_listeners: list[Callable[[], None]] = []
         # When a partition standing below this member's position may next be
-        # checked against the broker (see _rewind_recreated).
+        # checked against the broker, and how long until the check after
+        # (see _rewind_recreated).
         self._next_shortness_check = 0.0
+        self._shortness_interval = _SHORTNESS_INTERVAL
+        # The end offset each partition had when it was last found shorter
+        # than this member's position, until it is read consistently again.
+        self._short_ends: dict[TopicPartition, int] = {}
+
+    def forget_shortness(self, tp: TopicPartition) -> None:
+        """``tp`` left this member: whoever reads it next judges it afresh."""
+        self._short_ends.pop(tp, None)
 
     def on_rebalance(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` whenever this member's partitions change (optional
@@ -169,6 +183,8 @@ class KafkaConsumer(ReportsLag, RebalanceHooks):
                         offset=r.offset,
                     )
                 )
+            if records and not beyond_highwater(self.raw, tp):
+                self._short_ends.pop(tp, None)  # the broker's end agrees again
         return out
 
     async def _rewind_recreated(self) -> set[TopicPartition]:
@@ -185,12 +201,23 @@ class KafkaConsumer(ReportsLag, RebalanceHooks):
         sign (the position above the last fetch's high watermark) is confirmed
         against the partition's end offset, at most once a second, because a
         high watermark can lag for a moment after a leader change.
+
+        A position beyond the end is not always a loss: right after a restart
+        Tansu can serve records past the end offset it reports (a produce that
+        failed with AlreadyExists), and reading such a partition again from
+        its start ends beyond its end again, every time, re-delivering it for
+        ever. So a partition already found shorter is read again only if its
+        end went down since (it was lost again); otherwise the check backs off
+        until the partition reads consistently again.
         """
         suspects = [tp for tp in self.raw.assignment() if beyond_highwater(self.raw, tp)]
         now = time.monotonic()
-        if not suspects or now < self._next_shortness_check:
+        if not suspects:
+            self._shortness_interval = _SHORTNESS_INTERVAL
             return set()
-        self._next_shortness_check = now + 1.0
+        if now < self._next_shortness_check:
+            return set()
+        self._next_shortness_check = now + self._shortness_interval
         # aiokafka waits for a leader of each partition: a topic the broker no
         # longer has has none, and rejoining (which creates it) is what helps.
         bound = min(_LOOKUP_TIMEOUT, self._bus.settings.connect_timeout)
@@ -207,26 +234,36 @@ class KafkaConsumer(ReportsLag, RebalanceHooks):
             and tp in ends
             and position > ends[tp]
         }
-        if not shorter:
+        # Lost: first found shorter, or shorter than when last found so.
+        lost = {tp for tp in shorter if ends[tp] < self._short_ends.get(tp, ends[tp] + 1)}
+        self._short_ends.update({tp: ends[tp] for tp in shorter})
+        if shorter and not lost:  # only a broker that serves past its end: wait
+            self._shortness_interval = min(_SHORTNESS_INTERVAL_MAX, 2 * self._shortness_interval)
+        else:
+            self._shortness_interval = _SHORTNESS_INTERVAL
+        if not lost:
             return set()
         log.warning(
             "Kafka group %r: %d partition(s) are shorter than this member's position "
             "(the broker lost them); reading them again from the start: %s",
             self.group,
-            len(shorter),
-            sorted(f"{tp.topic}[{tp.partition}]" for tp in shorter),
+            len(lost),
+            sorted(
+                f"{tp.topic}[{tp.partition}] at {position_of(self.raw, tp)} > end {ends[tp]}"
+                for tp in lost
+            ),
         )
-        for tp in shorter:
+        for tp in lost:
             self.partitions.pop(tp, None)  # offsets delivered before the loss never commit
         try:
-            await within(bound, self.raw.seek_to_beginning(*shorter))
+            await within(bound, self.raw.seek_to_beginning(*lost))
         except (KafkaError, OSError, TimeoutError) as exc:
             raise self._bus.lost(
                 kafka_error(f"cannot rewind Kafka group {self.group!r}", exc)
             ) from exc
         self._bus.forget_topics()
         self.notify_rebalance()  # what the broker held is gone: recover from the store
-        return shorter
+        return lost
 
     def lag(self) -> int:
         """Messages on this member's partitions not yet delivered (for the

@@ -125,9 +125,18 @@ class KafkaConsumer(ReportsLag, RebalanceHooks):
         # (see _rewind_recreated).
         self._next_shortness_check = 0.0
         self._shortness_interval = _SHORTNESS_INTERVAL
-        # The end offset each partition had when it was last found shorter
-        # than this member's position, until it is read consistently again.
-        self._short_ends: dict[TopicPartition, int] = {}
+        # The end offset and the high watermark (Tansu's can disagree) each
+        # partition had when it was last found shorter than this member's
+        # position, until it grew past that consistently.
+        self._short_ends: dict[TopicPartition, tuple[int, int]] = {}
+
+    def _grew_past_shortness(self, tp: TopicPartition) -> bool:
+        """Whether ``tp``, once found shorter, now reads consistently past the
+        end it had then (its hidden records may come one batch at a time)."""
+        short, highwater = self._short_ends.get(tp), self.raw.highwater(tp)
+        if short is None or highwater is None or highwater <= short[1]:
+            return False
+        return not beyond_highwater(self.raw, tp)
 
     def forget_shortness(self, tp: TopicPartition) -> None:
         """``tp`` left this member: whoever reads it next judges it afresh."""
@@ -183,8 +192,8 @@ class KafkaConsumer(ReportsLag, RebalanceHooks):
                         offset=r.offset,
                     )
                 )
-            if records and not beyond_highwater(self.raw, tp):
-                self._short_ends.pop(tp, None)  # the broker's end agrees again
+            if self._grew_past_shortness(tp):
+                del self._short_ends[tp]
         return out
 
     async def _rewind_recreated(self) -> set[TopicPartition]:
@@ -235,8 +244,8 @@ class KafkaConsumer(ReportsLag, RebalanceHooks):
             and position > ends[tp]
         }
         # Lost: first found shorter, or shorter than when last found so.
-        lost = {tp for tp in shorter if ends[tp] < self._short_ends.get(tp, ends[tp] + 1)}
-        self._short_ends.update({tp: ends[tp] for tp in shorter})
+        lost = {tp for tp in shorter if ends[tp] < self._short_ends.get(tp, (ends[tp] + 1, 0))[0]}
+        self._short_ends.update({tp: (ends[tp], self.raw.highwater(tp) or 0) for tp in shorter})
         if shorter and not lost:  # only a broker that serves past its end: wait
             self._shortness_interval = min(_SHORTNESS_INTERVAL_MAX, 2 * self._shortness_interval)
         else:

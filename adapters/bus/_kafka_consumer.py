@@ -16,7 +16,7 @@ from aiokafka.util import commit_structure_validate
 
 from tickrail.sdk.errors import AdapterError
 
-from ._kafka_calls import cancelled, kafka_error, stop_within, within
+from ._kafka_calls import cancelled, kafka_error, stop_quietly, stop_within, within
 from ._kafka_offsets import PartitionOffsets, beyond_highwater, position_of
 from .base import Message, RebalanceHooks, ReportsLag
 
@@ -27,6 +27,10 @@ log = logging.getLogger("tickrail.bus.kafka")
 
 # Seconds to look a partition's end up, or rewind it, before rejoining instead.
 _LOOKUP_TIMEOUT = 5.0
+# Seconds between checks of partitions that stand below this member's position
+# (doubling while the broker only serves records past its end, up to the cap).
+_SHORTNESS_INTERVAL = 1.0
+_SHORTNESS_INTERVAL_MAX = 8.0
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -35,6 +39,9 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         self.assigned = asyncio.Event()
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
+        # aiokafka calls this as every (re)join begins: until the join
+        # completes, this member may be elected the group's leader.
+        self.consumer.joined = False
         # A rebalance is also how a broker that restarted (maybe without its
         # data) first shows: trust no cached topic until it is looked up again,
         # or a publish could go to a topic the broker no longer has.
@@ -43,10 +50,17 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         # member delivered; late commits for these partitions are skipped.
         for tp in revoked:
             self.consumer.partitions.pop(tp, None)
+            self.consumer.forget_shortness(tp)
         if revoked:
             self.consumer.notify_rebalance()
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
+        # aiokafka keeps the group's subscription only on the member that
+        # computed the assignment: the leader.
+        coordinator = getattr(self.consumer.raw, "_coordinator", None)
+        if getattr(coordinator, "_group_subscription", None) is not None:
+            self.consumer.led = True
+        self.consumer.joined = True
         if self.assigned.is_set() and assigned and self.consumer.rewind_on_assign:
             await self.consumer.raw.seek_to_beginning(*assigned)
         self.assigned.set()  # also when empty: more members than partitions
@@ -54,26 +68,35 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
             self.consumer.notify_rebalance()
 
 
-def leave_generation_zero(raw: AIOKafkaConsumer) -> None:
-    """Make ``stop()`` send LeaveGroup even when the group is in generation 0.
+def leave_only_as_follower(consumer: KafkaConsumer) -> None:
+    """Make ``stop()`` send LeaveGroup only from a member that is a follower
+    with its join complete; any other member leaves by its session timing out.
 
-    aiokafka 0.14 leaves only if ``generation > 0``, but Tansu numbers a
-    group's first generation 0. Without LeaveGroup the broker keeps the gone
-    member (as leader) until its session times out, and the next member's
-    join stalls for about 11 s instead of 3. LeaveGroup carries no generation,
-    so bumping it just before ``stop()`` (heartbeats stopped by then) is safe.
+    Tansu (0.6) keeps a leader that leaves while its group is forming (a
+    member joined or left, the leader has not synced yet) as the group's
+    leader for ever: every later member is told to wait for that leader's
+    assignment, which never comes, so the group never gets an assignment
+    again (seen after a broker restart with two executors in one group: both
+    retried their join for ever). A member that times out is dropped as
+    leader too, so a new one is elected. A follower leaving is safe (and
+    prompt: its partitions go to the others at once), also in generation 0,
+    which is Tansu's first: aiokafka leaves only if the generation is above
+    0, so that is raised just before (LeaveGroup carries no generation).
     """
-    coordinator = getattr(raw, "_coordinator", None)
+    coordinator = getattr(consumer.raw, "_coordinator", None)
     leave = getattr(coordinator, "_maybe_leave_group", None)
     if coordinator is None or leave is None:
         return
 
-    async def leave_even_generation_zero() -> None:
+    async def leave_if_follower() -> None:
+        if consumer.led or not consumer.joined:
+            coordinator.reset_generation()  # what leaving does, minus the request
+            return
         if coordinator.generation == 0:
             coordinator.generation = 1
         await leave()
 
-    coordinator._maybe_leave_group = leave_even_generation_zero
+    coordinator._maybe_leave_group = leave_if_follower
 
 
 class KafkaConsumer(ReportsLag, RebalanceHooks):
@@ -88,14 +111,36 @@ class KafkaConsumer(ReportsLag, RebalanceHooks):
         self.listener = _Listener(self)
         self.partitions: dict[TopicPartition, PartitionOffsets] = {}
         self._closed = False
+        #: whether this member was ever elected its group's leader, and whether
+        #: its last join completed (see leave_only_as_follower)
+        self.led = False
+        self.joined = False
         #: read every partition assigned to this member from its start (set when
         #: it joined after the broker lost its data, until its first commit: the
         #: group's offsets are trustworthy again from then on)
         self.rewind_on_assign = False
         self._rebalance_listeners: list[Callable[[], None]] = []
         # When a partition standing below this member's position may next be
-        # checked against the broker (see _rewind_recreated).
+        # checked against the broker, and how long until the check after
+        # (see _rewind_recreated).
         self._next_shortness_check = 0.0
+        self._shortness_interval = _SHORTNESS_INTERVAL
+        # The end offset and the high watermark (Tansu's can disagree) each
+        # partition had when it was last found shorter than this member's
+        # position, until it grew past that consistently.
+        self._short_ends: dict[TopicPartition, tuple[int, int]] = {}
+
+    def _grew_past_shortness(self, tp: TopicPartition) -> bool:
+        """Whether ``tp``, once found shorter, now reads consistently past the
+        end it had then (its hidden records may come one batch at a time)."""
+        short, highwater = self._short_ends.get(tp), self.raw.highwater(tp)
+        if short is None or highwater is None or highwater <= short[1]:
+            return False
+        return not beyond_highwater(self.raw, tp)
+
+    def forget_shortness(self, tp: TopicPartition) -> None:
+        """``tp`` left this member: whoever reads it next judges it afresh."""
+        self._short_ends.pop(tp, None)
 
     def on_rebalance(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` whenever this member's partitions change (optional
@@ -147,6 +192,8 @@ class KafkaConsumer(ReportsLag, RebalanceHooks):
                         offset=r.offset,
                     )
                 )
+            if self._grew_past_shortness(tp):
+                del self._short_ends[tp]
         return out
 
     async def _rewind_recreated(self) -> set[TopicPartition]:
@@ -163,12 +210,23 @@ class KafkaConsumer(ReportsLag, RebalanceHooks):
         sign (the position above the last fetch's high watermark) is confirmed
         against the partition's end offset, at most once a second, because a
         high watermark can lag for a moment after a leader change.
+
+        A position beyond the end is not always a loss: right after a restart
+        Tansu can serve records past the end offset it reports (a produce that
+        failed with AlreadyExists), and reading such a partition again from
+        its start ends beyond its end again, every time, re-delivering it for
+        ever. So a partition already found shorter is read again only if its
+        end went down since (it was lost again); otherwise the check backs off
+        until the partition reads consistently again.
         """
         suspects = [tp for tp in self.raw.assignment() if beyond_highwater(self.raw, tp)]
         now = time.monotonic()
-        if not suspects or now < self._next_shortness_check:
+        if not suspects:
+            self._shortness_interval = _SHORTNESS_INTERVAL
             return set()
-        self._next_shortness_check = now + 1.0
+        if now < self._next_shortness_check:
+            return set()
+        self._next_shortness_check = now + self._shortness_interval
         # aiokafka waits for a leader of each partition: a topic the broker no
         # longer has has none, and rejoining (which creates it) is what helps.
         bound = min(_LOOKUP_TIMEOUT, self._bus.settings.connect_timeout)
@@ -185,26 +243,36 @@ class KafkaConsumer(ReportsLag, RebalanceHooks):
             and tp in ends
             and position > ends[tp]
         }
-        if not shorter:
+        # Lost: first found shorter, or shorter than when last found so.
+        lost = {tp for tp in shorter if ends[tp] < self._short_ends.get(tp, (ends[tp] + 1, 0))[0]}
+        self._short_ends.update({tp: (ends[tp], self.raw.highwater(tp) or 0) for tp in shorter})
+        if shorter and not lost:  # only a broker that serves past its end: wait
+            self._shortness_interval = min(_SHORTNESS_INTERVAL_MAX, 2 * self._shortness_interval)
+        else:
+            self._shortness_interval = _SHORTNESS_INTERVAL
+        if not lost:
             return set()
         log.warning(
             "Kafka group %r: %d partition(s) are shorter than this member's position "
             "(the broker lost them); reading them again from the start: %s",
             self.group,
-            len(shorter),
-            sorted(f"{tp.topic}[{tp.partition}]" for tp in shorter),
+            len(lost),
+            sorted(
+                f"{tp.topic}[{tp.partition}] at {position_of(self.raw, tp)} > end {ends[tp]}"
+                for tp in lost
+            ),
         )
-        for tp in shorter:
+        for tp in lost:
             self.partitions.pop(tp, None)  # offsets delivered before the loss never commit
         try:
-            await within(bound, self.raw.seek_to_beginning(*shorter))
+            await within(bound, self.raw.seek_to_beginning(*lost))
         except (KafkaError, OSError, TimeoutError) as exc:
             raise self._bus.lost(
                 kafka_error(f"cannot rewind Kafka group {self.group!r}", exc)
             ) from exc
         self._bus.forget_topics()
         self.notify_rebalance()  # what the broker held is gone: recover from the store
-        return shorter
+        return lost
 
     def lag(self) -> int:
         """Messages on this member's partitions not yet delivered (for the
@@ -287,6 +355,11 @@ class KafkaConsumer(ReportsLag, RebalanceHooks):
         async with coordinator._commit_lock:
             await commit(assignment, commit_structure_validate(offsets))
 
+    async def abandon(self) -> None:
+        """Stop a member whose join failed (it never became this bus's consumer)."""
+        leave_only_as_follower(self)
+        await stop_quietly(self.raw)
+
     async def close(self) -> None:
         if self._closed:
             return
@@ -294,7 +367,7 @@ class KafkaConsumer(ReportsLag, RebalanceHooks):
         self._bus.closed(self)
         self.partitions.clear()
         if self.grouped:
-            leave_generation_zero(self.raw)
+            leave_only_as_follower(self)
         try:
             # No auto-commit: stopping commits nothing, so whatever was not
             # committed goes back to the group.

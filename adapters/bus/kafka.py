@@ -236,7 +236,7 @@ class KafkaBus(Lifecycle, MessageSizeLimit):
             # answers would otherwise keep start() waiting for ever.
             await within(s.join_timeout, join())
         except TimeoutError as exc:
-            await stop_quietly(raw)
+            await consumer.abandon()
             raise self.lost(
                 AdapterError(
                     f"{what}: no partition assignment within {s.join_timeout:.0f}s",
@@ -245,10 +245,10 @@ class KafkaBus(Lifecycle, MessageSizeLimit):
                 )
             ) from exc
         except (KafkaError, OSError) as exc:
-            await stop_quietly(raw)
+            await consumer.abandon()
             raise self.lost(kafka_error(f"cannot join {what}", exc)) from exc
         except BaseException:
-            await stop_quietly(raw)
+            await consumer.abandon()
             raise
         self._consumers.add(consumer)
         return consumer

@@ -26,10 +26,14 @@ from .harness import OwnBroker, OwnRedis, TcpProxy
 __all__ = ["dispatch_secret", "fault_env", "postgres_url", "s3_url"]
 
 GRAPH = str(Path(__file__).with_name("fault_graph.py"))
+# Two Task executors share the executor-tasks group, as in docs/deploy.md: a
+# group with several members rebalances on every fault (Tansu once kept a
+# departed leader there for ever).
 ROLES: dict[str, tuple[str, ...]] = {
     "data-plane": ("data-plane",),
     "control-plane": ("control-plane",),
     "executor-tasks": ("executor", "--serves", "tasks"),
+    "executor-tasks-2": ("executor", "--serves", "tasks"),
     "executor-plans": ("executor", "--serves", "plans"),
 }
 

@@ -5,7 +5,7 @@ connections and never answers must not hang a role)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -112,3 +112,32 @@ def cancelled() -> bool:
     also escape aiokafka from the cancellation of its own background tasks)."""
     task = asyncio.current_task()
     return task is not None and task.cancelling() > 0
+
+
+async def connect_within(
+    seconds: float,
+    start: Awaitable[None],
+    what: str,
+    give_up: Callable[[], Awaitable[None]],
+) -> None:
+    """Start a client (``what``: "a Kafka producer to host:port") within ``seconds``.
+
+    On any failure ``give_up`` releases the client, and the error says what could
+    not connect: a timeout or a broker error as a retriable AdapterError (the
+    broker may come back), anything else as it is.
+    """
+    try:
+        await within(seconds, start)
+    except TimeoutError as exc:
+        await give_up()
+        raise AdapterError(
+            f"cannot connect {what}: no answer within {seconds:.0f}s",
+            retriable=True,
+            dependency="kafka",
+        ) from exc
+    except (KafkaError, OSError) as exc:
+        await give_up()
+        raise kafka_error(f"cannot connect {what}", exc) from exc
+    except BaseException:
+        await give_up()
+        raise

@@ -11,9 +11,7 @@ from collections.abc import Sequence
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
-from tickrail.sdk.errors import AdapterError
-
-from ._kafka_calls import kafka_error, within
+from ._kafka_calls import connect_within, kafka_error, within
 from ._kafka_settings import FRAMING, KafkaSettings
 
 
@@ -43,21 +41,12 @@ class KafkaTopics:
                 admin = AIOKafkaAdminClient(
                     bootstrap_servers=self._settings.bootstrap, client_id=self._settings.client_id
                 )
-                try:
-                    await within(self._settings.connect_timeout, admin.start())
-                except TimeoutError as exc:
-                    await admin.close()
-                    raise AdapterError(
-                        f"cannot connect a Kafka admin client to {self._where}: no answer "
-                        f"within {self._settings.connect_timeout:.0f}s",
-                        retriable=True,
-                        dependency="kafka",
-                    ) from exc
-                except (KafkaError, OSError) as exc:
-                    await admin.close()
-                    raise kafka_error(
-                        f"cannot connect a Kafka admin client to {self._where}", exc
-                    ) from exc
+                await connect_within(
+                    self._settings.connect_timeout,
+                    admin.start(),
+                    f"a Kafka admin client to {self._where}",
+                    admin.close,
+                )
                 self._admin = admin
             return self._admin
 

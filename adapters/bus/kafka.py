@@ -29,7 +29,7 @@ from aiokafka.errors import KafkaError
 from tickrail.sdk.errors import AdapterError
 
 from .._lifecycle import Lifecycle
-from ._kafka_calls import kafka_error, stop_quietly, within
+from ._kafka_calls import connect_within, kafka_error, stop_quietly, within
 from ._kafka_consumer import KafkaConsumer
 from ._kafka_settings import FRAMING, KafkaSettings, parse_url
 from ._kafka_topics import KafkaTopics
@@ -86,22 +86,12 @@ class KafkaBus(Lifecycle, MessageSizeLimit):
             compression_type=s.compression_type,
             metadata_max_age_ms=s.metadata_max_age_ms,
         )
-        try:
-            await within(s.connect_timeout, producer.start())
-        except TimeoutError as exc:
-            await stop_quietly(producer)
-            raise AdapterError(
-                f"cannot connect a Kafka producer to {self._where}: no answer within "
-                f"{s.connect_timeout:.0f}s",
-                retriable=True,
-                dependency="kafka",
-            ) from exc
-        except (KafkaError, OSError) as exc:
-            await stop_quietly(producer)
-            raise kafka_error(f"cannot connect a Kafka producer to {self._where}", exc) from exc
-        except BaseException:
-            await stop_quietly(producer)
-            raise
+        await connect_within(
+            s.connect_timeout,
+            producer.start(),
+            f"a Kafka producer to {self._where}",
+            lambda: stop_quietly(producer),
+        )
         self._producer = producer
 
     def lost(self, error: AdapterError) -> AdapterError:

@@ -145,6 +145,15 @@ class CheckedRef(Message):
     token: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class DecodedEvent(Message):
+    """A lifetime event for the events topic, with the object it was serialized
+    from: this process's listeners take the object (``Runtime._observe``) instead
+    of parsing the bytes again. On a bus it is an ordinary Message (the bytes)."""
+
+    event: pb.LifetimeEvent | None = None
+
+
 def check_envelope(envelope: pb.ExecutionEnvelope) -> pb.ExecutionHeader:
     """The header, after checking the fields every consumer relies on."""
     execution = execution_of(envelope)  # EnvelopeError when it holds neither kind

@@ -36,6 +36,7 @@ from tickrail.services.metrics import Metrics
 from tickrail.services.retry import Health
 from tickrail.services.topics import (
     CheckedRef,
+    DecodedEvent,
     Topics,
     check_envelope,
     decode,
@@ -509,7 +510,9 @@ class ControlPlane:
                         body=body,
                     )
                 )
-                outgoing.events.append(Message(events_topic, state.lifetime_id, body))
+                outgoing.events.append(
+                    DecodedEvent(events_topic, state.lifetime_id, body, event=event)
+                )
             for node_input in decision.dispatch:
                 # Signed on the published copy only: the recorded one carries no token.
                 value, headers = (

@@ -96,3 +96,20 @@ async def test_the_control_plane_still_checks_the_token_of_a_checked_ref(
         assert [m for m, _ in outgoing.rejected] == [ref]
         assert checked[-1] == ("not-a-token", False)
         await tap.close()
+
+
+async def test_listeners_get_the_events_as_stored(tmp_path: Path) -> None:
+    """Events reach this process's listeners as the control plane's objects: exactly
+    what the store holds."""
+    config = Settings(profile="test", home=str(tmp_path), tenant="t")
+    async with Runtime(config, [GRAPH]) as rt:
+        heard: list[pb.LifetimeEvent] = []
+
+        def listener(event: pb.LifetimeEvent) -> None:
+            heard.append(event)
+
+        rt.listen(None, listener)
+        lifetime = await rt.start_lifetime(GRAPH, None)
+        assert (await rt.wait(lifetime, timeout=20)).WhichOneof("kind") == "completed"
+        stored = [pb.LifetimeEvent.FromString(r.body) for r in await rt.store.events(lifetime)]
+        assert heard == stored and len(stored) > 3

@@ -46,7 +46,6 @@ from prometheus_client import (
     REGISTRY,
     Counter,
     Gauge,
-    Histogram,
     disable_created_metrics,
     generate_latest,
 )
@@ -54,6 +53,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from tickrail.adapters import ReportsLag, offers
 from tickrail.sdk.pb import envelope_pb2 as pb
+from tickrail.services._fast_series import FastCounter, FastHistogram
 
 __all__ = [
     "CONTENT_TYPE_LATEST",
@@ -81,30 +81,31 @@ NODE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
 # The platform's own loop: milliseconds when healthy, seconds when backed up.
 LOOP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
-node_duration = Histogram(
+# The series a step observes are the fast kind (see _fast_series): same exposition.
+node_duration = FastHistogram(
     "tickrail_node_duration_seconds",
     "Time one attempt at a node (Task or Plan) took, user code included.",
     ["graph", "node", "kind"],
     buckets=NODE_BUCKETS,
 )
-executions = Counter(
+executions = FastCounter(
     "tickrail_executions",
     "Node attempts run by executors, by the status they ended with.",
     ["graph", "node", "kind", "status"],
 )
-planner_loop = Histogram(
+planner_loop = FastHistogram(
     "tickrail_planner_loop_seconds",
     "From an execution envelope published by an executor until the control plane "
     "has dispatched the next inputs it caused.",
     buckets=LOOP_BUCKETS,
 )
-batch_duration = Histogram(
+batch_duration = FastHistogram(
     "tickrail_batch_duration_seconds",
     "Time one consumed batch took to handle (persist or decide, then publish).",
     ["role"],
     buckets=LOOP_BUCKETS,
 )
-messages_processed = Counter(
+messages_processed = FastCounter(
     "tickrail_messages_processed", "Messages a role consumed and handled.", ["role"]
 )
 errors = Counter(

@@ -51,7 +51,7 @@ from tickrail.services.data_plane.service import DataPlane
 from tickrail.services.dispatch import DispatchSigner, load_signer
 from tickrail.services.executor.worker import Executor
 from tickrail.services.retry import Health
-from tickrail.services.topics import Topics
+from tickrail.services.topics import DecodedEvent, Topics
 
 if TYPE_CHECKING:
     from tickrail.services.control_plane.guardrails import Guardrails
@@ -390,7 +390,10 @@ class Runtime:
                 or key in self._listeners
                 or (key in self._watchers)
             ):
-                self._deliver(pb.LifetimeEvent.FromString(message.value))
+                if isinstance(message, DecodedEvent) and message.event is not None:
+                    self._deliver(message.event)  # from this process's control plane
+                else:
+                    self._deliver(pb.LifetimeEvent.FromString(message.value))
 
     def _deliver(self, event: pb.LifetimeEvent) -> None:
         lifetime_id = event.lifetime_id

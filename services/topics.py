@@ -129,6 +129,31 @@ def encode_ref(seq: int, duplicate: bool, envelope: bytes, token: str = "") -> b
     return head + flag + b"\x1a" + _varint(len(envelope)) + envelope + tail
 
 
+@dataclass(frozen=True, slots=True)
+class CheckedRef(Message):
+    """An ExecutionRef handed from the data plane to the control plane in one
+    process, with the envelope object it was serialized from (already checked
+    by ``check_envelope``, its dispatch token cleared) and that token.
+
+    Only the data plane builds one, for an envelope it has just recorded, and
+    never puts it on a bus: no message from outside can carry the object, so the
+    control plane may skip parsing and re-checking its fields. It still checks the
+    dispatch token (integrity) and admission exactly as for a parsed reference.
+    """
+
+    envelope: pb.ExecutionEnvelope | None = None
+    token: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedEvent(Message):
+    """A lifetime event for the events topic, with the object it was serialized
+    from: this process's listeners take the object (``Runtime._observe``) instead
+    of parsing the bytes again. On a bus it is an ordinary Message (the bytes)."""
+
+    event: pb.LifetimeEvent | None = None
+
+
 def check_envelope(envelope: pb.ExecutionEnvelope) -> pb.ExecutionHeader:
     """The header, after checking the fields every consumer relies on."""
     execution = execution_of(envelope)  # EnvelopeError when it holds neither kind

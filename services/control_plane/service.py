@@ -34,7 +34,14 @@ from tickrail.services.consume import consume_batches
 from tickrail.services.dispatch import DispatchSigner
 from tickrail.services.metrics import Metrics
 from tickrail.services.retry import Health
-from tickrail.services.topics import Topics, check_envelope, decode, publish_dead_letters
+from tickrail.services.topics import (
+    CheckedRef,
+    DecodedEvent,
+    Topics,
+    check_envelope,
+    decode,
+    publish_dead_letters,
+)
 
 from .admission import refused_event, unanswered
 from .projection import rebuild
@@ -296,12 +303,19 @@ class ControlPlane:
                     if is_command:
                         outcome = await self._command(decode(pb.LifetimeCommand, message))
                     else:
-                        ref = decode(pb.ExecutionRef, message)
-                        outcome = await self._reference(message, ref, rejected)
+                        if isinstance(message, CheckedRef) and message.envelope is not None:
+                            # From this process's data plane: parsed and checked there.
+                            envelope, token, refused = message.envelope, message.token, ""
+                            header = execution_of(envelope).header
+                        else:
+                            ref = decode(pb.ExecutionRef, message)
+                            envelope, token, refused = ref.envelope, ref.dispatch_token, ref.refused
+                            header = check_envelope(envelope)
+                        outcome = await self._reference(
+                            message, envelope, header, token, refused, rejected
+                        )
                         if outcome is not None and outcome[1].dispatch:
-                            # checked by _reference already
-                            finished = execution_of(ref.envelope).header.finished_at
-                            caused_at.append(seconds_of(finished))
+                            caused_at.append(seconds_of(header.finished_at))
             except EnvelopeError as exc:
                 rejected.append((message, str(exc)))
                 continue
@@ -367,31 +381,37 @@ class ControlPlane:
             self._states.pop(lifetime_id, None)
 
     async def _reference(
-        self, message: Message, ref: pb.ExecutionRef, rejected: list[tuple[Message, str]]
+        self,
+        message: Message,
+        envelope: pb.ExecutionEnvelope,
+        header: pb.ExecutionHeader,
+        token: str,
+        refused: str,
+        rejected: list[tuple[Message, str]],
     ) -> tuple[LifetimeState, Decision] | None:
-        header = check_envelope(ref.envelope)
-        if ref.refused:
+        """An ExecutionRef's envelope (its header checked), token and refusal, if any."""
+        if refused:
             # The data plane refused (and dead-lettered) the envelope: only tell the lifetime.
-            if not self.signer.notice_ok(header, ref.refused, ref.dispatch_token):
+            if not self.signer.notice_ok(header, refused, token):
                 raise EnvelopeError("refusal notice with a bad signature")
             known = await self._state(header.lifetime_id)
             if known is None:
                 return None
-            return self._refuse(known, header, ref.refused, message, None)
+            return self._refuse(known, header, refused, message, None)
         state = await self._state(header.lifetime_id)
         if state is None:
             raise EnvelopeError(
                 f"refused: execution {header.exec_id} names unknown lifetime {header.lifetime_id}"
             )
-        which = ref.envelope.WhichOneof("execution") or ""
-        problem = self.signer.check(header, ref.dispatch_token, which)
+        which = envelope.WhichOneof("execution") or ""
+        problem = self.signer.check(header, token, which)
         if not problem and (header.exec_id in state.seen or state.terminal):
             return None  # redelivered, or late work of a finished lifetime
         problem = problem or unanswered(state, header)
         if problem:
             return self._refuse(state, header, problem, message, rejected)
         try:
-            return state, await self._judge(state, header, ref.envelope)
+            return state, await self._judge(state, header, envelope)
         except (AdapterError, EnvelopeError):
             raise
         except Exception as exc:
@@ -490,7 +510,9 @@ class ControlPlane:
                         body=body,
                     )
                 )
-                outgoing.events.append(Message(events_topic, state.lifetime_id, body))
+                outgoing.events.append(
+                    DecodedEvent(events_topic, state.lifetime_id, body, event=event)
+                )
             for node_input in decision.dispatch:
                 # Signed on the published copy only: the recorded one carries no token.
                 value, headers = (

@@ -39,6 +39,7 @@ from tickrail.services.metrics import Metrics
 from tickrail.services.offload import offload_large
 from tickrail.services.retry import Health
 from tickrail.services.topics import (
+    CheckedRef,
     Topics,
     check_envelope,
     decode,
@@ -138,6 +139,7 @@ class DataPlane:
         rows: list[NewExecution] = []
         values: list[bytes] = []
         tokens: list[str] = []
+        envelopes: list[pb.ExecutionEnvelope] = []
         rejected: list[tuple[Message, str]] = []
         notices: list[Message] = []
         spans = tracing.PersistSpans()
@@ -171,6 +173,7 @@ class DataPlane:
                 continue
             values.append(value)
             tokens.append(token)
+            envelopes.append(envelope)
             rows.append(row)
             spans.start(message.headers, header)
         if notices:
@@ -180,7 +183,7 @@ class DataPlane:
             try:
                 async with unit_of_work(self.store):
                     records = await self.store.append_executions(rows) if rows else []
-                    refs = self._refs(values, tokens, records, carriers)
+                    refs = self._refs(values, tokens, records, carriers, envelopes)
                     decided = await self.downstream.decide(refs + notices)
                 await self.downstream.publish(decided)
             except BaseException:
@@ -217,16 +220,24 @@ class DataPlane:
         tokens: list[str],
         records: list[ExecutionRecord],
         headers: list[dict[str, str]],
+        envelopes: list[pb.ExecutionEnvelope] | None = None,
     ) -> list[Message]:
+        """References to publish; with ``envelopes`` (the control plane in this
+        process takes them directly), a newly recorded one carries its envelope
+        object, so the control plane need not parse and check it again."""
         refs: list[Message] = []
-        for value, token, record, carrier in zip(values, tokens, records, headers, strict=True):
+        for i, (value, token, record, carrier) in enumerate(
+            zip(values, tokens, records, headers, strict=True)
+        ):
             stored = value if record.created else record.envelope
-            refs.append(
-                Message(
-                    self.topics.persisted(record.tenant_id),
-                    record.lifetime_id,
-                    encode_ref(record.seq, not record.created, stored, token),
-                    carrier,  # the persist span: decide is its child
+            topic = self.topics.persisted(record.tenant_id)
+            encoded = encode_ref(record.seq, not record.created, stored, token)
+            if envelopes is not None and record.created:
+                # A redelivered one keeps the stored bytes, which this object may not be.
+                ref: Message = CheckedRef(
+                    topic, record.lifetime_id, encoded, carrier, envelope=envelopes[i], token=token
                 )
-            )
+            else:
+                ref = Message(topic, record.lifetime_id, encoded, carrier)
+            refs.append(ref)  # carrier: the persist span, decide is its child
         return refs

@@ -136,13 +136,6 @@ class DispatchSigner:
             header.kind,
         )
 
-    def sign(self, node_input: pb.NodeInput) -> pb.NodeInput:
-        """The input as published: a copy carrying its token (the recorded one has none)."""
-        copy = pb.NodeInput()
-        copy.CopyFrom(node_input)
-        copy.dispatch_token = self.token(node_input)
-        return copy
-
     def signed(self, node_input: pb.NodeInput) -> bytes:
         """The input as published, serialized: its bytes with the token field
         appended. A field appended to a message's bytes is that field set (the

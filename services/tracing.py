@@ -45,6 +45,8 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace.id_generator import IdGenerator
     from opentelemetry.trace import Span, Tracer
 
+    from tickrail.services.dispatch import DispatchSigner
+
 log = logging.getLogger("tickrail.tracing")
 
 EXPORTERS = ("otlp", "console", "none")
@@ -466,12 +468,12 @@ def _decide_span(headers: Mapping[str, str], lifetime_id: str, what: str) -> Ite
         yield
 
 
-def input_message(node_input: pb.NodeInput) -> tuple[bytes, dict[str, str]]:
-    """A dispatched input's bytes and headers, carrying the lifetime's trace."""
+def input_message(node_input: pb.NodeInput, signer: DispatchSigner) -> tuple[bytes, dict[str, str]]:
+    """A dispatched input's bytes, signed, and headers carrying the lifetime's trace."""
     if _tracer is None:
-        return node_input.SerializeToString(), {}
+        return signer.signed(node_input), {}
     carrier = _carrier(_root_context(node_input.lifetime_id))
     stamped = pb.NodeInput()
     stamped.CopyFrom(node_input)  # the recorded copy in the event stays as routed
     stamped.trace_context.update(carrier)
-    return stamped.SerializeToString(), carrier
+    return signer.signed(stamped), carrier  # the token does not cover the trace context

@@ -515,11 +515,7 @@ class ControlPlane:
                 )
             for node_input in decision.dispatch:
                 # Signed on the published copy only: the recorded one carries no token.
-                value, headers = (
-                    tracing.input_message(self.signer.sign(node_input))
-                    if tracing.enabled()
-                    else (self.signer.signed(node_input), {})
-                )
+                value, headers = tracing.input_message(node_input, self.signer)
                 outgoing.inputs.append(
                     Message(
                         self.topics.inputs(node_input.kind, state.tenant_id),

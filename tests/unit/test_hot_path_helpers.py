@@ -31,18 +31,20 @@ def _reference_token(key: bytes, *fields: str) -> str:
     return hmac.new(key, b"tickrail-dispatch-v1\0" + data, hashlib.sha256).hexdigest()
 
 
+# The fields a dispatch token signs, shared by an input and its execution's header.
+SIGNED: dict[str, object] = dict(
+    input_id="l1.1",
+    lifetime_id="l1",
+    tenant_id="acme",
+    graph_id="g",
+    graph_version="1.0.0",
+    name="act",
+    kind=pb.NODE_KIND_TASK,
+)
+
+
 def _input(**fields: object) -> pb.NodeInput:
-    base: dict[str, object] = dict(
-        input_id="l1.1",
-        lifetime_id="l1",
-        tenant_id="acme",
-        graph_id="g",
-        graph_version="1.0.0",
-        name="act",
-        kind=pb.NODE_KIND_TASK,
-    )
-    base.update(fields)
-    return pb.NodeInput(**base)  # type: ignore[arg-type]
+    return pb.NodeInput(**{**SIGNED, **fields})  # type: ignore[arg-type]
 
 
 def test_remembered_tokens_are_the_hmac_of_every_signed_field() -> None:
@@ -61,17 +63,7 @@ def test_remembered_tokens_are_the_hmac_of_every_signed_field() -> None:
         {"kind": pb.NODE_KIND_PLAN},
     ):
         assert signer.token(_input(**change)) != expected
-    header = pb.ExecutionHeader(
-        input_id="l1.1",
-        lifetime_id="l1",
-        tenant_id="acme",
-        graph_id="g",
-        graph_version="1.0.0",
-        name="act",
-        kind=pb.NODE_KIND_TASK,
-        attempt=1,
-        exec_id="l1.1.1",
-    )
+    header = pb.ExecutionHeader(**SIGNED, attempt=1, exec_id="l1.1.1")  # type: ignore[arg-type]
     assert signer.check(header, expected, "task") == ""
     assert "does not match" in signer.check(header, "0" * 64, "task")
     # Another secret never reuses what this signer remembered.

@@ -5,6 +5,9 @@ what was published in its first moments, and no later message would bring it bac
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 from tickrail.adapters.store.memory import MemoryStore
 from tickrail.sdk.pb import envelope_pb2 as pb
 from tickrail.services.control_plane.service import RECHECK_AFTER_S, ControlPlane
@@ -22,6 +25,18 @@ class Clock:
         return self.now
 
 
+@contextlib.asynccontextmanager
+async def recorded_plane() -> AsyncIterator[tuple[ControlPlane, FlakyBus, Clock, Topics]]:
+    """A control plane on a bus that records what it publishes, on a clock the test sets."""
+    clock = Clock()
+    topics = Topics()
+    async with FlakyBus() as bus, MemoryStore() as store:
+        bus.published = []
+        plane = ControlPlane(bus, store, topics, signer=DispatchSigner(b"k" * 32))
+        plane.monotonic = clock
+        yield plane, bus, clock, topics
+
+
 def dispatched(bus: FlakyBus) -> list[str]:
     ids = [pb.NodeInput.FromString(m.value).input_id for m in bus.published if "inputs" in m.topic]
     bus.published.clear()
@@ -29,12 +44,7 @@ def dispatched(bus: FlakyBus) -> list[str]:
 
 
 async def test_inputs_still_pending_after_a_group_change_are_dispatched_again() -> None:
-    clock = Clock()
-    topics = Topics()
-    async with FlakyBus() as bus, MemoryStore() as store:
-        bus.published = []
-        plane = ControlPlane(bus, store, topics, signer=DispatchSigner(b"k" * 32))
-        plane.monotonic = clock
+    async with recorded_plane() as (plane, bus, clock, topics):
         await plane.handle([start_message(topics, "lt-a"), start_message(topics, "lt-b")])
         assert dispatched(bus) == ["lt-a.1", "lt-b.1"]
 
@@ -65,12 +75,7 @@ async def test_inputs_still_pending_after_a_group_change_are_dispatched_again() 
 async def test_a_pass_that_repeats_nothing_still_lets_the_next_one_run() -> None:
     """An input dispatched after the group change may be the one a restarted broker
     hid: a pass with nothing to repeat must not end the follow-ups."""
-    clock = Clock()
-    topics = Topics()
-    async with FlakyBus() as bus, MemoryStore() as store:
-        bus.published = []
-        plane = ControlPlane(bus, store, topics, signer=DispatchSigner(b"k" * 32))
-        plane.monotonic = clock
+    async with recorded_plane() as (plane, bus, clock, topics):
         plane._rebalanced()
         await plane._tick()  # nothing pending yet
         await plane.handle([start_message(topics, "lt-late")])
@@ -84,12 +89,7 @@ async def test_a_pass_that_repeats_nothing_still_lets_the_next_one_run() -> None
 
 
 async def test_start_up_recovery_arms_no_recheck() -> None:
-    clock = Clock()
-    topics = Topics()
-    async with FlakyBus() as bus, MemoryStore() as store:
-        bus.published = []
-        plane = ControlPlane(bus, store, topics, signer=DispatchSigner(b"k" * 32))
-        plane.monotonic = clock
+    async with recorded_plane() as (plane, bus, clock, topics):
         await plane.handle([start_message(topics, "lt-a")])
         dispatched(bus)
         plane.request_recovery()  # start-up: the store is read once, no follow-up

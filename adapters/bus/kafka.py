@@ -51,7 +51,9 @@ class KafkaBus(Lifecycle, MessageSizeLimit):
     i.e. the latency of a hop against the requests an idle consumer makes;
     ``connect_timeout`` (seconds a producer or admin client may take to connect, 30);
     ``commit_timeout`` (seconds a commit may take before the member rejoins, 10);
-    ``metadata_max_age_ms`` (how often topics are looked up again, 5000).
+    ``metadata_max_age_ms`` (how often topics are looked up again, 5000);
+    ``fetch_idle_wait_ms`` (50) and ``fetch_idle_after_ms`` (5000): the fetch
+    wait of a consumer that has seen no message for that long.
 
     Topics are created with the configured partitions on first use (publish or
     subscribe), so a broker's auto-create default never decides them.

@@ -31,6 +31,7 @@ from tickrail.sdk.errors import AdapterError
 from .._lifecycle import Lifecycle
 from ._kafka_calls import connect_within, kafka_error, stop_quietly, within
 from ._kafka_consumer import KafkaConsumer
+from ._kafka_partitioner import CachedHashPartitioner
 from ._kafka_settings import FRAMING, KafkaSettings, parse_url
 from ._kafka_topics import KafkaTopics
 from .base import Consumer, Message, MessageSizeLimit
@@ -87,6 +88,7 @@ class KafkaBus(Lifecycle, MessageSizeLimit):
             linger_ms=s.linger_ms,
             compression_type=s.compression_type,
             metadata_max_age_ms=s.metadata_max_age_ms,
+            partitioner=CachedHashPartitioner(),
         )
         await connect_within(
             s.connect_timeout,

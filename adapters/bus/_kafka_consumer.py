@@ -196,7 +196,7 @@ class KafkaConsumer(ReportsLag, RebalanceHooks):
                 )
             if self._grew_past_shortness(tp):
                 del self._short_ends[tp]
-        self._pacing.after_poll(self.raw, bool(out))
+        self._pacing.after_poll(self.raw, out)
         return out
 
     async def _rewind_recreated(self) -> set[TopicPartition]:

@@ -51,6 +51,12 @@ class KafkaSettings:
     # fetch_idle_wait_ms <= fetch_max_wait_ms turns this off.
     fetch_idle_wait_ms: int = 50
     fetch_idle_after_ms: int = 5000
+    # Serving many keys (lifetimes) at once, the wait grows from
+    # fetch_max_wait_ms towards fetch_batch_wait_ms, reached at fetch_batch_keys
+    # keys within a second (see _kafka_pacing): fewer empty fetches per step.
+    # fetch_batch_wait_ms <= fetch_max_wait_ms turns this off.
+    fetch_batch_wait_ms: int = 15
+    fetch_batch_keys: int = 16
 
 
 _INT_OPTIONS = {
@@ -64,6 +70,8 @@ _INT_OPTIONS = {
     "fetch_min_bytes",
     "fetch_idle_wait_ms",
     "fetch_idle_after_ms",
+    "fetch_batch_wait_ms",
+    "fetch_batch_keys",
     "metadata_max_age_ms",
 }
 
@@ -111,12 +119,15 @@ def parse_url(url: str, options: Mapping[str, Any]) -> KafkaSettings:
             settings.linger_ms,
             settings.fetch_idle_wait_ms,
             settings.fetch_idle_after_ms,
+            settings.fetch_batch_wait_ms,
         )
         < 0
         or settings.fetch_min_bytes < 1
+        or settings.fetch_batch_keys < 2
     ):
         raise ConfigurationError(
-            f"{redact_url(url)!r}: fetch_max_wait_ms, fetch_idle_wait_ms, fetch_idle_after_ms"
-            " and linger_ms must be >= 0, fetch_min_bytes >= 1"
+            f"{redact_url(url)!r}: fetch_max_wait_ms, fetch_idle_wait_ms, fetch_idle_after_ms,"
+            " fetch_batch_wait_ms and linger_ms must be >= 0, fetch_min_bytes >= 1,"
+            " fetch_batch_keys >= 2"
         )
     return settings

@@ -54,7 +54,10 @@ class KafkaBus(Lifecycle, MessageSizeLimit):
     ``commit_timeout`` (seconds a commit may take before the member rejoins, 10);
     ``metadata_max_age_ms`` (how often topics are looked up again, 5000);
     ``fetch_idle_wait_ms`` (50) and ``fetch_idle_after_ms`` (5000): the fetch
-    wait of a consumer that has seen no message for that long.
+    wait of a consumer that has seen no message for that long;
+    ``fetch_batch_wait_ms`` (15) and ``fetch_batch_keys`` (16): the fetch wait
+    grows towards the former as a consumer serves up to the latter many keys
+    (lifetimes) a second (see ``_kafka_pacing``).
 
     Topics are created with the configured partitions on first use (publish or
     subscribe), so a broker's auto-create default never decides them.

@@ -57,10 +57,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, from /proc/<pid>/stat (fields 14 and 15)."""
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """utime and stime of a process, from /proc/<pid>/stat (fields 14 and 15)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
+    return int(fields[11]) / TICK, int(fields[12]) / TICK
 
 
 def services_env(work: Path) -> tuple[dict[str, str], Path | None]:
@@ -174,22 +174,70 @@ async def loop_latencies(
     return loops, routed, executions
 
 
+def start_profilers(
+    procs: dict[str, subprocess.Popen[bytes]], profile: Path | None, size: int
+) -> list[subprocess.Popen[bytes]]:
+    """py-spy recording each role (raw, collapsed stacks: one file per role and size).
+
+    Only samples holding the GIL: a role waiting in a socket call (where a
+    loaded machine deschedules it) is not using Python time."""
+    if profile is None:
+        return []
+    py_spy = Path(sys.executable).with_name("py-spy")
+    profile.mkdir(parents=True, exist_ok=True)
+    return [
+        subprocess.Popen(
+            [
+                str(py_spy),
+                "record",
+                "--gil",
+                "--nonblocking",
+                "-r",
+                "250",
+                "-f",
+                "raw",
+                "-p",
+                str(p.pid),
+                "-o",
+                str(profile / f"{role}-{size}.txt"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for role, p in procs.items()
+    ]
+
+
+def stop_profilers(profilers: list[subprocess.Popen[bytes]]) -> None:
+    for spy in profilers:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+    for spy in profilers:
+        spy.wait(timeout=30)
+
+
 async def run_size(
-    settings: Settings, procs: dict[str, subprocess.Popen[bytes]], size: int
+    settings: Settings,
+    procs: dict[str, subprocess.Popen[bytes]],
+    size: int,
+    profile: Path | None = None,
 ) -> None:
     async with Runtime(settings, [graph], roles=()) as rt:
+        profilers = start_profilers(procs, profile, size)
         before = {role: cpu_seconds(p.pid) for role, p in procs.items()}
         t0 = time.perf_counter()
         ids = [await rt.start_lifetime(graph) for _ in range(size)]
         await asyncio.gather(*(rt.wait(i, timeout=600) for i in ids))
         wall = time.perf_counter() - t0
         after = {role: cpu_seconds(p.pid) for role, p in procs.items()}
+        stop_profilers(profilers)
     loops, routed, executions = await loop_latencies(settings.resolved().store_url or "", ids)
     q = statistics.quantiles(loops, n=100, method="inclusive") if len(loops) > 1 else loops * 99
+    used = {r: [a - b for a, b in zip(after[r], before[r], strict=True)] for r in procs}
     cpu = "  ".join(
-        f"{role} {(after[role] - before[role]) / executions * 1e6:5.0f}" for role in procs
+        f"{role} {sum(u) / executions * 1e6:5.0f} (sys {u[1] / executions * 1e6:.0f})"
+        for role, u in used.items()
     )
-    total = sum(after[r] - before[r] for r in procs) / executions * 1e6
+    total = sum(sum(u) for u in used.values()) / executions * 1e6
     print(
         f"  {size:>4} lifetimes  loop p50 {q[49] * 1e3:6.1f} p90 {q[89] * 1e3:6.1f}"
         f" p99 {q[98] * 1e3:6.1f} max {max(loops) * 1e3:6.1f} ms"
@@ -203,6 +251,11 @@ def main() -> None:
     parser.add_argument("--sizes", default="1,50,200")
     parser.add_argument(
         "--bus-options", default="", help="Kafka URL query, e.g. fetch_max_wait_ms=20&linger_ms=1"
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="record each role with py-spy (pip install py-spy) into this folder, per size",
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -223,7 +276,7 @@ def main() -> None:
                 f" bus options: {args.bus_options or 'defaults'}"
             )
             for size in (int(s) for s in args.sizes.split(",")):
-                asyncio.run(run_size(settings, procs, size))
+                asyncio.run(run_size(settings, procs, size, args.profile))
         finally:
             stop_roles(procs)
             if started is not None:

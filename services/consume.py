@@ -31,6 +31,12 @@ DeadLetter = Callable[[Message, str], Awaitable[None]]
 COMMIT_INTERVAL_S = 0.1
 
 
+def _retrieve(task: asyncio.Task[None]) -> None:
+    """Mark an abandoned task's failure as seen (asyncio logs unseen ones)."""
+    if not task.cancelled():
+        task.exception()
+
+
 async def close_quietly(consumer: Consumer | None, timeout: float = 10.0) -> None:
     """Leave the group if the bus lets us; a broker that is gone cannot be told."""
     if consumer is None:
@@ -105,7 +111,9 @@ async def consume_batches(
     Offsets of handled batches are committed together, at most once per
     ``commit_interval`` (and always before a clean stop): a commit is a broker
     round trip, and one per batch was most of what a small batch cost. Waiting
-    only widens what a crash redelivers, never what it loses.
+    only widens what a crash redelivers, never what it loses. The commit runs
+    beside the loop (one at a time), so batches keep being handled meanwhile;
+    a failed commit is raised at the loop's next turn.
     """
 
     async def handle_safely(batch: list[Message]) -> None:
@@ -131,14 +139,48 @@ async def consume_batches(
     handled: list[Message] = []
     committed_at = time.monotonic()
 
-    async def commit(due: bool) -> None:
-        nonlocal handled, committed_at
-        if not handled or not (due or time.monotonic() - committed_at >= commit_interval):
+    # The commit in flight, if any: it runs beside the loop, so a message that
+    # arrives meanwhile is handled at once instead of after the commit's round
+    # trip (each commit delayed the batch behind it; on a loaded machine that
+    # was several ms every commit_interval, i.e. the tail of every hop). One at
+    # a time, so offsets reach the broker in order.
+    committing: asyncio.Task[None] | None = None
+
+    def commit_soon() -> None:
+        """Start committing what was handled, if due and none is in flight;
+        raise what the last commit raised (the loop rejoins on it)."""
+        nonlocal handled, committed_at, committing
+        if committing is not None:
+            if not committing.done():
+                return
+            finished, committing = committing, None
+            finished.result()
+        if not handled or time.monotonic() - committed_at < commit_interval:
             return
         assert current is not None
         done, handled = handled, []
         committed_at = time.monotonic()
-        await current.commit(done)
+        committing = asyncio.create_task(current.commit(done))
+
+    async def settle(*, quietly: bool) -> None:
+        """Wait for the commit in flight (its failure raised unless ``quietly``)."""
+        nonlocal committing
+        task, committing = committing, None
+        if task is None:
+            return
+        if not quietly:
+            await task
+            return
+        with contextlib.suppress(Exception):
+            await task
+
+    async def commit_now() -> None:
+        nonlocal handled
+        await settle(quietly=False)
+        if handled:
+            assert current is not None
+            done, handled = handled, []
+            await current.commit(done)
 
     try:
         while not stopping.is_set():
@@ -158,7 +200,7 @@ async def consume_batches(
                         stopping=stopping,
                     )
                     handled += messages
-                await commit(due=False)
+                commit_soon()
                 if tick is not None:
                     await retrying(tick, what=what, health=health, stopping=stopping)
                 if failures:
@@ -174,13 +216,14 @@ async def consume_batches(
                 delay = backoff.delay(failures)
                 failures += 1
                 log.warning("%s: %s; rejoining in %.1f s", what, exc, delay)
+                await settle(quietly=True)  # on the member being left: its outcome is moot
                 await close_quietly(current)
                 current = None
                 handled = []  # the group hands them out again
                 await pause(stopping, delay)
         if current is not None:
             with contextlib.suppress(AdapterError):
-                await commit(due=True)
+                await commit_now()
                 while messages := await current.poll(batch_size, timeout=0):
                     await handle_safely(messages)
                     await current.commit(messages)
@@ -189,4 +232,9 @@ async def consume_batches(
             "%s: stopped while a dependency was down; uncommitted work is redelivered", what
         )
     finally:
+        if committing is not None:
+            # Ended by an error or a cancellation: the member is closed under
+            # the commit, whose outcome nobody needs (uncommitted is redelivered).
+            committing.cancel()
+            committing.add_done_callback(_retrieve)
         await close_quietly(current)

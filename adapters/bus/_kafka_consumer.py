@@ -18,6 +18,7 @@ from tickrail.sdk.errors import AdapterError
 
 from ._kafka_calls import cancelled, kafka_error, stop_quietly, stop_within, within
 from ._kafka_offsets import PartitionOffsets, beyond_highwater, position_of
+from ._kafka_pacing import FetchPacing
 from .base import Message, RebalanceHooks, ReportsLag
 
 if TYPE_CHECKING:
@@ -129,6 +130,7 @@ class KafkaConsumer(ReportsLag, RebalanceHooks):
         # partition had when it was last found shorter than this member's
         # position, until it grew past that consistently.
         self._short_ends: dict[TopicPartition, tuple[int, int]] = {}
+        self._pacing = FetchPacing(bus.settings)
 
     def _grew_past_shortness(self, tp: TopicPartition) -> bool:
         """Whether ``tp``, once found shorter, now reads consistently past the
@@ -194,6 +196,7 @@ class KafkaConsumer(ReportsLag, RebalanceHooks):
                 )
             if self._grew_past_shortness(tp):
                 del self._short_ends[tp]
+        self._pacing.after_poll(self.raw, out)
         return out
 
     async def _rewind_recreated(self) -> set[TopicPartition]:

@@ -31,6 +31,7 @@ from tickrail.sdk.errors import AdapterError
 from .._lifecycle import Lifecycle
 from ._kafka_calls import connect_within, kafka_error, stop_quietly, within
 from ._kafka_consumer import KafkaConsumer
+from ._kafka_partitioner import CachedHashPartitioner
 from ._kafka_settings import FRAMING, KafkaSettings, parse_url
 from ._kafka_topics import KafkaTopics
 from .base import Consumer, Message, MessageSizeLimit
@@ -51,7 +52,12 @@ class KafkaBus(Lifecycle, MessageSizeLimit):
     i.e. the latency of a hop against the requests an idle consumer makes;
     ``connect_timeout`` (seconds a producer or admin client may take to connect, 30);
     ``commit_timeout`` (seconds a commit may take before the member rejoins, 10);
-    ``metadata_max_age_ms`` (how often topics are looked up again, 5000).
+    ``metadata_max_age_ms`` (how often topics are looked up again, 5000);
+    ``fetch_idle_wait_ms`` (50) and ``fetch_idle_after_ms`` (5000): the fetch
+    wait of a consumer that has seen no message for that long;
+    ``fetch_batch_wait_ms`` (15) and ``fetch_batch_keys`` (16): the fetch wait
+    grows towards the former as a consumer serves up to the latter many keys
+    (lifetimes) a second (see ``_kafka_pacing``).
 
     Topics are created with the configured partitions on first use (publish or
     subscribe), so a broker's auto-create default never decides them.
@@ -85,6 +91,7 @@ class KafkaBus(Lifecycle, MessageSizeLimit):
             linger_ms=s.linger_ms,
             compression_type=s.compression_type,
             metadata_max_age_ms=s.metadata_max_age_ms,
+            partitioner=CachedHashPartitioner(),
         )
         await connect_within(
             s.connect_timeout,

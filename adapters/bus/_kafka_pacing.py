@@ -16,9 +16,10 @@ a loaded 2-core machine). So:
   third of the planner-loop p99 of 5 ms, because the CPU not spent polling was
   what the steps queued for. The key count, unlike a batch size, does not grow
   with the wait, so this cannot feed on itself;
-* after ``fetch_idle_after_ms`` without a message the wait becomes
+* after ``fetch_idle_after_ms`` (a minute) without a message the wait becomes
   ``fetch_idle_wait_ms``: an idle consumer costs ~3 % of a core instead of ~13 %,
-  and only the first message after the quiet period waits longer.
+  and only the first message after the quiet period waits longer (on each hop:
+  a loop after a Task that ran longer than that pays it three times).
 """
 
 from __future__ import annotations

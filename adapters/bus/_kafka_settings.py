@@ -47,10 +47,13 @@ class KafkaSettings:
     # After this long without a message, a consumer's fetch waits
     # fetch_idle_wait_ms instead (see _kafka_pacing): an idle consumer at 50 ms
     # costs ~3 % of a core instead of ~13 % at 5 ms (loaded 2-core machine),
-    # and only the first message after the quiet period waits longer.
+    # and only the first message after the quiet period waits longer. A minute,
+    # not seconds: while one lifetime's Task calls a slow model, every consumer
+    # on the loop's three hops is quiet, and each would then add up to 50 ms to
+    # the planner loop that follows (with 5 s, any Task over 5 s did).
     # fetch_idle_wait_ms <= fetch_max_wait_ms turns this off.
     fetch_idle_wait_ms: int = 50
-    fetch_idle_after_ms: int = 5000
+    fetch_idle_after_ms: int = 60_000
     # Serving many keys (lifetimes) at once, the wait grows from
     # fetch_max_wait_ms towards fetch_batch_wait_ms, reached at fetch_batch_keys
     # keys within a second (see _kafka_pacing): fewer empty fetches per step.

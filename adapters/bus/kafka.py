@@ -53,7 +53,7 @@ class KafkaBus(Lifecycle, MessageSizeLimit):
     ``connect_timeout`` (seconds a producer or admin client may take to connect, 30);
     ``commit_timeout`` (seconds a commit may take before the member rejoins, 10);
     ``metadata_max_age_ms`` (how often topics are looked up again, 5000);
-    ``fetch_idle_wait_ms`` (50) and ``fetch_idle_after_ms`` (5000): the fetch
+    ``fetch_idle_wait_ms`` (50) and ``fetch_idle_after_ms`` (60000): the fetch
     wait of a consumer that has seen no message for that long;
     ``fetch_batch_wait_ms`` (15) and ``fetch_batch_keys`` (16): the fetch wait
     grows towards the former as a consumer serves up to the latter many keys

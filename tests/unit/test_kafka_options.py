@@ -15,7 +15,7 @@ from tickrail.sdk.errors import ConfigurationError
 def test_defaults_give_short_fetch_waits() -> None:
     s = parse_url("kafka://broker:9092", {})
     assert (s.fetch_max_wait_ms, s.fetch_min_bytes, s.linger_ms) == (5, 1, 0)
-    assert (s.fetch_idle_wait_ms, s.fetch_idle_after_ms) == (50, 5000)
+    assert (s.fetch_idle_wait_ms, s.fetch_idle_after_ms) == (50, 60_000)
     assert (s.fetch_batch_wait_ms, s.fetch_batch_keys) == (15, 16)
 
 

@@ -8,13 +8,17 @@ in a fresh process (so peak RSS is that size's), all lifetimes started at once
 on one embedded Runtime (SQLite, every step durable). Printed per size: wall
 time, the CPU-bound minimum (CPU time used: what the wall would be if the
 sleeps overlapped perfectly and the machine were free), CPU per execution and
-peak RSS. Not a test: the numbers move with the machine's load.
+peak RSS, and two figures that explain the CPU: the garbage collector's share
+per execution (its thread CPU time) and how many executions shared a
+commit (the data plane's batches: in one process each batch is one
+transaction). Not a test: the numbers move with the machine's load.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import resource
@@ -37,6 +41,7 @@ from tickrail import (
     final,
     normal,
 )
+from tickrail.services import metrics
 from tickrail.services.config import Settings
 from tickrail.services.runtime import Runtime
 
@@ -74,19 +79,48 @@ def sleeping(tasks: int, sleep_ms: float) -> AgentGraph:
     )
 
 
+class CollectorClock:
+    """The garbage collector's CPU time, from its start/stop callbacks."""
+
+    def __init__(self) -> None:
+        self.seconds, self._started = 0.0, 0.0
+
+    def __call__(self, phase: str, _: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.thread_time()
+        else:
+            self.seconds += time.thread_time() - self._started
+
+
+def data_plane_batches() -> int:
+    return sum(metrics.batch_duration.labels(role="data_plane").counts)
+
+
 async def one_size(lifetimes: int, tasks: int, sleep_ms: float) -> dict[str, float]:
     graph = sleeping(tasks, sleep_ms)
+    collector = CollectorClock()
     with tempfile.TemporaryDirectory() as home:
         settings = Settings(home=home, executor_concurrency=max(1000, lifetimes))
         async with Runtime(settings, [graph]) as rt:
             await rt.wait(await rt.start_lifetime(graph), timeout=60)  # warm up
+            batches = data_plane_batches()
+            gc.callbacks.append(collector)
             c0, w0 = time.process_time(), time.perf_counter()
             ids = [await rt.start_lifetime(graph) for _ in range(lifetimes)]
             await asyncio.gather(*(rt.wait(i, timeout=3600) for i in ids))
             wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+            gc.callbacks.remove(collector)
+            batches = data_plane_batches() - batches
             executions = len(await rt.store.executions(ids[0])) * lifetimes
     rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    return {"wall": wall, "cpu": cpu, "executions": executions, "rss_mib": rss_kib / 1024}
+    return {
+        "wall": wall,
+        "cpu": cpu,
+        "executions": executions,
+        "rss_mib": rss_kib / 1024,
+        "gc": collector.seconds,
+        "batches": batches,
+    }
 
 
 def main() -> None:
@@ -103,7 +137,10 @@ def main() -> None:
         f"load average {os.getloadavg()[0]:.1f}; each lifetime: {args.tasks} Tasks of "
         f"{args.sleep_ms:g} ms (+ the Plans), all started at once, embedded (SQLite)"
     )
-    print(f"  {'lifetimes':>9} {'wall':>8} {'cpu-bound':>9} {'µs/execution':>12} {'peak RSS':>9}")
+    print(
+        f"  {'lifetimes':>9} {'wall':>8} {'cpu-bound':>9} {'µs/execution':>12} {'peak RSS':>9}"
+        f" {'collector µs/exec':>17} {'executions/commit':>17}"
+    )
     for lifetimes in (int(n) for n in args.lifetimes.split(",")):
         out = subprocess.run(
             [
@@ -125,7 +162,9 @@ def main() -> None:
         floor = args.tasks * args.sleep_ms / 1000
         print(
             f"  {lifetimes:>9,} {r['wall']:7.1f}s {max(r['cpu'], floor):8.1f}s"
-            f" {r['cpu'] / r['executions'] * 1e6:12.0f} {r['rss_mib']:7.0f} MiB"
+            f" {r['cpu'] / r['executions'] * 1e6:12.0f} {r['rss_mib']:5.0f} MiB"
+            f" {r['gc'] / r['executions'] * 1e6:17.0f}"
+            f" {r['executions'] / max(r['batches'], 1):17.0f}"
         )
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import re
 import shutil
@@ -48,6 +49,7 @@ from tickrail import (
     final,
     normal,
 )
+from tickrail.services import metrics
 from tickrail.services.config import Settings
 from tickrail.services.runtime import Runtime
 
@@ -85,10 +87,30 @@ def chain(steps: int) -> AgentGraph:
 
 
 class Sample:
-    """Wall and CPU seconds of one run and the steps it executed."""
+    """Wall and CPU seconds of one run and the steps it executed (for tickrail's
+    concurrent runs also the collector's CPU seconds and the commits)."""
 
     def __init__(self, wall: float, cpu: float, steps: int) -> None:
         self.wall, self.cpu, self.steps = wall, cpu, steps
+        self.collector, self.commits = 0.0, 0
+
+
+class CollectorClock:
+    """The garbage collector's CPU time, from its start/stop callbacks."""
+
+    def __init__(self) -> None:
+        self.seconds, self._started = 0.0, 0.0
+
+    def __call__(self, phase: str, _: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.thread_time()
+        else:
+            self.seconds += time.thread_time() - self._started
+
+
+def data_plane_batches() -> int:
+    """Batches the data plane handled; in one process each is one transaction."""
+    return sum(metrics.batch_duration.labels(role="data_plane").counts)
 
 
 def _timed(steps: int, run: Callable[[], Any]) -> Sample:
@@ -134,11 +156,17 @@ class Tickrail:
 
     def concurrent(self, lifetimes: int) -> Sample:
         executed: list[int] = []
-        sample = _timed(
-            0,
-            lambda: executed.append(self.loop.run_until_complete(self._concurrent(lifetimes))),
-        )
+        collector, batches = CollectorClock(), data_plane_batches()
+        gc.callbacks.append(collector)
+        try:
+            sample = _timed(
+                0,
+                lambda: executed.append(self.loop.run_until_complete(self._concurrent(lifetimes))),
+            )
+        finally:
+            gc.callbacks.remove(collector)
         sample.steps = executed[0]
+        sample.collector, sample.commits = collector.seconds, data_plane_batches() - batches
         return sample
 
 
@@ -338,6 +366,13 @@ def main() -> None:
     for name, samples in many.items():
         print(_row(name, samples, None if name == "tickrail" else many["tickrail"]))
     print("  (langgraph/sqlite: the sync SqliteSaver cannot run lifetimes concurrently)")
+    runs = many["tickrail"]
+    collector = statistics.median(s.collector / s.steps * 1e6 for s in runs)
+    shared = statistics.median(s.steps / max(s.commits, 1) for s in runs)
+    print(
+        f"  tickrail: the collector {collector:.1f} µs CPU/step;"
+        f" {shared:.0f} steps per commit (median of the rounds)"
+    )
 
     if args.no_instructions or shutil.which("valgrind") is None:
         print("\ninstructions per step: skipped (valgrind not on PATH or --no-instructions)")

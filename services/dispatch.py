@@ -151,18 +151,29 @@ class DispatchSigner:
         """
         if not token:
             return "no dispatch token: not an answer to any input the control plane dispatched"
-        expected = self.token_of(header)
+        # Each field read once (every read of a protobuf field builds a new object).
+        input_id, node_kind = header.input_id, header.kind
+        expected = self._input_mac(
+            input_id,
+            header.lifetime_id,
+            header.tenant_id,
+            header.graph_id,
+            header.graph_version,
+            header.name,
+            node_kind,
+        )
         if not hmac.compare_digest(expected.encode(), token.encode("utf-8", "replace")):
             return (
                 "dispatch token does not match: the envelope does not answer an input the "
                 "control plane dispatched with this lifetime, tenant, graph and node"
             )
         want = pb.NODE_KIND_TASK if kind == "task" else pb.NODE_KIND_PLAN
-        if header.kind != want:
+        if node_kind != want:
             return f"a {kind} execution for a node of another kind"
-        if not 1 <= header.attempt <= MAX_ATTEMPT:
-            return f"attempt {header.attempt} is out of range (1..{MAX_ATTEMPT})"
-        if header.exec_id != f"{header.input_id}.{header.attempt}":
+        attempt = header.attempt
+        if not 1 <= attempt <= MAX_ATTEMPT:
+            return f"attempt {attempt} is out of range (1..{MAX_ATTEMPT})"
+        if header.exec_id != f"{input_id}.{attempt}":
             return "exec id is not derived from the input id and attempt"
         return ""
 

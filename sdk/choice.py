@@ -43,8 +43,12 @@ def choice_problem(
     *,
     has_final: bool,
     max_fanout: int,
+    sends: list[pb.TaskSend] | None = None,
 ) -> str:
-    """Why this Plan's decision is illegal for the graph, or '' when it is fine."""
+    """Why this Plan's decision is illegal for the graph, or '' when it is fine.
+
+    ``sends``: ``sends_of(result)``, when the caller has listed them already.
+    """
     if result.finish:
         if not has_final:
             return (
@@ -52,7 +56,8 @@ def choice_problem(
                 f"final({plan!r}) to let it end the lifetime"
             )
         return ""
-    sends = sends_of(result)
+    if sends is None:
+        sends = sends_of(result)
     if len(sends) == 1:
         # The common choice, one Task along one of its edges, is legal on its own:
         # no send ids to check, nothing to wait for (and no message to build).

@@ -23,6 +23,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import struct
 from pathlib import Path
 
 from tickrail.sdk.errors import ConfigurationError
@@ -37,6 +38,11 @@ _IPAD = bytes(x ^ 0x36 for x in range(256))
 _OPAD = bytes(x ^ 0x5C for x in range(256))
 #: NodeInput.dispatch_token (field 50, length-delimited): its tag on the wire.
 _TOKEN_FIELD = bytes([(50 << 3 | 2) & 0x7F | 0x80, (50 << 3 | 2) >> 7])
+#: A token is an HMAC-SHA256 in hex: always this long (its length's varint is one byte).
+_TOKEN_CHARS = 64
+_TOKEN_HEAD = _TOKEN_FIELD + bytes([_TOKEN_CHARS])
+#: The 4-byte big-endian length before each field of a MAC's message.
+_LENGTH = struct.Struct(">I").pack
 #: Tokens remembered per signer (inputs in flight at once, with room to spare).
 _RECENT_TOKENS = 4096
 
@@ -61,15 +67,16 @@ class DispatchSigner:
         # those are the same fields, so recent tokens are remembered (keyed by
         # every signed field: the answer is the HMAC's, only not recomputed).
         self._recent: dict[tuple[str, str, str, str, str, str, int], str] = {}
+        # The MAC's message after the input id (lifetime, tenant, graph, version, node,
+        # kind) is the same for every input of one node of one lifetime: kept encoded.
+        self._tails: dict[tuple[str, str, str, str, str, int], bytes] = {}
 
     def _mac(self, purpose: bytes, *parts: str) -> str:
-        # Length-prefixed fields: no two different tuples serialize alike.
-        data = [purpose, b"\0"]
-        for part in parts:
-            raw = part.encode()
-            data += (len(raw).to_bytes(4, "big"), raw)
+        return self._digest(purpose + b"\0" + _fields(parts))
+
+    def _digest(self, data: bytes) -> str:
         inner = self._inner.copy()
-        inner.update(b"".join(data))
+        inner.update(data)
         outer = self._outer.copy()
         outer.update(inner.digest())
         return outer.hexdigest()
@@ -88,16 +95,17 @@ class DispatchSigner:
         recent = self._recent
         token = recent.get(key)
         if token is None:
-            token = self._mac(
-                b"tickrail-dispatch-v1",
-                input_id,
-                lifetime_id,
-                tenant_id,
-                graph_id,
-                graph_version,
-                name,
-                str(kind),
-            )
+            # The bytes of _mac(b"tickrail-dispatch-v1", input_id, ..., str(kind)).
+            tails = self._tails
+            at = (lifetime_id, tenant_id, graph_id, graph_version, name, kind)
+            tail = tails.get(at)
+            if tail is None:
+                if len(tails) >= _RECENT_TOKENS:
+                    del tails[next(iter(tails))]  # the oldest
+                tail = _fields((lifetime_id, tenant_id, graph_id, graph_version, name, str(kind)))
+                tails[at] = tail
+            raw = input_id.encode()
+            token = self._digest(_DISPATCH + _LENGTH(len(raw)) + raw + tail)
             if len(recent) >= _RECENT_TOKENS:
                 del recent[next(iter(recent))]  # the oldest
             recent[key] = token
@@ -141,6 +149,8 @@ class DispatchSigner:
         appended. A field appended to a message's bytes is that field set (the
         last one wins on parsing), so the recorded input is not copied to sign it."""
         token = self.token(node_input).encode()
+        if len(token) == _TOKEN_CHARS:
+            return node_input.SerializeToString() + _TOKEN_HEAD + token
         return node_input.SerializeToString() + _TOKEN_FIELD + _varint(len(token)) + token
 
     def check(self, header: pb.ExecutionHeader, token: str, kind: str) -> str:
@@ -151,20 +161,39 @@ class DispatchSigner:
         """
         if not token:
             return "no dispatch token: not an answer to any input the control plane dispatched"
-        expected = self.token_of(header)
+        # Each field read once (every read of a protobuf field builds a new object).
+        input_id, node_kind = header.input_id, header.kind
+        expected = self._input_mac(
+            input_id,
+            header.lifetime_id,
+            header.tenant_id,
+            header.graph_id,
+            header.graph_version,
+            header.name,
+            node_kind,
+        )
         if not hmac.compare_digest(expected.encode(), token.encode("utf-8", "replace")):
             return (
                 "dispatch token does not match: the envelope does not answer an input the "
                 "control plane dispatched with this lifetime, tenant, graph and node"
             )
         want = pb.NODE_KIND_TASK if kind == "task" else pb.NODE_KIND_PLAN
-        if header.kind != want:
+        if node_kind != want:
             return f"a {kind} execution for a node of another kind"
-        if not 1 <= header.attempt <= MAX_ATTEMPT:
-            return f"attempt {header.attempt} is out of range (1..{MAX_ATTEMPT})"
-        if header.exec_id != f"{header.input_id}.{header.attempt}":
+        attempt = header.attempt
+        if not 1 <= attempt <= MAX_ATTEMPT:
+            return f"attempt {attempt} is out of range (1..{MAX_ATTEMPT})"
+        if header.exec_id != f"{input_id}.{attempt}":
             return "exec id is not derived from the input id and attempt"
         return ""
+
+
+_DISPATCH = b"tickrail-dispatch-v1\0"
+
+
+def _fields(parts: tuple[str, ...]) -> bytes:
+    """Length-prefixed fields: no two different tuples serialize alike."""
+    return b"".join([_LENGTH(len(raw)) + raw for raw in [part.encode() for part in parts]])
 
 
 def _varint(value: int) -> bytes:

@@ -450,7 +450,7 @@ def decide_span(
 ) -> contextlib.AbstractContextManager[Any]:
     """The control plane judging and routing one reference or command."""
     if _tracer is None:
-        return _Quiet(lifetime_id)
+        return logs.context(lifetime_id)  # what _Quiet does, one call fewer per step
     return _decide_span(headers, lifetime_id, what)
 
 

@@ -21,8 +21,8 @@ def unanswered(state: LifetimeState, header: pb.ExecutionHeader) -> str:
     """Why the header does not answer an open input of ``state`` ('' when it does)."""
     if header.tenant_id != state.tenant_id:
         return "the envelope's tenant is not the lifetime's"
-    spec = state.graph.spec
-    if header.graph_id != spec.graph_id or header.graph_version != spec.version:
+    graph = state.graph
+    if header.graph_id != graph.graph_id or header.graph_version != graph.version:
         return "the envelope's graph or graph version is not the lifetime's"
     pending = state.pending.get(header.input_id)
     if pending is None:

@@ -36,12 +36,12 @@ class Decision:
 
 
 def _event(state: LifetimeState, suffix: str, now: float, **kind: object) -> pb.LifetimeEvent:
-    event = pb.LifetimeEvent(
-        event_id=f"{state.lifetime_id}/{suffix}",
-        lifetime_id=state.lifetime_id,
-        tenant_id=state.tenant_id,
-        **kind,  # type: ignore[arg-type]
-    )
+    # Fields set one by one: upb's keyword constructor costs more than the sets.
+    event = pb.LifetimeEvent(**kind) if kind else pb.LifetimeEvent()  # type: ignore[arg-type]
+    lifetime_id = state.lifetime_id
+    event.event_id = f"{lifetime_id}/{suffix}"
+    event.lifetime_id = lifetime_id
+    event.tenant_id = state.tenant_id
     stamp(event.created_at, int(now * 1e9))  # in place: a Timestamp passed in is copied
     return event
 
@@ -83,16 +83,22 @@ def route(
     envelope: pb.ExecutionEnvelope,
     guardrails: list[pb.GuardrailDecision],
     now: float,
+    execution: pb.TaskExecution | pb.PlanExecution | None = None,
 ) -> Decision:
-    """Apply one recorded execution (and the guardrail verdicts on it) to the lifetime."""
-    execution = execution_of(envelope)
+    """Apply one recorded execution (and the guardrail verdicts on it) to the lifetime.
+
+    ``execution`` is the envelope's execution when the caller has it already.
+    """
+    if execution is None:
+        execution = execution_of(envelope)
     header = execution.header
+    exec_id = header.exec_id  # read once: each read of a protobuf field builds a new str
     decision = Decision()
-    if header.exec_id in state.seen and not _is_deferred(state, header.exec_id):
+    if exec_id in state.seen and not _is_deferred(state, exec_id):
         return decision  # a redelivered reference: already judged
     if state.terminal:
         return decision  # late work of a finished lifetime is recorded, not routed
-    state.seen.add(header.exec_id)
+    state.seen.add(exec_id)
 
     strongest: pb.GuardrailDecision | None = None
     if guardrails:  # none, mostly: then nothing below applies
@@ -140,7 +146,8 @@ def route(
             )
         return decision
 
-    _undefer(state, header.exec_id)
+    if state.deferred:
+        _undefer(state, exec_id)
     state.pending.pop(header.input_id, None)
     if action == REJECT:
         note = f"rejected by guardrail {strongest.rule!r}: {strongest.message}"  # type: ignore[union-attr]
@@ -149,8 +156,11 @@ def route(
         _route_task(state, execution, now, decision)
     else:
         _route_plan(state, execution, now, decision)
-    _fail_if_stalled(state, decision, now, header.exec_id)
-    _note_idle(state, decision, now, header.exec_id)
+    # Both return at once unless nothing is pending, or a branch waits for a person.
+    if not state.pending:
+        _fail_if_stalled(state, decision, now, exec_id)
+    if state.waiting:
+        _note_idle(state, decision, now, exec_id)
     return decision
 
 
@@ -225,6 +235,37 @@ def _route_task(
             _complete(state, decision, now, header.exec_id, result.output)
         return
     ((target, kind),) = onward.items()
+    if kind != pb.EDGE_KIND_JOIN and not state.dags:
+        # No fan-out waits for this run (``_send_done`` finds nothing): the result is
+        # copied once, into the next input's upstream, not into a message copied again.
+        event = _routed(state, header, now, edge=kind)
+        decision.events.append(event)
+        exec_id = header.exec_id
+        dispatched = _dispatch(
+            state,
+            target,
+            kind,
+            list(header.branch),
+            [],
+            now,
+            decision,
+            exec_id,
+            routed=event,
+            source=name,
+        )
+        if dispatched is not None:
+            dispatched.parent_exec_ids.append(exec_id)
+            result_of = dispatched.upstream.add()
+            result_of.exec_id = exec_id
+            result_of.name = name
+            result_of.status = header.status
+            result_of.result.CopyFrom(result)
+            if header.branch:
+                result_of.branch.extend(header.branch)
+            if state.graph.kinds[target] == pb.NODE_KIND_TASK:
+                # Task -> Task: the first Task's result is the next Task's input.
+                dispatched.input.CopyFrom(result.output)
+        return
     upstream = pb.UpstreamResult(
         exec_id=header.exec_id,
         name=name,
@@ -374,12 +415,14 @@ def _route_plan(
         )
         return
     edges = state.graph.out[name]
+    sends = [] if result.finish else sends_of(result)
     problem = choice_problem(
         name,
         result,
         edges,
         has_final=name in state.graph.finals,
         max_fanout=state.graph.max_fanout,
+        sends=sends,
     )
     if problem:
         decision.events.append(_routed(state, header, now, note=problem))
@@ -389,9 +432,9 @@ def _route_plan(
         decision.events.append(_routed(state, header, now, edge=pb.EDGE_KIND_FINAL))
         _complete(state, decision, now, header.exec_id, result.output)
         return
-    sends = sends_of(result)
-    fan_out = edges[sends[0].task] == pb.EDGE_KIND_PARALLEL
-    routed = _routed(state, header, now, edge=edges[sends[0].task])
+    first = edges[sends[0].task]
+    fan_out = first == pb.EDGE_KIND_PARALLEL
+    routed = _routed(state, header, now, edge=first)
     decision.events.append(routed)
     dag = Dag() if any(s.after for s in sends) else None
     for index, send in enumerate(sends):
@@ -565,10 +608,16 @@ def _dispatch(
     answered, or another run of a mapped Task), without counting it again.
     ``source`` is the node whose execution ``cause`` dispatches this one.
     """
-    spec = state.graph.spec
+    graph = state.graph
     again = iteration is not None
-    iteration = iteration if iteration is not None else _iteration_so_far(state, name, branch) + 1
-    if iteration > spec.max_iterations or state.steps + 1 > spec.max_steps:
+    if iteration is None:
+        iteration = (
+            _iteration_so_far(state, name, branch) + 1
+            if branch
+            else state.iterations.get((name, ()), 0) + 1
+        )
+    if iteration > graph.max_iterations or state.steps + 1 > graph.max_steps:
+        spec = graph.spec
         rule, limit, seen = (
             ("graph.max_iterations", spec.max_iterations, iteration)
             if iteration > spec.max_iterations
@@ -587,7 +636,7 @@ def _dispatch(
         _terminate(state, decision, now, cause, aborted=verdict.message)
         return None
     if not again:
-        state.iterations[(name, _path(branch))] = iteration
+        state.iterations[(name, _path(branch) if branch else ())] = iteration
     state.steps += 1
     input_id = f"{state.lifetime_id}.{state.next_step}"
     state.next_step += 1
@@ -601,10 +650,10 @@ def _dispatch(
     node_input.input_id = input_id
     node_input.lifetime_id = state.lifetime_id
     node_input.tenant_id = state.tenant_id
-    node_input.graph_id = spec.graph_id
-    node_input.graph_version = spec.version
+    node_input.graph_id = graph.graph_id
+    node_input.graph_version = graph.version
     node_input.name = name
-    node_input.kind = state.graph.kinds[name]
+    node_input.kind = graph.kinds[name]
     node_input.iteration = iteration
     node_input.edge_taken = edge
     if upstream:
@@ -616,7 +665,7 @@ def _dispatch(
     if source:
         node_input.from_node = source
         node_input.from_exec_id = cause
-    node_input.graph_digest = state.graph.digest
+    node_input.graph_digest = graph.digest
     state.pending[input_id] = node_input
     decision.dispatch.append(node_input)
     return node_input

@@ -115,6 +115,10 @@ class ControlPlane:
         self.batch_size = batch_size
         self.clock = clock
         self.metrics = metrics or Metrics("control_plane")
+        # Topic names, once (Topics is frozen): each is a call and an f-string per step.
+        self._commands_topic = topics.commands()
+        self._events_topic = topics.events()
+        self._input_topics: dict[tuple[int, str], str] = {}
         self._states: dict[str, LifetimeState] = {}
         # In one process, node inputs can go straight to the executor, and events
         # straight to whoever follows lifetimes here (they still go on the bus).
@@ -270,7 +274,8 @@ class ControlPlane:
         executions and these decisions in a single transaction.
         """
         async with self._lock:
-            self._drop_stale()
+            if self._stale:
+                self._drop_stale()
             try:
                 outgoing = await self._decide(messages)
             except BaseException:
@@ -292,7 +297,7 @@ class ControlPlane:
     async def _decide(self, messages: list[Message]) -> Outgoing:
         decided: list[tuple[LifetimeState, Decision]] = []
         rejected: list[tuple[Message, str]] = []
-        commands = self.topics.commands()
+        commands = self._commands_topic
         caused_at: list[float] = []
         for message in messages:
             is_command = message.topic == commands
@@ -306,13 +311,15 @@ class ControlPlane:
                         if isinstance(message, CheckedRef) and message.envelope is not None:
                             # From this process's data plane: parsed and checked there.
                             envelope, token, refused = message.envelope, message.token, ""
-                            header = execution_of(envelope).header
+                            execution = execution_of(envelope)
+                            header = execution.header
                         else:
                             ref = decode(pb.ExecutionRef, message)
                             envelope, token, refused = ref.envelope, ref.dispatch_token, ref.refused
                             header = check_envelope(envelope)
+                            execution = execution_of(envelope)
                         outcome = await self._reference(
-                            message, envelope, header, token, refused, rejected
+                            message, envelope, execution, header, token, refused, rejected
                         )
                         if outcome is not None and outcome[1].dispatch:
                             caused_at.append(seconds_of(header.finished_at))
@@ -371,12 +378,14 @@ class ControlPlane:
             await self.forward_inputs(outgoing.inputs)
         else:
             await self.bus.publish(outgoing.events + outgoing.inputs)
-        now = self.clock()
-        for published_at in outgoing.caused_at:
-            series.planner_loop.observe(max(0.0, now - published_at))
+        if outgoing.caused_at:
+            now = self.clock()
+            for published_at in outgoing.caused_at:
+                series.planner_loop.observe(max(0.0, now - published_at))
         if self.observe is not None and outgoing.events:
             self.observe(outgoing.events)
-        await publish_dead_letters(self.bus, self.topics, outgoing.rejected)
+        if outgoing.rejected:
+            await publish_dead_letters(self.bus, self.topics, outgoing.rejected)
         for lifetime_id in outgoing.finished:
             self._states.pop(lifetime_id, None)
 
@@ -384,12 +393,14 @@ class ControlPlane:
         self,
         message: Message,
         envelope: pb.ExecutionEnvelope,
+        execution: pb.TaskExecution | pb.PlanExecution,
         header: pb.ExecutionHeader,
         token: str,
         refused: str,
         rejected: list[tuple[Message, str]],
     ) -> tuple[LifetimeState, Decision] | None:
-        """An ExecutionRef's envelope (its header checked), token and refusal, if any."""
+        """An ExecutionRef's envelope (its execution, its header checked), token and
+        refusal, if any."""
         if refused:
             # The data plane refused (and dead-lettered) the envelope: only tell the lifetime.
             if not self.signer.notice_ok(header, refused, token):
@@ -403,7 +414,7 @@ class ControlPlane:
             raise EnvelopeError(
                 f"refused: execution {header.exec_id} names unknown lifetime {header.lifetime_id}"
             )
-        which = envelope.WhichOneof("execution") or ""
+        which = "task" if isinstance(execution, pb.TaskExecution) else "plan"
         problem = self.signer.check(header, token, which)
         if not problem and (header.exec_id in state.seen or state.terminal):
             return None  # redelivered, or late work of a finished lifetime
@@ -411,14 +422,20 @@ class ControlPlane:
         if problem:
             return self._refuse(state, header, problem, message, rejected)
         try:
-            return state, await self._judge(state, header, envelope)
+            if self.guard is None:  # no guardrails: nothing to ask, route at once
+                return state, route(state, envelope, [], self.clock(), execution)
+            return state, await self._judge(state, header, envelope, execution)
         except (AdapterError, EnvelopeError):
             raise
         except Exception as exc:
             raise _Admitted(exc, state.lifetime_id) from exc
 
     async def _judge(
-        self, state: LifetimeState, header: pb.ExecutionHeader, envelope: pb.ExecutionEnvelope
+        self,
+        state: LifetimeState,
+        header: pb.ExecutionHeader,
+        envelope: pb.ExecutionEnvelope,
+        execution: pb.TaskExecution | pb.PlanExecution,
     ) -> Decision:
         """Guardrails, then routing, for an admitted execution."""
         verdicts: list[pb.GuardrailDecision] = []
@@ -441,7 +458,7 @@ class ControlPlane:
                 ]
         for verdict in verdicts:
             series.guardrail_verdicts.labels(action=verdict.action, rule=verdict.rule).inc()
-        return route(state, envelope, verdicts, self.clock())
+        return route(state, envelope, verdicts, self.clock(), execution)
 
     def _refuse(
         self,
@@ -494,7 +511,8 @@ class ControlPlane:
         """Append every event of the batch in one call; return what to publish after."""
         outgoing = Outgoing()
         rows: list[NewEvent] = []
-        events_topic = self.topics.events()
+        events_topic = self._events_topic
+        input_topics = self._input_topics
         for state, decision in decided:
             for event in decision.events:
                 body = event.SerializeToString()
@@ -516,14 +534,11 @@ class ControlPlane:
             for node_input in decision.dispatch:
                 # Signed on the published copy only: the recorded one carries no token.
                 value, headers = tracing.input_message(node_input, self.signer)
-                outgoing.inputs.append(
-                    Message(
-                        self.topics.inputs(node_input.kind, state.tenant_id),
-                        state.lifetime_id,
-                        value,
-                        headers,
-                    )
-                )
+                where = (node_input.kind, state.tenant_id)
+                topic = input_topics.get(where)
+                if topic is None:
+                    topic = input_topics[where] = self.topics.inputs(*where)
+                outgoing.inputs.append(Message(topic, state.lifetime_id, value, headers))
             if state.terminal:
                 outgoing.finished.append(state.lifetime_id)
                 tracing.lifetime_finished(
@@ -535,6 +550,8 @@ class ControlPlane:
                 )
         if rows:
             await self.store.append_events(rows)
+        if not outgoing.finished:
+            return outgoing
         ended: Callable[[str], Awaitable[None]] | None = getattr(self.guard, "lifetime_ended", None)
         for lifetime_id in outgoing.finished:
             if ended is None:

@@ -29,6 +29,11 @@ class GraphIndex:
     finals: frozenset[str]
     digest: str
     max_fanout: int
+    # The spec's scalars as Python values (read per step; a protobuf read builds a new object)
+    graph_id: str
+    version: str
+    max_iterations: int
+    max_steps: int
 
 
 def index_graph(spec: pb.GraphSpec) -> GraphIndex:
@@ -53,6 +58,10 @@ def _index(raw: bytes) -> GraphIndex:
         finals=frozenset(finals),
         digest=graph_digest(spec),
         max_fanout=spec.max_fanout or DEFAULT_MAX_FANOUT,
+        graph_id=spec.graph_id,
+        version=spec.version,
+        max_iterations=spec.max_iterations,
+        max_steps=spec.max_steps,
     )
 
 
@@ -113,7 +122,7 @@ class LifetimeState:
 
     @property
     def graph_id(self) -> str:
-        return self.graph.spec.graph_id
+        return self.graph.graph_id
 
     @property
     def terminal(self) -> bool:

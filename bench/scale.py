@@ -30,6 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _probes import CollectorClock, data_plane_batches
+
 from tickrail import (
     AgentGraph,
     Finish,
@@ -41,7 +43,6 @@ from tickrail import (
     final,
     normal,
 )
-from tickrail.services import metrics
 from tickrail.services.config import Settings
 from tickrail.services.runtime import Runtime
 
@@ -77,23 +78,6 @@ def sleeping(tasks: int, sleep_ms: float) -> AgentGraph:
         edges=[normal("loop", "wait"), normal("wait", "loop"), final("loop")],
         max_iterations=tasks * 2 + 10,
     )
-
-
-class CollectorClock:
-    """The garbage collector's CPU time, from its start/stop callbacks."""
-
-    def __init__(self) -> None:
-        self.seconds, self._started = 0.0, 0.0
-
-    def __call__(self, phase: str, _: dict[str, int]) -> None:
-        if phase == "start":
-            self._started = time.thread_time()
-        else:
-            self.seconds += time.thread_time() - self._started
-
-
-def data_plane_batches() -> int:
-    return sum(metrics.batch_duration.labels(role="data_plane").counts)
 
 
 async def one_size(lifetimes: int, tasks: int, sleep_ms: float) -> dict[str, float]:

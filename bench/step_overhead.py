@@ -38,6 +38,8 @@ from typing import Any, TypedDict
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _probes import CollectorClock, data_plane_batches
+
 from tickrail import (
     AgentGraph,
     Finish,
@@ -49,7 +51,6 @@ from tickrail import (
     final,
     normal,
 )
-from tickrail.services import metrics
 from tickrail.services.config import Settings
 from tickrail.services.runtime import Runtime
 
@@ -93,24 +94,6 @@ class Sample:
     def __init__(self, wall: float, cpu: float, steps: int) -> None:
         self.wall, self.cpu, self.steps = wall, cpu, steps
         self.collector, self.commits = 0.0, 0
-
-
-class CollectorClock:
-    """The garbage collector's CPU time, from its start/stop callbacks."""
-
-    def __init__(self) -> None:
-        self.seconds, self._started = 0.0, 0.0
-
-    def __call__(self, phase: str, _: dict[str, int]) -> None:
-        if phase == "start":
-            self._started = time.thread_time()
-        else:
-            self.seconds += time.thread_time() - self._started
-
-
-def data_plane_batches() -> int:
-    """Batches the data plane handled; in one process each is one transaction."""
-    return sum(metrics.batch_duration.labels(role="data_plane").counts)
 
 
 def _timed(steps: int, run: Callable[[], Any]) -> Sample:
